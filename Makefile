@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both are idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 7860
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: run test venv system-deps demo bench clean
+
+venv: $(STAMP)
+
+# Reinstall only when a requirements file or the package metadata changes.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+# Debian chromium for the browser tests (playwright drives it; no browser download).
+system-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "note: /usr/bin/chromium missing and not root; browser tests will be skipped"; fi; \
+	fi
+
+demo: venv
+	$(VENV)/bin/rbft demo prepare
+
+run: venv demo
+	$(PY) app.py --host $(HOST) --port $(PORT)
+
+test: venv system-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: venv
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Database layer: SQLAlchemy models, engine, queries, migrations. The only place with SQL."""

@@ -1,0 +1,188 @@
+"""Engines, sessions and schema upgrades.
+
+One engine per database URL per process (cached). SQLite files get WAL, foreign keys and a long busy
+timeout on every connection, because the app, the CLI and background jobs write to the same file.
+Sessions live for one user event or one job step: ``with session_scope(url) as s: ...`` commits on
+success and rolls back on error; repository functions in ``db.queries`` only flush.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from rbft_core.settings import database_url
+
+__all__ = [
+    "make_engine",
+    "init_db",
+    "session_factory",
+    "session_scope",
+    "alembic_config",
+    "dispose_engines",
+    "MIGRATIONS_DIR",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA synchronous=NORMAL",
+)
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+_factories: dict[str, sessionmaker[Session]] = {}
+_upgraded: set[str] = set()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for other backends and in-memory databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    db = parsed.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db).expanduser()
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Return the process-wide engine for ``url`` (resolved by ``rbft_core.settings.database_url``)."""
+    resolved = database_url(url)
+    with _lock:
+        engine = _engines.get(resolved)
+        if engine is not None:
+            return engine
+        if make_url(resolved).get_backend_name() == "sqlite":
+            path = _sqlite_file(resolved)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            # check_same_thread=False: Gradio runs handlers on worker threads; each handler still
+            # opens its own session, so a connection is never used by two threads at once.
+            engine = create_engine(resolved, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _set_sqlite_pragmas)
+        else:
+            engine = create_engine(resolved, pool_pre_ping=True)
+        _engines[resolved] = engine
+        return engine
+
+
+def alembic_config(url: str | None = None) -> Any:
+    """An Alembic ``Config`` built in code (no ini file needed), pointing at ``db/migrations``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation: a literal '%' in a password must be doubled.
+    cfg.set_main_option("sqlalchemy.url", database_url(url).replace("%", "%%"))
+    return cfg
+
+
+@contextlib.contextmanager
+def _init_lock(url: str) -> Iterator[None]:
+    """Serialise first-time schema creation between processes sharing one SQLite file."""
+    path = _sqlite_file(url)
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: rely on SQLite's own locking
+        yield
+        return
+    with open(f"{path}.init-lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def init_db(url: str | None = None) -> Engine:
+    """Upgrade the database at ``url`` to the newest schema (Alembic ``upgrade head``); idempotent."""
+    from alembic import command
+
+    resolved = database_url(url)
+    engine = make_engine(resolved)
+    with _lock:
+        if resolved in _upgraded:
+            return engine
+    cfg = alembic_config(resolved)
+    with _init_lock(resolved), engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+    with _lock:
+        _upgraded.add(resolved)
+    return engine
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    """A cached ``sessionmaker`` for ``url``; objects stay usable after commit (``expire_on_commit=False``)."""
+    resolved = database_url(url)
+    with _lock:
+        factory = _factories.get(resolved)
+    if factory is None:
+        factory = sessionmaker(bind=make_engine(resolved), expire_on_commit=False)
+        with _lock:
+            factory = _factories.setdefault(resolved, factory)
+    return factory
+
+
+@contextlib.contextmanager
+def session_scope(url_or_factory: str | sessionmaker[Session] | None = None) -> Iterator[Session]:
+    """One unit of work: commit when the block succeeds, roll back when it raises."""
+    factory = url_or_factory if isinstance(url_or_factory, sessionmaker) else session_factory(url_or_factory)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests, and child processes after fork)."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+        _factories.clear()
+        _upgraded.clear()
+    for engine in engines:
+        engine.dispose()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not touch the parent's pooled connections (SQLite forbids it)."""
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at fork time
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+    _factories.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,262 @@
+"""ORM models (SQLAlchemy 2.0 typed declarative).
+
+The model's output and the human's version are separate records:
+``Suggestion`` rows are immutable model output; ``Review`` is the human version of one
+video's rationale (one row per video, optimistic locking through ``version``); every change
+to a review appends a ``ReviewRevision``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "Dataset",
+    "Video",
+    "ImportRun",
+    "Suggestion",
+    "Review",
+    "ReviewRevision",
+    "Job",
+    "Run",
+    "Prediction",
+    "Metric",
+    "REVIEW_STATUSES",
+    "JOB_STATUSES",
+]
+
+REVIEW_STATUSES = ("pending", "draft", "accepted", "rejected")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+PARSE_STATUSES = ("ok", "partial", "failed")
+
+# Stable constraint names so Alembic migrations are reproducible on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; a callable so each row gets its own time (never evaluated at import)."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    preset: Mapped[str] = mapped_column(String(64), default="custom")
+    role: Mapped[str] = mapped_column(Text, default="")
+    task: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    criteria: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    videos: Mapped[list["Video"]] = relationship(back_populates="dataset", cascade="all, delete-orphan")
+
+
+class Video(Base):
+    __tablename__ = "videos"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "sha256", name="uq_videos_dataset_sha256"),
+        UniqueConstraint("dataset_id", "external_id", name="uq_videos_dataset_external_id"),
+        Index("ix_videos_dataset_split_label", "dataset_id", "split", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str] = mapped_column(Text)
+    source_root: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    duration_s: Mapped[Optional[float]] = mapped_column(Float)
+    fps: Mapped[Optional[float]] = mapped_column(Float)
+    width: Mapped[Optional[int]] = mapped_column(Integer)
+    height: Mapped[Optional[int]] = mapped_column(Integer)
+    num_frames: Mapped[Optional[int]] = mapped_column(Integer)
+    codec: Mapped[Optional[str]] = mapped_column(String(32))
+    split: Mapped[str] = mapped_column(String(16), default="train")
+    label: Mapped[str] = mapped_column(String(100))
+    readable: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="videos")
+    suggestions: Mapped[list["Suggestion"]] = relationship(back_populates="video", cascade="all, delete-orphan")
+    review: Mapped[Optional["Review"]] = relationship(back_populates="video", cascade="all, delete-orphan")
+
+
+class ImportRun(Base):
+    """One ``rbft import`` call and its full report (ok / failed with reason per file)."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(32))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Suggestion(Base):
+    """Immutable model output for one video: never updated, only added (``--overwrite`` adds a newer row)."""
+
+    __tablename__ = "suggestions"
+    __table_args__ = (Index("ix_suggestions_video_model_prompt", "video_id", "model_id", "prompt_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[str] = mapped_column(Text)
+    prompt_version: Mapped[str] = mapped_column(String(64))
+    subjects: Mapped[str] = mapped_column(Text, default="")
+    attributes: Mapped[str] = mapped_column(Text, default="")
+    actions: Mapped[str] = mapped_column(Text, default="")
+    scenes: Mapped[str] = mapped_column(Text, default="")
+    conclusion: Mapped[str] = mapped_column(Text, default="")
+    raw_text: Mapped[str] = mapped_column(Text, default="")
+    parse_status: Mapped[str] = mapped_column(String(16))
+    label_hint: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Mean log-probability per generated token: the lowest are reviewed first.
+    mean_logprob: Mapped[Optional[float]] = mapped_column(Float)
+    gen_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    video: Mapped[Video] = relationship(back_populates="suggestions")
+
+
+class Review(Base):
+    """The human version of a video's rationale; ``version`` guards against silent overwrites."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), unique=True)
+    suggestion_id: Mapped[Optional[int]] = mapped_column(ForeignKey("suggestions.id", ondelete="SET NULL"))
+    subjects: Mapped[Optional[str]] = mapped_column(Text)
+    attributes: Mapped[Optional[str]] = mapped_column(Text)
+    actions: Mapped[Optional[str]] = mapped_column(Text)
+    scenes: Mapped[Optional[str]] = mapped_column(Text)
+    label: Mapped[Optional[str]] = mapped_column(String(100))  # label correction; None keeps the video's label
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    reviewer: Mapped[Optional[str]] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    video: Mapped[Video] = relationship(back_populates="review")
+    revisions: Mapped[list["ReviewRevision"]] = relationship(
+        back_populates="review", cascade="all, delete-orphan", order_by="ReviewRevision.id"
+    )
+
+
+class ReviewRevision(Base):
+    """Append-only audit trail: the review before and after one save."""
+
+    __tablename__ = "review_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reviewer: Mapped[Optional[str]] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    review: Mapped[Review] = relationship(back_populates="revisions")
+
+
+class Job(Base):
+    """A detached background process (generate, train, evaluate, ...)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    command: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    device: Mapped[Optional[str]] = mapped_column(String(32))
+    pid: Mapped[Optional[int]] = mapped_column(Integer)
+    pgid: Mapped[Optional[int]] = mapped_column(Integer)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_text: Mapped[str] = mapped_column(Text, default="")
+    run_dir: Mapped[Optional[str]] = mapped_column(Text)
+    log_path: Mapped[Optional[str]] = mapped_column(Text)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class Run(Base):
+    """A training or evaluation run; ``runs/<run_id>/`` on disk is the source of truth, this row mirrors it."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))  # zero_shot | stage1 | stage2 | direct_sft
+    stage: Mapped[Optional[int]] = mapped_column(Integer)
+    parent_run_id: Mapped[Optional[str]] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    base_model: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    run_dir: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("run_id", "video_id", name="uq_predictions_run_video"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    truth: Mapped[str] = mapped_column(String(100))
+    predicted: Mapped[str] = mapped_column(String(100))
+    probs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    answer_text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Metric(Base):
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("run_id", "split", "name", name="uq_metrics_run_split_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    split: Mapped[str] = mapped_column(String(16), default="test")
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,1 @@
+"""RB-FT Studio core: all logic, never imports gradio."""

@@ -1,0 +1,239 @@
+"""Batched rationale generation: the model, prompted as a domain expert, writes one suggestion per video.
+
+Resumable: videos that already have a suggestion for this model + prompt version are skipped unless
+``overwrite``. Each batch is committed as it finishes, so a crash loses at most one batch. Frames for
+the next batch are decoded in a background thread while the model generates the current one.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from rbft_core.errors import ConfigError, DataError
+from rbft_core.prompts import RATIONALE_PROMPT_VERSION, preset_from_record, rationale_prompt
+from rbft_core.rationale import parse_rationale
+
+__all__ = ["GenerateConfig", "GenerateReport", "generate_rationales", "canonical_model_id"]
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class GenerateConfig:
+    """Settings of one generation pass.
+
+    Args:
+        split: which split to describe (``None``: every split). The method needs the training split.
+        num_frames: frames sampled uniformly per video (the authors use 8 for Stage I).
+        max_pixels: per-frame pixel budget after resizing.
+        batch_size: videos per ``generate`` call.
+        label_hint: tell the model the ground-truth label (the authors' default).
+        overwrite: add a newer suggestion even where one exists for this model + prompt version.
+        max_new_tokens: generation length cap.
+    """
+
+    split: Optional[str] = "train"
+    num_frames: int = 8
+    max_pixels: int = 128 * 28 * 28
+    batch_size: int = 4
+    label_hint: bool = True
+    overwrite: bool = False
+    max_new_tokens: int = 160
+    dtype: str = "auto"
+    device: str = "auto"
+    attn_implementation: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1:
+            raise ConfigError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.max_pixels < 28 * 28:
+            raise ConfigError(f"max_pixels must be >= {28 * 28}, got {self.max_pixels}")
+
+
+@dataclass
+class GenerateReport:
+    dataset: str
+    model_id: str
+    prompt_version: str
+    generated: int = 0
+    already_done: int = 0
+    parse_status: dict[str, int] = field(default_factory=lambda: {"ok": 0, "partial": 0, "failed": 0})
+    failed: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Item:
+    video_id: int
+    path: str
+    sha256: str
+    label: str
+
+
+def canonical_model_id(model_id: str) -> str:
+    """Local folders are recorded by absolute path (so resuming from another directory matches)."""
+    path = Path(model_id).expanduser()
+    return str(path.resolve()) if path.exists() else model_id
+
+
+def _pending_items(db_url, dataset: str, model_id: str, cfg: GenerateConfig):
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope(db_url) as session:
+        ds = queries.get_dataset(session, dataset)
+        preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
+        todo = queries.videos_for_generation(
+            session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION, overwrite=cfg.overwrite
+        )
+        done = 0 if cfg.overwrite else queries.count_suggested_videos(
+            session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION
+        )
+        items = [_Item(v.id, v.path, v.sha256, v.review.label if v.review and v.review.label else v.label) for v in todo]
+    return preset, items, done
+
+
+def _sample_batch(items: Sequence[_Item], spec, cache):
+    from rbft_core.video import sample_frames
+
+    ok, failed = [], []
+    for item in items:
+        try:
+            ok.append((item, sample_frames(item.path, spec, sha256=item.sha256, cache=cache)))
+        except DataError as exc:
+            failed.append({"path": item.path, "error": str(exc)})
+        except (OSError, ValueError, RuntimeError) as exc:  # decoder errors on corrupt files
+            failed.append({"path": item.path, "error": f"{item.path} could not be decoded ({exc}); re-encode it"})
+    return ok, failed
+
+
+def _generate_batch(lm, prompts: list[str], videos: list, max_new_tokens: int) -> list[tuple[str, float]]:
+    """Greedy generation; returns (text, mean log-probability per generated token) per video."""
+    import torch
+
+    from rbft_core.models import encode_prompts
+
+    inputs = encode_prompts(lm.processor, prompts, videos).to(lm.device)
+    if "pixel_values_videos" in inputs:
+        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(lm.model.dtype)
+    with torch.inference_mode():
+        out = lm.model.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+    new_tokens = out.sequences[:, inputs["input_ids"].shape[1] :]
+    scores = lm.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+    eos_ids = set(_as_list(lm.model.generation_config.eos_token_id))
+    pad_id = lm.model.generation_config.pad_token_id
+    results = []
+    for row, row_scores in zip(new_tokens.tolist(), scores):
+        length = len(row)
+        for i, tok in enumerate(row):
+            if tok in eos_ids or (tok == pad_id and tok not in eos_ids):
+                length = i + (1 if tok in eos_ids else 0)
+                break
+        logp = row_scores[:length].float()
+        mean = float(logp[torch.isfinite(logp)].mean()) if length else float("-inf")
+        text = lm.processor.tokenizer.decode(row[:length], skip_special_tokens=True)
+        results.append((text, mean if math.isfinite(mean) else -99.0))
+    return results
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _store(db_url, generated: list[tuple[_Item, str, float]], model_id: str, cfg: GenerateConfig, report):
+    from db import queries
+    from db.engine import session_scope
+
+    params = {
+        "num_frames": cfg.num_frames,
+        "max_pixels": cfg.max_pixels,
+        "max_new_tokens": cfg.max_new_tokens,
+        "do_sample": False,
+        "batch_size": cfg.batch_size,
+    }
+    with session_scope(db_url) as session:  # one transaction per batch
+        for item, text, mean_logprob in generated:
+            parsed = parse_rationale(text)
+            queries.add_suggestion(
+                session,
+                item.video_id,
+                model_id=model_id,
+                prompt_version=RATIONALE_PROMPT_VERSION,
+                label_hint=cfg.label_hint,
+                mean_logprob=mean_logprob,
+                gen_params=params,
+                **parsed.to_fields(),
+            )
+            report.parse_status[parsed.status] += 1
+    report.generated += len(generated)
+
+
+def generate_rationales(
+    db_url: Optional[str],
+    dataset: str,
+    model: str,
+    cfg: GenerateConfig | None = None,
+    *,
+    progress: Optional[Progress] = None,
+    loaded=None,
+) -> GenerateReport:
+    """Write one suggestion per readable video of ``cfg.split`` that lacks one for this model + prompt."""
+    import time
+
+    from rbft_core.models import load_vlm
+    from rbft_core.video import SampleSpec, default_frame_cache
+
+    cfg = cfg or GenerateConfig()
+    started = time.perf_counter()
+    model_id = canonical_model_id(model)
+    preset, items, done = _pending_items(db_url, dataset, model_id, cfg)
+    report = GenerateReport(dataset=dataset, model_id=model_id, prompt_version=RATIONALE_PROMPT_VERSION)
+    report.already_done = done
+    if not items:
+        return report
+    lm = loaded or load_vlm(model, dtype=cfg.dtype, device=cfg.device, attn_implementation=cfg.attn_implementation)
+    vp = lm.processor.video_processor
+    spec = SampleSpec(
+        num_frames=cfg.num_frames,
+        max_pixels=cfg.max_pixels,
+        min_pixels=min(cfg.max_pixels, 4 * (vp.patch_size * vp.merge_size) ** 2),
+        size_factor=vp.patch_size * vp.merge_size,
+    )
+    cache = default_frame_cache()
+    batches = [items[i : i + cfg.batch_size] for i in range(0, len(items), cfg.batch_size)]
+    finished = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rbft-decode") as pool:
+        future = pool.submit(_sample_batch, batches[0], spec, cache)
+        for index in range(len(batches)):
+            sampled, failed = future.result()
+            if index + 1 < len(batches):  # decode the next batch while this one generates
+                future = pool.submit(_sample_batch, batches[index + 1], spec, cache)
+            report.failed.extend(failed)
+            if sampled:
+                prompts = [rationale_prompt(preset, it.label if cfg.label_hint else None) for it, _ in sampled]
+                outputs = _generate_batch(lm, prompts, [v for _, v in sampled], cfg.max_new_tokens)
+                _store(db_url, [(it, t, lp) for (it, _), (t, lp) in zip(sampled, outputs)], model_id, cfg, report)
+            finished += len(batches[index])
+            if progress:
+                progress(finished, len(items), Path(batches[index][-1].path).name)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
