@@ -128,12 +128,39 @@ def init_db(url: str | None = None) -> Engine:
         if resolved in _upgraded:
             return engine
     cfg = alembic_config(resolved)
-    with _init_lock(resolved), engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+    with _init_lock(resolved), engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch migrations recreate tables; with foreign keys on, dropping the old table would
+            # cascade-delete child rows. The pragma only works outside a transaction.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+            connection.commit()
+            if sqlite:
+                _check_foreign_keys(connection)
+        finally:
+            if sqlite:
+                connection.rollback()
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
     with _lock:
         _upgraded.add(resolved)
     return engine
+
+
+def _check_foreign_keys(connection: Any) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        from rbft_core.errors import DataError
+
+        tables = sorted({row[0] for row in broken})
+        raise DataError(
+            f"the schema upgrade left {len(broken)} rows with dangling references in {', '.join(tables)}; "
+            "restore the database backup and report this migration"
+        )
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

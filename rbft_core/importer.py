@@ -101,7 +101,7 @@ class _Entry:
 
 
 # ---------------------------------------------------------------------------------------- detection
-def detect_format(source: Path, manifest: Path | None) -> str:
+def detect_format(manifest: Path | None) -> str:
     """Pick the importer: by the manifest's extension and header, else label folders."""
     if manifest is None:
         return "folder"
@@ -109,8 +109,10 @@ def detect_format(source: Path, manifest: Path | None) -> str:
         tsvs = sorted(manifest.glob("*.tsv"))
         if tsvs and _has_columns(_read_header(tsvs[0], "\t"), _MHC_COLUMNS):
             return "multihateclip"
-        raise DataError(f"manifest folder {manifest} has no MultiHateClip TSV files (train.tsv, valid.tsv, test.tsv); "
-                        "point --manifest at a CSV, JSONL or TSV file instead")
+        raise DataError(
+            f"manifest folder {manifest} has no MultiHateClip TSV files (train.tsv, valid.tsv, test.tsv); "
+            "point --manifest at a CSV, JSONL or TSV file instead"
+        )
     suffix = manifest.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
@@ -218,7 +220,10 @@ def _read_jsonl(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, st
 
 
 def _read_manifest(manifest: Path, fmt: str, failed: list[dict[str, str]]) -> list[_Entry]:
-    header, rows = _read_jsonl(manifest) if fmt == "jsonl" else _read_table(manifest)
+    if fmt == "jsonl":
+        header, rows = _read_jsonl(manifest)
+    else:
+        header, rows = _read_table(manifest, "\t" if manifest.suffix.lower() == ".tsv" else ",")
     _require(manifest, header, ("path", "label"))
     word = "line" if fmt == "jsonl" else "row"
     entries = []
@@ -253,7 +258,9 @@ def _read_smarthome(manifest: Path, root: Path) -> list[_Entry]:
         }
         label = "normal" if tag.strip().lower() == "normal" else "abnormal"  # "Vague Abnormal" counts as abnormal
         # A missing file keeps its bare name as ref: resolving reports it as "not found".
-        entries.append(_Entry(ref=found.get(name, name), external_id=title, label=label, row=f"row {number}", meta=meta))
+        entries.append(
+            _Entry(ref=found.get(name, name), external_id=title, label=label, row=f"row {number}", meta=meta)
+        )
     return entries
 
 
@@ -274,7 +281,8 @@ def _read_multihateclip(manifest: Path, root: Path) -> list[_Entry]:
             name = f"{video_id}.mp4"
             meta = {k.lower(): row.get(k, "") for k in ("Label", "Target_Victim", "Component", "Duration")}
             meta["annotation_file"] = tsv.name
-            entries.append(_Entry(ref=found.get(name, name), external_id=video_id, label=row.get("Majority_Voting", "").lower(),
+            label = row.get("Majority_Voting", "").lower()
+            entries.append(_Entry(ref=found.get(name, name), external_id=video_id, label=label,
                                   row=f"{tsv.name} row {number}", split=split, meta=meta))
     return entries
 
@@ -303,7 +311,7 @@ def _escape_message(ref: str, path: Path, root: Path) -> str:
             "move the video inside the source folder (links and '..' may not leave it)")
 
 
-def sha256_file(path: Path) -> str:
+def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK_BYTES):
@@ -375,7 +383,7 @@ def import_videos(
     root = Path(os.path.realpath(root))
     manifest_path = Path(manifest).expanduser() if manifest is not None else None
     if fmt == "auto":
-        fmt = detect_format(root, manifest_path)  # type: ignore[assignment]
+        fmt = detect_format(manifest_path)  # type: ignore[assignment]
     if fmt != "folder" and manifest_path is None:
         raise ConfigError(f"format {fmt} needs a manifest; pass --manifest FILE")
 
@@ -391,6 +399,11 @@ def import_videos(
     report = ImportReport(dataset=dataset, format=fmt)
     with factory() as session:
         existing = queries.find_dataset(session, dataset)
+        if existing is not None and existing.labels and labels and set(labels) != set(existing.labels):
+            raise ConfigError(
+                f"dataset {dataset} already has the labels {', '.join(existing.labels)}, not {', '.join(labels)}; "
+                "drop --labels or import into a new dataset"
+            )
         allowed = (existing.labels if existing is not None and existing.labels
                    else labels or _KNOWN_LABELS.get(fmt) or sorted({e.label for e in entries}))
         entries = _check_labels(entries, list(allowed), dataset, failed)
@@ -483,7 +496,7 @@ def _resolve_and_hash(entries: list[_Entry], root: Path, failed: list[dict[str, 
         entry.path = Path(os.path.realpath(candidate))
         try:
             entry.size_bytes = entry.path.stat().st_size
-            entry.sha256 = sha256_file(entry.path)
+            entry.sha256 = _sha256_file(entry.path)
         except OSError as e:
             failed.append(_fail(entry.ref, f"cannot read {entry.ref}: {e.strerror}; check its permissions"))
             continue

@@ -48,3 +48,20 @@ def shared_dir() -> Path:
         if (candidate / "real").is_dir():
             return candidate
     pytest.skip("shared/real is not present next to the repository")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen2.5-VL folder built offline once per test session."""
+    from rbft_core.tiny import TinySpec, build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen2_5_vl", TinySpec(family="qwen2_5_vl"))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch) -> Path:
+    """A fresh data directory (frame cache, previews, runs) for this test."""
+    path = tmp_path / "data"
+    path.mkdir()
+    monkeypatch.setenv("RBFT_DATA_DIR", str(path))
+    return path

@@ -41,10 +41,20 @@ def run_migrations_online() -> None:
         return
     from db.engine import make_engine
 
-    with make_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
-        _configure(conn)
-        with context.begin_transaction():
-            context.run_migrations()
+    with make_engine(config.get_main_option("sqlalchemy.url") or None).connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # same as db.engine.init_db: batch table rebuilds must not cascade deletes
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            _configure(conn)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 if context.is_offline_mode():

@@ -234,14 +234,14 @@ def test_bad_arguments(db_url: str, tmp_path: Path) -> None:
 def test_detect_format(tmp_path: Path, shared_dir: Path) -> None:
     real = shared_dir / "real"
     annotations = real / "multihateclip" / "English_data" / "annotation"
-    assert detect_format(tmp_path, None) == "folder"
-    assert detect_format(tmp_path, real / "smarthome-bench" / "Video_Annotation.csv") == "smarthome-bench"
-    assert detect_format(tmp_path, annotations) == "multihateclip"
-    assert detect_format(tmp_path, annotations / "valid.tsv") == "multihateclip"
+    assert detect_format(None) == "folder"
+    assert detect_format(real / "smarthome-bench" / "Video_Annotation.csv") == "smarthome-bench"
+    assert detect_format(annotations) == "multihateclip"
+    assert detect_format(annotations / "valid.tsv") == "multihateclip"
     (tmp_path / "m.jsonl").write_text("{}\n")
     (tmp_path / "m.csv").write_text("path,label\n")
-    assert detect_format(tmp_path, tmp_path / "m.jsonl") == "jsonl"
-    assert detect_format(tmp_path, tmp_path / "m.csv") == "csv"
+    assert detect_format(tmp_path / "m.jsonl") == "jsonl"
+    assert detect_format(tmp_path / "m.csv") == "csv"
 
 
 def test_smarthome_bench_real_csv(db_url: str, tmp_path: Path, shared_dir: Path) -> None:
@@ -274,7 +274,11 @@ def test_multihateclip_real_tsvs(db_url: str, tmp_path: Path, shared_dir: Path) 
     annotations = shared_dir / "real" / "multihateclip" / "English_data" / "annotation"
     src = tmp_path / "videos"
     # One id per file, plus an id listed in both train.tsv and test.tsv in the real data.
-    picks = {"4V0KGql_fUI": ("train", "normal"), "5snzFreG79c": ("train", "offensive"), "k9OtaMbK0Ac": ("train", "offensive")}
+    picks = {
+        "4V0KGql_fUI": ("train", "normal"),
+        "5snzFreG79c": ("train", "offensive"),
+        "k9OtaMbK0Ac": ("train", "offensive"),
+    }
     for name in ("valid.tsv", "test.tsv"):
         first = (annotations / name).read_text(encoding="utf-8").splitlines()[1].split("\t")
         picks[first[0]] = ("val" if name == "valid.tsv" else "test", first[1].lower())
@@ -299,3 +303,27 @@ def test_multihateclip_single_tsv(db_url: str, tmp_path: Path, shared_dir: Path)
     make_video(src / f"{video_id}.mp4")
     report = import_videos(db_url, "hate", src, manifest=tsv)
     assert report.imported == 1 and _videos(db_url, "hate")[video_id].split == "val"
+
+
+def test_interrupted_import_keeps_finished_videos(db_url: str, tmp_path: Path) -> None:
+    src = _label_folders(tmp_path / "src", per_label=3)
+
+    def crash_after_two(i: int, total: int, path: str) -> None:
+        if i == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        import_videos(db_url, "ds", src, progress=crash_after_two)
+    assert len(_videos(db_url)) == 2
+    report = import_videos(db_url, "ds", src)
+    assert (report.imported, report.unchanged, report.failed) == (4, 2, [])
+
+
+def test_labels_of_an_existing_dataset_win(db_url: str, tmp_path: Path) -> None:
+    src = _label_folders(tmp_path / "src")
+    import_videos(db_url, "ds", src, labels=["abnormal", "normal"])
+    with pytest.raises(ConfigError, match="already has the labels abnormal, normal, not cat, dog"):
+        import_videos(db_url, "ds", src, labels=["cat", "dog"])
+    make_video(src / "Normal" / "caps.mp4", color_seed=42)  # case differences map onto the existing label
+    report = import_videos(db_url, "ds", src)
+    assert report.imported == 1 and _videos(db_url)["Normal/caps.mp4"].label == "normal"

@@ -51,7 +51,7 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
 
 
 def test_sqlite_pragmas(tmp_path: Path) -> None:
-    engine = make_engine(_url(tmp_path))
+    engine = init_db(_url(tmp_path))  # migrations switch foreign keys off for a while: they must come back
     assert engine is make_engine(_url(tmp_path))
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -55,7 +55,9 @@ def test_dedupe_by_sha_is_enforced(session: Session) -> None:
     ds_id, _ = _dataset_with_videos(session, 1)
     assert q.find_video_by_sha(session, ds_id, f"{0:064x}").external_id == "v0"
     with pytest.raises(IntegrityError):
-        q.add_video(session, ds_id, external_id="other", path="/x.mp4", sha256=f"{0:064x}", label="normal", split="train")
+        q.add_video(
+            session, ds_id, external_id="other", path="/x.mp4", sha256=f"{0:064x}", label="normal", split="train"
+        )
 
 
 def test_foreign_keys_enforced(session: Session) -> None:

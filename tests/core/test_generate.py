@@ -1,0 +1,124 @@
+"""Batched, resumable rationale generation into immutable suggestions."""
+
+import math
+
+import pytest
+from sqlalchemy import func, select
+
+from db.engine import session_scope
+from db.models import Review, Suggestion, Video
+from rbft_core import generate as gen
+from rbft_core.errors import ConfigError, DataError, ModelError
+from rbft_core.generate import GenerateConfig, generate_rationales
+from rbft_core.importer import import_videos
+from tests.helpers import make_video
+
+
+@pytest.fixture
+def dataset(tmp_path, db_url, data_dir):
+    """Ten generated videos in two label folders, split 8 train / 2 test by the seeded splitter."""
+    src = tmp_path / "videos"
+    for i in range(10):
+        label = "abnormal" if i % 2 else "normal"
+        make_video(src / label / f"clip {i}.mp4", num_frames=6, size=(64, 48), color_seed=i)
+    report = import_videos(db_url, "homes", src, preset="smart-home", test_fraction=0.2)
+    assert report.imported == 10
+    return "homes"
+
+
+def _count(db_url, model=Suggestion):
+    with session_scope(db_url) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def _train_count(db_url):
+    with session_scope(db_url) as s:
+        return s.scalar(select(func.count()).select_from(Video).where(Video.split == "train"))
+
+
+def test_one_suggestion_per_train_video_then_none(db_url, dataset, tiny_model_dir):
+    cfg = GenerateConfig(batch_size=3, max_new_tokens=12)
+    calls = []
+    report = generate_rationales(db_url, dataset, str(tiny_model_dir), cfg, progress=lambda d, t, n: calls.append((d, t)))
+    n_train = _train_count(db_url)
+    assert report.generated == n_train == _count(db_url)
+    assert sum(report.parse_status.values()) == n_train
+    assert calls[-1] == (n_train, n_train) and len(calls) == math.ceil(n_train / 3)
+    with session_scope(db_url) as s:
+        rows = s.scalars(select(Suggestion)).all()
+        assert {r.video.split for r in rows} == {"train"}
+        assert all(r.model_id == str(tiny_model_dir.resolve()) and r.prompt_version == "rationale-v1" for r in rows)
+        assert all(r.label_hint and r.raw_text and r.mean_logprob < 0 for r in rows)
+        assert all(r.gen_params["num_frames"] == 8 for r in rows)
+        reviews = s.scalars(select(Review)).all()
+        assert len(reviews) == n_train and {r.status for r in reviews} == {"pending"}
+    again = generate_rationales(db_url, dataset, str(tiny_model_dir), cfg)
+    assert again.generated == 0 and again.already_done == n_train
+    assert _count(db_url) == n_train
+
+
+def test_overwrite_adds_rows_and_keeps_old(db_url, dataset, tiny_model_dir):
+    cfg = GenerateConfig(batch_size=4, max_new_tokens=6)
+    generate_rationales(db_url, dataset, str(tiny_model_dir), cfg)
+    first = _count(db_url)
+    generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(batch_size=4, max_new_tokens=6, overwrite=True))
+    assert _count(db_url) == 2 * first
+    with session_scope(db_url) as s:
+        # pending, never-edited reviews follow the newest suggestion
+        for review in s.scalars(select(Review)):
+            newest = max(sug.id for sug in review.video.suggestions)
+            assert review.suggestion_id == newest
+
+
+def test_crash_mid_run_loses_at_most_one_batch(db_url, dataset, tiny_model_dir, monkeypatch):
+    real = gen._generate_batch
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gen, "_generate_batch", flaky)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(batch_size=2, max_new_tokens=6))
+    assert _count(db_url) == 2  # the first batch was committed
+    monkeypatch.setattr(gen, "_generate_batch", real)
+    report = generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(batch_size=2, max_new_tokens=6))
+    assert report.already_done == 2
+    assert _count(db_url) == _train_count(db_url)
+
+
+def test_video_deleted_after_import_is_reported_and_rest_goes_on(db_url, dataset, tiny_model_dir):
+    with session_scope(db_url) as s:
+        victim = s.scalars(select(Video).where(Video.split == "train").order_by(Video.id)).first()
+        path = victim.path
+    import os
+
+    os.remove(path)
+    report = generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(batch_size=4, max_new_tokens=6))
+    assert [f["path"] for f in report.failed] == [path]
+    assert "not found" in report.failed[0]["error"] or "does not exist" in report.failed[0]["error"]
+    assert report.generated == _train_count(db_url) - 1
+
+
+def test_no_label_hint_recorded(db_url, dataset, tiny_model_dir, monkeypatch):
+    seen = []
+    real = gen.rationale_prompt
+    monkeypatch.setattr(gen, "rationale_prompt", lambda preset, label=None: seen.append(label) or real(preset, label))
+    generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(label_hint=False, max_new_tokens=4))
+    assert seen and all(label is None for label in seen)
+    with session_scope(db_url) as s:
+        assert not any(s.scalars(select(Suggestion.label_hint)))
+
+
+def test_bad_settings_and_sources(db_url, dataset, tmp_path):
+    with pytest.raises(ConfigError, match="num_frames must be >= 1, got 0"):
+        GenerateConfig(num_frames=0)
+    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+        GenerateConfig(batch_size=0)
+    with pytest.raises(ModelError, match="does not exist"):
+        generate_rationales(db_url, dataset, str(tmp_path / "missing-model"))
+    with pytest.raises(DataError, match="nope"):
+        generate_rationales(db_url, "nope", str(tmp_path))
