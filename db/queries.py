@@ -36,6 +36,7 @@ __all__ = [
     "find_video_by_external_id",
     "add_video",
     "videos_for_generation",
+    "count_suggested_videos",
     "add_suggestion",
     "get_review",
     "review_history",
@@ -183,6 +184,23 @@ def videos_for_generation(
         )
         stmt = stmt.where(~done)
     return list(session.scalars(stmt.order_by(Video.id)))
+
+
+def count_suggested_videos(
+    session: Session, dataset_id: int, split: str | None, model_id: str, prompt_version: str
+) -> int:
+    """How many readable videos of ``split`` (None: all) already have a suggestion from this model+prompt."""
+    done = exists().where(
+        Suggestion.video_id == Video.id,
+        Suggestion.model_id == model_id,
+        Suggestion.prompt_version == prompt_version,
+    )
+    stmt = select(func.count()).select_from(Video).where(
+        Video.dataset_id == dataset_id, Video.readable.is_(True), done
+    )
+    if split is not None:
+        stmt = stmt.where(Video.split == split)
+    return int(session.scalar(stmt) or 0)
 
 
 # ------------------------------------------------------------------------------ suggestions, reviews

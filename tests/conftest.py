@@ -23,13 +23,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A fresh SQLite file migrated to head (engines are cached per URL, so the path is unique per test)."""
-    from db.engine import init_db
+def db_url(tmp_path: Path):
+    """A fresh SQLite file migrated to head; its pooled connections are closed after the test."""
+    from db.engine import dispose_engines, init_db
 
     url = f"sqlite:///{tmp_path / 'rbft.db'}"
     init_db(url)
-    return url
+    yield url
+    dispose_engines()
 
 
 @pytest.fixture

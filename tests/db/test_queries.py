@@ -76,6 +76,9 @@ def test_videos_for_generation_skips_done_and_unreadable(session: Session) -> No
     assert [v.id for v in todo] == [ids[2], ids[3]]
     assert broken.id not in [v.id for v in q.videos_for_generation(session, ds_id, None, "m", "p1", overwrite=True)]
     assert [v.id for v in q.videos_for_generation(session, ds_id, "train", "m", "p1", overwrite=True)] == ids[1:]
+    assert q.count_suggested_videos(session, ds_id, "train", "m", "p1") == 1
+    assert q.count_suggested_videos(session, ds_id, None, "m", "p0") == 1
+    assert q.count_suggested_videos(session, ds_id, "test", "m", "p1") == 0
 
 
 def test_suggestion_creates_review_and_repoints_untouched_one(session: Session) -> None:
