@@ -73,12 +73,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         close()
 
     def human(p: dict) -> str:
-        lines = [f"dataset {p['dataset']}: {p['imported']} imported, {p['unchanged']} unchanged, {len(p['failed'])} failed"]
-        lines += [f"  {label}: {n}" for label, n in sorted(p["counts"].items())]
-        lines += [f"  failed {f['path']}: {f['error']}" for f in p["failed"][:50]]
-        if len(p["failed"]) > 50:
-            lines.append(f"  ... {len(p['failed']) - 50} more failures (use --json for all)")
-        return "\n".join(lines)
+        counts = "\n".join(f"  {label}: {n}" for label, n in sorted(p["counts"].items()))
+        return report.summary() + ("\n" + counts if counts else "")
 
     _print(report.to_json(), args.json, human)
     return 0 if report.ok else 1
