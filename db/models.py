@@ -148,6 +148,9 @@ class Suggestion(Base):
     # Mean log-probability per generated token: the lowest are reviewed first.
     mean_logprob: Mapped[Optional[float]] = mapped_column(Float)
     gen_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Computed once at insert (rbft_core.doubt): the review queue sorts by it, most doubtful first.
+    doubt_score: Mapped[float] = mapped_column(Float, default=0.0)
+    doubt_reason: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     video: Mapped[Video] = relationship(back_populates="suggestions")

@@ -44,6 +44,8 @@ __all__ = [
     "dataset_counts",
     "label_counts",
     "record_import_run",
+    "curated_examples",
+    "begin_snapshot",
 ]
 
 RATIONALE_FIELDS = ("subjects", "attributes", "actions", "scenes")
@@ -168,12 +170,16 @@ def videos_for_generation(
     model_id: str,
     prompt_version: str,
     overwrite: bool = False,
+    video_ids: list[int] | None = None,
 ) -> list[Video]:
     """Readable videos of ``split`` (None: all splits) that still need a rationale from this model+prompt.
 
-    With ``overwrite`` every readable video is returned (a newer suggestion is added; old ones stay).
+    With ``overwrite`` every readable video is returned (a newer suggestion is added; old ones stay);
+    ``video_ids`` keeps only those videos (regenerating one rationale from the review page).
     """
     stmt = select(Video).where(Video.dataset_id == dataset_id, Video.readable.is_(True))
+    if video_ids is not None:
+        stmt = stmt.where(Video.id.in_(list(video_ids)))
     if split is not None:
         stmt = stmt.where(Video.split == split)
     if not overwrite:
@@ -213,16 +219,38 @@ def add_suggestion(session: Session, video_id: int, **fields: Any) -> Suggestion
     status = fields.get("parse_status")
     if status not in PARSE_STATUSES:
         raise ConfigError(f"parse_status must be one of {', '.join(PARSE_STATUSES)}, got {status!r}")
-    suggestion = Suggestion(video_id=video_id, **fields)
+    review = session.scalar(select(Review).where(Review.video_id == video_id))
+    suggestion = Suggestion(video_id=video_id, **fields, **_doubt_columns(session, video_id, review, fields))
     session.add(suggestion)
     session.flush()
-    review = session.scalar(select(Review).where(Review.video_id == video_id))
     if review is None:
         session.add(Review(video_id=video_id, suggestion_id=suggestion.id, status="pending", version=1))
     elif review.status == "pending" and review.version == 1:
         review.suggestion_id = suggestion.id
     session.flush()
     return suggestion
+
+
+def _doubt_columns(session: Session, video_id: int, review: Review | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """doubt_score / doubt_reason for a new suggestion (rbft_core.doubt), unless the caller gave them."""
+    from rbft_core.doubt import doubt_of
+
+    if "doubt_score" in fields:
+        return {}
+    row = session.execute(
+        select(Video.label, Dataset.labels).join(Dataset, Dataset.id == Video.dataset_id).where(Video.id == video_id)
+    ).first()
+    if row is None:
+        raise DataError(f"video {video_id} not found; re-import the dataset before adding suggestions")
+    doubt = doubt_of(
+        parse_status=fields["parse_status"],
+        fields={name: fields.get(name) for name in RATIONALE_FIELDS},
+        conclusion=fields.get("conclusion") or "",
+        label=(review.label if review is not None and review.label else row.label),
+        labels=list(row.labels or []),
+        mean_logprob=fields.get("mean_logprob"),
+    )
+    return {"doubt_score": doubt.score, "doubt_reason": doubt.reason}
 
 
 def get_review(session: Session, review_id: int) -> Review:
@@ -275,9 +303,10 @@ def save_review(
 
     Raises ``ConflictError`` (with ``.current`` and ``.attempted``) when the review moved on meanwhile.
     """
-    unknown = sorted(set(changes) - set(REVIEW_FIELDS))
+    allowed = (*REVIEW_FIELDS, "suggestion_id")  # suggestion_id: adopt a regenerated suggestion
+    unknown = sorted(set(changes) - set(allowed))
     if unknown:
-        raise ConfigError(f"cannot save review field(s) {', '.join(unknown)}; allowed: {', '.join(REVIEW_FIELDS)}")
+        raise ConfigError(f"cannot save review field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     if "status" in changes and changes["status"] not in REVIEW_STATUSES:
         raise ConfigError(f"review status must be one of {', '.join(REVIEW_STATUSES)}, got {changes['status']!r}")
     review = get_review(session, review_id)
@@ -378,3 +407,103 @@ def count_suggested_videos(
     if split is not None:
         stmt = stmt.where(Video.split == split)
     return int(session.scalar(stmt) or 0)
+
+
+# ------------------------------------------------------------------------------- curated examples
+def begin_snapshot(session: Session) -> None:
+    """Make every later SELECT of this session's transaction see one snapshot of the database.
+
+    Call it first thing in a fresh session. SQLite's Python driver runs SELECTs outside any
+    transaction, so each would see the newest commits; an explicit deferred ``BEGIN`` plus one read
+    pins the WAL snapshot until the session ends. PostgreSQL gets REPEATABLE READ.
+    """
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("SELECT count(*) FROM datasets").all()  # the snapshot starts at the first read
+    elif dialect == "postgresql":
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
+def _fields(values: tuple[Any, ...]) -> dict[str, str] | None:
+    if all(v is None for v in values):
+        return None
+    return {dim: v or "" for dim, v in zip(RATIONALE_FIELDS, values)}
+
+
+def _curated_row(row: Any) -> dict[str, Any]:
+    suggestion = _fields(tuple(getattr(row, f"s_{d}") for d in RATIONALE_FIELDS)) if row.suggestion_id else None
+    review = _fields(tuple(getattr(row, f"r_{d}") for d in RATIONALE_FIELDS))
+    if review is not None and suggestion is not None:
+        # A field the reviewer never set still means "the suggestion's text".
+        review = {d: (getattr(row, f"r_{d}") if getattr(row, f"r_{d}") is not None else suggestion[d])
+                  for d in RATIONALE_FIELDS}
+    return {
+        "video_id": row.video_id, "external_id": row.external_id, "path": row.path, "sha256": row.sha256,
+        "split": row.split, "label": row.review_label or row.video_label, "video_label": row.video_label,
+        "review_label": row.review_label, "suggestion_id": row.suggestion_id, "suggestion_fields": suggestion,
+        "parse_status": row.parse_status, "model_id": row.model_id, "prompt_version": row.prompt_version,
+        "review_id": row.review_id, "review_fields": review, "status": row.status or "none",
+        "excluded": bool(row.excluded), "reviewer": row.reviewer, "version": row.version,
+        "updated_at": _iso(row.updated_at), "edited": review is not None and review != suggestion,
+        "rationale": review if review is not None else suggestion,
+    }
+
+
+def curated_examples(
+    session: Session,
+    dataset_id: int,
+    *,
+    splits: Any = None,
+    statuses: Any = ("accepted",),
+    edited: bool | None = None,
+    labels: Any = None,
+    include_excluded: bool = False,
+) -> list[dict[str, Any]]:
+    """Readable videos of a dataset with their effective rationale and label, oldest video first.
+
+    The one place that decides what a curated example is (export and training both use it):
+    ``rationale`` is the review's four fields when a reviewer saved any (a field left unset keeps the
+    suggestion's text), else the suggestion's; the suggestion is the one the review points at, else the
+    video's newest. ``edited``: the review's fields differ from the suggestion's. ``label`` is the
+    review's label correction, else the video's. ``status`` is the review status, ``"none"`` without a
+    review. Filters: ``splits``/``statuses``/``labels`` (None: all), ``edited`` (None: both), and
+    excluded videos only with ``include_excluded``. Rows are plain dicts (no ORM objects).
+    """
+    newest = (
+        select(Suggestion.video_id.label("video_id"), func.max(Suggestion.id).label("sid"))
+        .group_by(Suggestion.video_id)
+        .subquery()
+    )
+    status = func.coalesce(Review.status, "none")
+    label = func.coalesce(Review.label, Video.label)
+    stmt = (
+        select(
+            Video.id.label("video_id"), Video.external_id, Video.path, Video.sha256, Video.split,
+            Video.label.label("video_label"), Review.label.label("review_label"), Suggestion.id.label("suggestion_id"),
+            *(getattr(Suggestion, d).label(f"s_{d}") for d in RATIONALE_FIELDS),
+            Suggestion.parse_status, Suggestion.model_id, Suggestion.prompt_version, Review.id.label("review_id"),
+            *(getattr(Review, d).label(f"r_{d}") for d in RATIONALE_FIELDS),
+            status.label("status"), Review.excluded, Review.reviewer, Review.version, Review.updated_at,
+        )
+        .outerjoin(Review, Review.video_id == Video.id)
+        .outerjoin(newest, newest.c.video_id == Video.id)
+        .outerjoin(Suggestion, Suggestion.id == func.coalesce(Review.suggestion_id, newest.c.sid))
+        .where(Video.dataset_id == dataset_id, Video.readable.is_(True))
+        .order_by(Video.id)
+    )
+    if splits is not None:
+        stmt = stmt.where(Video.split.in_(list(splits)))
+    if statuses is not None:
+        stmt = stmt.where(status.in_(list(statuses)))
+    if labels is not None:
+        stmt = stmt.where(label.in_(list(labels)))
+    if not include_excluded:
+        stmt = stmt.where(func.coalesce(Review.excluded, False).is_(False))
+    rows = [_curated_row(r) for r in session.execute(stmt)]
+    if edited is not None:
+        rows = [r for r in rows if r["edited"] is edited]
+    return rows

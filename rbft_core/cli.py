@@ -27,9 +27,12 @@ def _tqdm_progress(desc: str, unit: str) -> tuple[Callable[[int, int, str], None
     """A tqdm bar driven by ``progress(done, total, name)`` callbacks; returns (callback, close)."""
     from tqdm import tqdm
 
+    from rbft_core.jobs import job_progress
+
     bar: dict = {}
 
     def update(done: int, total: int, name: str = "") -> None:
+        job_progress(done, total, name)
         if "bar" not in bar:
             bar["bar"] = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
         b = bar["bar"]
@@ -92,6 +95,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         label_hint=args.label_hint,
         overwrite=args.overwrite,
+        video_ids=args.video_ids,
         max_new_tokens=args.max_new_tokens,
         dtype=args.dtype,
         device=args.device,
@@ -175,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="folder with the videos (and one subfolder per label for --format folder)")
     p.add_argument("--manifest", help="CSV/JSONL manifest, SmartHome-Bench CSV or MultiHateClip TSV(s)")
     p.add_argument(
-        "--format", default="auto", choices=["auto", "folder", "csv", "jsonl", "smarthome-bench", "multihateclip"]
+        "--format", default="auto", choices=["auto", "folder", "csv", "jsonl", "smarthome-bench", "multihateclip", "rbft-export"]
     )
     p.add_argument("--preset", default="smart-home", help="smart-home | moderation | custom (with --labels)")
     p.add_argument("--labels", help="comma-separated label set, e.g. normal,abnormal")
@@ -194,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--label-hint", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--video-id", type=int, action="append", dest="video_ids",
+                   help="only this video (database id); repeat for several")
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
@@ -225,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--json", action="store_true")
     _common(prep)
     prep.set_defaults(func=cmd_demo_prepare)
+
+    from rbft_core.cli_export import add_export_commands
+
+    add_export_commands(sub, _common)
+    from rbft_core import cli_train
+
+    cli_train.register(sub, _common)
     return parser
 
 

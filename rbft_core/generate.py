@@ -34,6 +34,7 @@ class GenerateConfig:
         label_hint: tell the model the ground-truth label (the authors' default).
         overwrite: add a newer suggestion even where one exists for this model + prompt version.
         max_new_tokens: generation length cap.
+        video_ids: only these videos (database ids), e.g. regenerating one rationale from the review page.
     """
 
     split: Optional[str] = "train"
@@ -46,8 +47,11 @@ class GenerateConfig:
     dtype: str = "auto"
     device: str = "auto"
     attn_implementation: str = "sdpa"
+    video_ids: Optional[tuple[int, ...]] = None
 
     def __post_init__(self) -> None:
+        if self.video_ids is not None:
+            self.video_ids = tuple(int(v) for v in self.video_ids)
         if self.num_frames < 1:
             raise ConfigError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.batch_size < 1:
@@ -95,7 +99,8 @@ def _pending_items(db_url, dataset: str, model_id: str, cfg: GenerateConfig):
         ds = queries.get_dataset(session, dataset)
         preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
         todo = queries.videos_for_generation(
-            session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION, overwrite=cfg.overwrite
+            session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION, overwrite=cfg.overwrite,
+            video_ids=list(cfg.video_ids) if cfg.video_ids is not None else None,
         )
         done = 0 if cfg.overwrite else queries.count_suggested_videos(
             session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION
@@ -159,7 +164,7 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _store(db_url, generated: list[tuple[_Item, str, float]], model_id: str, cfg: GenerateConfig, report):
+def _store(db_url, generated: list[tuple[_Item, str, float]], model_id: str, cfg: GenerateConfig, report, spec=None):
     from db import queries
     from db.engine import session_scope
 
@@ -170,6 +175,8 @@ def _store(db_url, generated: list[tuple[_Item, str, float]], model_id: str, cfg
         "do_sample": False,
         "batch_size": cfg.batch_size,
     }
+    if spec is not None:  # the review page shows exactly these frames
+        params["sample_spec"] = spec.to_dict()
     with session_scope(db_url) as session:  # one transaction per batch
         for item, text, mean_logprob in generated:
             parsed = parse_rationale(text)
@@ -199,8 +206,9 @@ def generate_rationales(
     """Write one suggestion per readable video of ``cfg.split`` that lacks one for this model + prompt."""
     import time
 
-    from rbft_core.models import load_vlm
-    from rbft_core.video import SampleSpec, default_frame_cache
+    from rbft_core.jobs import cancel_requested
+    from rbft_core.models import load_vlm, sample_spec_for
+    from rbft_core.video import default_frame_cache
 
     cfg = cfg or GenerateConfig()
     started = time.perf_counter()
@@ -211,19 +219,15 @@ def generate_rationales(
     if not items:
         return report
     lm = loaded or load_vlm(model, dtype=cfg.dtype, device=cfg.device, attn_implementation=cfg.attn_implementation)
-    vp = lm.processor.video_processor
-    spec = SampleSpec(
-        num_frames=cfg.num_frames,
-        max_pixels=cfg.max_pixels,
-        min_pixels=min(cfg.max_pixels, 4 * (vp.patch_size * vp.merge_size) ** 2),
-        size_factor=vp.patch_size * vp.merge_size,
-    )
+    spec = sample_spec_for(lm.processor, num_frames=cfg.num_frames, max_pixels=cfg.max_pixels)
     cache = default_frame_cache()
     batches = [items[i : i + cfg.batch_size] for i in range(0, len(items), cfg.batch_size)]
     finished = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rbft-decode") as pool:
         future = pool.submit(_sample_batch, batches[0], spec, cache)
         for index in range(len(batches)):
+            if cancel_requested():  # a stop between batches: everything so far is committed
+                break
             sampled, failed = future.result()
             if index + 1 < len(batches):  # decode the next batch while this one generates
                 future = pool.submit(_sample_batch, batches[index + 1], spec, cache)
@@ -231,7 +235,7 @@ def generate_rationales(
             if sampled:
                 prompts = [rationale_prompt(preset, it.label if cfg.label_hint else None) for it, _ in sampled]
                 outputs = _generate_batch(lm, prompts, [v for _, v in sampled], cfg.max_new_tokens)
-                _store(db_url, [(it, t, lp) for (it, _), (t, lp) in zip(sampled, outputs)], model_id, cfg, report)
+                _store(db_url, [(it, t, lp) for (it, _), (t, lp) in zip(sampled, outputs)], model_id, cfg, report, spec)
             finished += len(batches[index])
             if progress:
                 progress(finished, len(items), Path(batches[index][-1].path).name)

@@ -28,8 +28,8 @@ from rbft_core.errors import ConfigError, DataError
 __all__ = ["ImportReport", "import_videos", "detect_format", "VIDEO_EXTENSIONS", "FORMATS"]
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
-FORMATS = ("auto", "folder", "csv", "jsonl", "smarthome-bench", "multihateclip")
-Format = Literal["auto", "folder", "csv", "jsonl", "smarthome-bench", "multihateclip"]
+FORMATS = ("auto", "folder", "csv", "jsonl", "smarthome-bench", "multihateclip", "rbft-export")
+Format = Literal["auto", "folder", "csv", "jsonl", "smarthome-bench", "multihateclip", "rbft-export"]
 ProgressFn = Callable[[int, int, str], None]
 
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
@@ -199,6 +199,14 @@ def _require(manifest: Path, header: list[str], needed: tuple[str, ...]) -> None
         )
 
 
+def _jsonl_value(key: Any, value: Any) -> Any:
+    if value is None:
+        return ""
+    if key in ("path", "label", "split", "id") or not isinstance(value, (list, dict, int, float, bool)):
+        return str(value).strip()
+    return value
+
+
 def _read_jsonl(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     rows, keys = [], []
     try:
@@ -215,7 +223,8 @@ def _read_jsonl(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, st
         if not isinstance(record, dict):
             raise DataError(f"manifest {manifest} line {number} is not a JSON object; write one object per line")
         keys.extend(k for k in record if k not in keys)
-        rows.append((number, {str(k): "" if v is None else str(v).strip() for k, v in record.items()}))
+        # path/label/split/id are text; other fields keep their JSON values (lists, objects) for meta
+        rows.append((number, {str(k): _jsonl_value(k, v) for k, v in record.items()}))
     return keys, rows
 
 
@@ -377,6 +386,10 @@ def import_videos(
         raise ConfigError(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
     if not 0.0 <= test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    bundle = _rbft_export(source, fmt, manifest)
+    if bundle is not None:  # our own export: videos, labels, splits and rationales from its provenance.csv
+        source, fmt, preset = bundle.root, "rbft-export", bundle.preset.get("name") or preset
+        labels = labels or list(bundle.preset.get("labels") or []) or None
     root = Path(source).expanduser()
     if not root.is_dir():
         raise DataError(f"source folder {root} does not exist or is not a folder; pass the folder holding the videos")
@@ -384,11 +397,12 @@ def import_videos(
     manifest_path = Path(manifest).expanduser() if manifest is not None else None
     if fmt == "auto":
         fmt = detect_format(manifest_path)  # type: ignore[assignment]
-    if fmt != "folder" and manifest_path is None:
+    if fmt not in ("folder", "rbft-export") and manifest_path is None:
         raise ConfigError(f"format {fmt} needs a manifest; pass --manifest FILE")
 
     failed: list[dict[str, str]] = []
-    entries = _read_entries(fmt, root, manifest_path, failed)
+    entries = ([_Entry(**e) for e in bundle.entries(failed)] if bundle is not None
+               else _read_entries(fmt, root, manifest_path, failed))
     if not entries and not failed:
         raise DataError(f"no videos found in {root}; expected one folder per label holding "
                         f"{', '.join(sorted(VIDEO_EXTENSIONS))} files, e.g. {root}/normal/clip.mp4")
@@ -407,7 +421,8 @@ def import_videos(
         allowed = (existing.labels if existing is not None and existing.labels
                    else labels or _KNOWN_LABELS.get(fmt) or sorted({e.label for e in entries}))
         entries = _check_labels(entries, list(allowed), dataset, failed)
-        ds = queries.get_or_create_dataset(session, dataset, preset=preset, labels=list(allowed))
+        ds = queries.get_or_create_dataset(session, dataset, preset=preset, labels=list(allowed),
+                                           **(bundle.dataset_settings() if bundle is not None else {}))
         session.commit()
         dataset_id = ds.id
 
@@ -421,6 +436,10 @@ def import_videos(
                 _store(session, dataset_id, root, entry, report, failed)
             if progress is not None:
                 progress(i, total, entry.ref)
+        if bundle is not None:
+            from rbft_core.export_import import restore_rationales
+
+            restore_rationales(session, dataset_id, bundle)
 
         report.failed = failed
         report.counts = queries.label_counts(session, dataset_id, readable_only=True)
@@ -428,6 +447,15 @@ def import_videos(
         queries.record_import_run(session, dataset_id, str(root), fmt, {**report.to_json(), **details})
         session.commit()
     return report
+
+
+def _rbft_export(source: Any, fmt: str, manifest: Any) -> Any:
+    """Our own export (folder or zip) when asked for, or with format auto and no manifest when it is one."""
+    from rbft_core import export_import
+
+    if fmt == "rbft-export" or (fmt == "auto" and manifest is None and export_import.is_rbft_export(source)):
+        return export_import.open_export(source)
+    return None
 
 
 def _read_entries(fmt: str, root: Path, manifest: Path | None, failed: list[dict[str, str]]) -> list[_Entry]:

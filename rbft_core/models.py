@@ -16,7 +16,15 @@ from rbft_core.errors import ConfigError, ModelError
 if TYPE_CHECKING:  # pragma: no cover
     from rbft_core.video import SampledVideo
 
-__all__ = ["LoadedModel", "load_vlm", "resolve_dtype", "resolve_device", "check_model_source", "encode_prompts"]
+__all__ = [
+    "LoadedModel",
+    "load_vlm",
+    "resolve_dtype",
+    "resolve_device",
+    "check_model_source",
+    "encode_prompts",
+    "sample_spec_for",
+]
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
@@ -170,3 +178,13 @@ def encode_prompts(processor, prompts: Sequence[str], videos: Sequence["SampledV
         padding=True,
         return_tensors="pt",
     )
+
+
+def sample_spec_for(processor, *, num_frames: int = 8, fps: float = 0.0, max_frames: int = 32, max_pixels: int = 128 * 28 * 28):
+    """The frame-sampling spec matching a processor's patch grid: uniform ``num_frames``, or ``fps`` (> 0)."""
+    from rbft_core.video import SampleSpec
+
+    vp = processor.video_processor
+    factor = vp.patch_size * vp.merge_size
+    frames = dict(num_frames=None, fps=fps, max_frames=max_frames) if fps > 0 else dict(num_frames=num_frames)
+    return SampleSpec(**frames, max_pixels=max_pixels, min_pixels=min(max_pixels, 4 * factor * factor), size_factor=factor)

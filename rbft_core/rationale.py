@@ -18,7 +18,7 @@ from typing import Any, Literal, Optional
 
 from rbft_core.prompts import DIMENSIONS
 
-__all__ = ["Rationale", "ParsedRationale", "ParseStatus", "parse_rationale", "render_target", "contradicts_label"]
+__all__ = ["Rationale", "ParsedRationale", "ParseStatus", "parse_rationale", "render_target", "contradicts_label", "named_labels"]
 
 ParseStatus = Literal["ok", "partial", "failed"]
 
@@ -145,18 +145,22 @@ def render_target(rationale: Rationale | dict[str, str]) -> str:
     return json.dumps({dim: (values.get(dim) or "").strip() for dim in DIMENSIONS}, ensure_ascii=False)
 
 
-def contradicts_label(conclusion: str, label: str, labels: tuple[str, ...] | list[str]) -> bool:
-    """True when the conclusion names another label and not the given one (whole words only).
+def named_labels(conclusion: str, labels: tuple[str, ...] | list[str]) -> list[str]:
+    """The labels a conclusion names (whole words, lower case, in the order of ``labels``).
 
     "abnormal" contains "normal", so longer labels are matched first and removed before shorter ones.
     """
     text = (conclusion or "").lower()
-    if not text.strip():
-        return False
     named = set()
     for candidate in sorted(labels, key=len, reverse=True):
         pattern = re.compile(rf"\b{re.escape(candidate.lower())}\b")
         if pattern.search(text):
             named.add(candidate.lower())
             text = pattern.sub(" ", text)
+    return [label.lower() for label in labels if label.lower() in named]
+
+
+def contradicts_label(conclusion: str, label: str, labels: tuple[str, ...] | list[str]) -> bool:
+    """True when the conclusion names another label and not the given one (whole words only)."""
+    named = named_labels(conclusion, labels)
     return bool(named) and label.lower() not in named

@@ -1,0 +1,116 @@
+"""Queries for background jobs and runs (kept apart from the review/dataset queries). Flush, never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import JOB_STATUSES, Job, Metric, Prediction, Run
+from rbft_core.errors import JobError
+
+__all__ = [
+    "create_job",
+    "get_job",
+    "update_job",
+    "list_jobs",
+    "jobs_with_status",
+    "upsert_run",
+    "get_run",
+    "list_runs",
+    "replace_predictions",
+    "replace_metrics",
+    "ACTIVE_STATUSES",
+]
+
+ACTIVE_STATUSES = ("queued", "running")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_job(session: Session, kind: str, command: list[str], *, device: Optional[str], run_dir: Optional[str]) -> Job:
+    job = Job(kind=kind, command=list(command), device=device, run_dir=run_dir, status="queued")
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise JobError(f"job {job_id} not found; list jobs with `rbft jobs`")
+    return job
+
+
+def update_job(session: Session, job_id: int, **changes: Any) -> Job:
+    """Set fields on a job; status changes stamp started/ended times."""
+    job = get_job(session, job_id)
+    status = changes.get("status")
+    if status is not None and status not in JOB_STATUSES:
+        raise JobError(f"job status must be one of {', '.join(JOB_STATUSES)}, got {status!r}")
+    if status == "running" and job.started_at is None:
+        changes.setdefault("started_at", _now())
+    if status in {"succeeded", "failed", "cancelled", "interrupted"}:
+        changes.setdefault("ended_at", _now())
+    for key, value in changes.items():
+        setattr(job, key, value)
+    session.flush()
+    return job
+
+
+def list_jobs(session: Session, limit: int = 50, kinds: Optional[Iterable[str]] = None) -> list[Job]:
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if kinds:
+        stmt = stmt.where(Job.kind.in_(list(kinds)))
+    return list(session.scalars(stmt))
+
+
+def jobs_with_status(session: Session, statuses: Iterable[str]) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.status.in_(list(statuses))).order_by(Job.id)))
+
+
+def upsert_run(session: Session, run_id: str, **fields: Any) -> Run:
+    """Create or update the DB mirror of ``runs/<run_id>/``."""
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None:
+        run = Run(id=run_id, **fields)
+        session.add(run)
+    else:
+        for key, value in fields.items():
+            setattr(run, key, value)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: str) -> Run:
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None:
+        raise JobError(f"run {run_id!r} not found; list runs with `rbft runs`")
+    return run
+
+
+def list_runs(session: Session, dataset_id: Optional[int] = None, limit: int = 200) -> list[Run]:
+    stmt = select(Run).order_by(Run.created_at.desc()).limit(limit)
+    if dataset_id is not None:
+        stmt = stmt.where(Run.dataset_id == dataset_id)
+    return list(session.scalars(stmt))
+
+
+def replace_predictions(session: Session, run_id: str, rows: list[dict[str, Any]]) -> None:
+    for old in session.scalars(select(Prediction).where(Prediction.run_id == run_id)):
+        session.delete(old)
+    session.flush()
+    session.add_all(Prediction(run_id=run_id, **row) for row in rows)
+    session.flush()
+
+
+def replace_metrics(session: Session, run_id: str, split: str, values: dict[str, float]) -> None:
+    for old in session.scalars(select(Metric).where(Metric.run_id == run_id, Metric.split == split)):
+        session.delete(old)
+    session.flush()
+    session.add_all(Metric(run_id=run_id, split=split, name=k, value=float(v)) for k, v in values.items())
+    session.flush()
