@@ -66,7 +66,7 @@ def parse_stages(value: Any) -> tuple[int, ...]:
 
 def sanitize_name(name: str, fallback: str = "export") -> str:
     """A file-system-safe export name: path separators and odd characters become ``_``; never empty."""
-    cleaned = _UNSAFE.sub("_", str(name or "")).strip("._-")[:100]
+    cleaned = re.sub(r"_+", "_", _UNSAFE.sub("_", re.sub(r"\.{2,}", "_", str(name or "")))).strip("._-")[:100]
     return cleaned or fallback
 
 

@@ -19,7 +19,7 @@ from rbft_core.prompts import DIMENSIONS
 
 __all__ = [
     "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
-    "load_item", "neighbour", "find_item", "review_counts", "history", "save", "autosave",
+    "load_item", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
     "bulk_accept_untouched", "bulk_exclude", "regenerate", "adopt_newest", "field_diff", "dataset_labels",
 ]
 
@@ -111,6 +111,13 @@ def _dataset_id(session, name: str) -> int:
     return queries.get_dataset(session, name).id
 
 
+def dataset_names(db_url: Optional[str]) -> list[str]:
+    from db import queries
+
+    with _session(db_url) as s:
+        return [d.name for d in queries.list_datasets(s)]
+
+
 def dataset_labels(db_url: Optional[str], dataset: str) -> list[str]:
     from db import queries
 
@@ -158,6 +165,19 @@ def neighbour(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int]
         if found is None and review_id is not None:  # past the end: start again (skipped items come back)
             found = rq.queue_neighbour(s, query, None, backwards=backwards)
     return found
+
+
+def warm_next(db_url: Optional[str], flt: ReviewFilter, review_id: int) -> None:
+    """Prepare the next item's player file and frames in the background, while the reviewer reads this one."""
+    from rbft_core import review_media
+
+    def work() -> None:
+        target = neighbour(db_url, flt, review_id)
+        if target is not None and target != review_id:
+            item = load_item(db_url, target)
+            review_media.item_media(item.video_path, item.sha256, (item.suggestion or {}).get("gen_params"))
+
+    review_media.prefetch(work)
 
 
 def find_item(db_url: Optional[str], dataset: str, ref: str) -> int:

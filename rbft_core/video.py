@@ -312,8 +312,8 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 4 
         raise DataError(f"frame size must be positive, got {width}x{height}")
     if max(height, width) / min(height, width) > 200:
         raise DataError(f"aspect ratio of a {width}x{height} frame exceeds 200; crop the video first")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
     if h_bar * w_bar > max_pixels:
         beta = math.sqrt((height * width) / max_pixels)
         h_bar = max(factor, math.floor(height / beta / factor) * factor)

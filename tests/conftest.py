@@ -66,3 +66,27 @@ def data_dir(tmp_path: Path, monkeypatch) -> Path:
     path.mkdir()
     monkeypatch.setenv("RBFT_DATA_DIR", str(path))
     return path
+
+
+@pytest.fixture
+def world_dataset(tmp_path, db_url, data_dir):
+    """A small demo-world dataset (12 clips, both labels in train) whose suggestions are the scene graphs.
+
+    Returns (dataset name, db url). The suggestions are well-formed rationales, recorded as if the tiny
+    model wrote them, so training has real, learnable targets.
+    """
+    from db import queries
+    from db.engine import session_scope
+    from db.models import Video
+    from rbft_core.demo import WorldSpec, render_world
+    from rbft_core.importer import import_videos
+    from sqlalchemy import select
+
+    manifest = render_world(tmp_path / "world", WorldSpec(num_clips=12, num_frames=8, size=(112, 84), test_fraction=0.3))
+    import_videos(db_url, "world", manifest.parent, manifest=manifest, fmt="jsonl", preset="smart-home")
+    with session_scope(db_url) as s:
+        for video in s.scalars(select(Video)):
+            graph = video.meta["scene_graph"]
+            queries.add_suggestion(s, video.id, model_id="scene-graph", prompt_version="rationale-v1",
+                                   raw_text=str(graph), parse_status="ok", label_hint=True, mean_logprob=-1.0, **graph)
+    return "world", db_url

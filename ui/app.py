@@ -6,9 +6,20 @@ from typing import Optional
 
 import gradio as gr
 
-from ui import datasets_tab
+from ui import datasets_tab, review_tab
 
-__all__ = ["build_app", "launch"]
+__all__ = ["build_app", "launch", "page_assets"]
+
+
+def page_assets() -> dict:
+    """The js and css ``launch()`` needs (Gradio 6 takes them there): keyboard shortcuts, review styles."""
+    from rbft_core.review_media import media_dirs
+    from ui.keys import shortcut_js
+    from ui.media import serve_dirs
+    from ui.review_render import CSS
+
+    serve_dirs(*media_dirs())  # frame strips and previews load without a copy into Gradio's cache
+    return {"js": shortcut_js(), "css": CSS}
 
 
 def build_app(db_url: Optional[str] = None) -> gr.Blocks:
@@ -17,6 +28,9 @@ def build_app(db_url: Optional[str] = None) -> gr.Blocks:
         with gr.Tab("Datasets"):
             tab = datasets_tab.build_datasets_tab(db_url)
         demo.load(tab.refresh_fn, inputs=None, outputs=tab.outputs)
+        with gr.Tab("Review"):
+            review = review_tab.build_review_tab(db_url)
+        review.attach_page_load(demo)
     return demo
 
 
@@ -38,6 +52,20 @@ def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Op
         share=share,
         auth=credentials,
         allowed_paths=[str(data_dir())],
+        blocked_paths=_database_files(db_url),
         show_error=True,
+        **page_assets(),
     )
     return 0
+
+
+def _database_files(db_url: Optional[str]) -> list[str]:
+    """A SQLite database inside the data folder must never be downloadable through /file=."""
+    from sqlalchemy.engine import make_url
+
+    from rbft_core.settings import database_url
+
+    url = make_url(database_url(db_url))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return []
+    return [url.database + suffix for suffix in ("", "-wal", "-shm", ".init-lock")]

@@ -1,0 +1,125 @@
+"""HTML for the review page. Every piece of user or model text goes through ``html.escape``: a rationale
+that contains markup or script is shown as text, never run."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Optional
+
+from rbft_core.prompts import DIMENSIONS
+from rbft_core.review import ReviewItem, field_diff
+
+__all__ = ["header_html", "suggestion_html", "status_html", "diff_html", "history_html", "counts_html",
+           "empty_html", "notice_html", "job_html"]
+
+_CLIP = 300  # characters of a value shown in the history table
+
+
+def _e(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def header_html(item: ReviewItem) -> str:
+    place = f" · {item.position} of {item.queue_size} in this filter" if item.position else ""
+    return (f'<div class="rv-header"><b>Video {_e(item.video_id)}</b> · <code>{_e(item.external_id)}</code> · '
+            f'{_e(item.split)} · label <b>{_e(item.video_label)}</b>{_e(place)}</div>')
+
+
+def empty_html(dataset: str, total: int) -> str:
+    return (f'<div class="rv-header"><b>Nothing to review in this filter</b> ({_e(total)} items in dataset '
+            f'{_e(dataset)}). Change the filter, or generate rationales from the Datasets tab.</div>')
+
+
+def notice_html(text: str) -> str:
+    return f'<div class="rv-notice">⚠ {_e(text)}</div>' if text else ""
+
+
+def suggestion_html(item: ReviewItem) -> str:
+    sug = item.suggestion
+    if sug is None:
+        return '<div class="rv-suggestion"><i>No suggestion: the model has not described this video yet.</i></div>'
+    logprob = sug.get("mean_logprob")
+    meta = [f"model <code>{_e(sug.get('model_id'))}</code>", f"prompt {_e(sug.get('prompt_version'))}",
+            f"label hint {'on' if sug.get('label_hint') else 'off'}", f"parse {_e(sug.get('parse_status'))}",
+            f"{logprob:.2f}/token" if isinstance(logprob, (int, float)) else "no likelihood"]
+    rows = "".join(f'<dt>{dim}</dt><dd class="rv-sug-{dim}">{_e(sug.get(dim)) or "<i>(empty)</i>"}</dd>'
+                   for dim in DIMENSIONS)
+    conclusion = f'<dt>conclusion</dt><dd>{_e(sug.get("conclusion")) or "<i>(none)</i>"}</dd>'
+    newer = ('<div class="rv-notice">A newer suggestion exists for this video (regenerated); it is applied '
+             'when the regeneration job finishes.</div>' if item.newer_suggestion_id else "")
+    return (f'<div class="rv-suggestion"><div class="rv-meta">{" · ".join(meta)}</div>'
+            f'<div class="rv-doubt">Why it is here: {_e(sug.get("doubt_reason")) or "—"}</div>'
+            f'<dl>{rows}{conclusion}</dl>{newer}</div>')
+
+
+def status_html(item: ReviewItem, unsaved: bool = False) -> str:
+    marker = ('<span class="rv-edited">✎ edited</span>' if item.edited
+              else '<span class="rv-untouched">untouched</span>')
+    label = (f' · label corrected {_e(item.video_label)} → <b>{_e(item.label)}</b>'
+             if item.label != item.video_label else "")
+    who = f" · v{item.version} by {item.reviewer} at {item.updated_at}" if item.reviewer else f" · v{item.version}"
+    excluded = ' · <span class="rv-excluded">excluded from training</span>' if item.excluded else ""
+    pending = ' · <span class="rv-unsaved">unsaved changes</span>' if unsaved else ""
+    return (f'<div class="rv-status">status <b class="rv-st-{_e(item.status)}">{_e(item.status)}</b> · '
+            f'{marker}{label}{excluded}{_e(who)}{pending}</div>')
+
+
+def diff_html(item: ReviewItem, fields: Optional[dict[str, str]] = None) -> str:
+    """What the editable fields change against the suggestion, word by word."""
+    shown = fields if fields is not None else item.fields
+    suggested = item.suggestion or {}
+    parts = []
+    for dim in DIMENSIONS:
+        pieces = field_diff(suggested.get(dim), shown.get(dim))
+        if not pieces:
+            continue
+        body = "".join(_e(text) if op == "=" else f"<{'del' if op == '-' else 'ins'}>{_e(text)}</{'del' if op == '-' else 'ins'}>"
+                       for op, text in pieces)
+        parts.append(f"<div><b>{dim}</b>: {body}</div>")
+    if not parts:
+        return '<div class="rv-diff"><i>Same text as the suggestion.</i></div>'
+    return '<div class="rv-diff">' + "".join(parts) + "</div>"
+
+
+def _clip(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= _CLIP else text[:_CLIP] + f"… (+{len(text) - _CLIP} chars)"
+
+
+def history_html(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return '<div class="rv-history"><i>No revisions yet.</i></div>'
+    out = []
+    for row in rows:
+        changes = "".join(f"<li><b>{_e(name)}</b>: {_e(_clip(before)) or '<i>∅</i>'} → {_e(_clip(after)) or '<i>∅</i>'}</li>"
+                          for name, before, after in row["changes"]) or "<li><i>no field changed</i></li>"
+        refused = f' <span class="rv-refused">REFUSED: {_e(row["refused"])}</span>' if row.get("refused") else ""
+        out.append(f'<div class="rv-rev"><b>v{_e(row["version"])}</b> by {_e(row["reviewer"])} at '
+                   f'{_e(row["when"])}{refused}<ul>{changes}</ul></div>')
+    return '<div class="rv-history">' + "".join(out) + "</div>"
+
+
+def counts_html(counts: dict[str, int]) -> str:
+    names = ("pending", "accepted", "edited", "rejected")
+    parts = [f'<span class="rv-c-{n}">{n} <b>{counts.get(n, 0)}</b></span>' for n in names]
+    extra = f" (drafts {counts.get('draft', 0)}) · excluded {counts.get('excluded', 0)} · total {counts.get('total', 0)}"
+    return '<div class="rv-counts">' + " · ".join(parts) + _e(extra) + "</div>"
+
+
+def job_html(status: dict[str, Any]) -> str:
+    progress = float(status.get("progress") or 0.0)
+    error = f" — {_e(status.get('error'))}" if status.get("error") else ""
+    return (f'<div class="rv-job">job {_e(status.get("id"))} {_e(status.get("status"))} '
+            f'<progress value="{progress:.3f}" max="1"></progress> {_e(status.get("progress_text"))}{error}</div>')
+
+
+CSS = """
+.rv-diff ins { background: #c8f7c5; text-decoration: none; }
+.rv-diff del { background: #f7c5c5; }
+.rv-edited { color: #b35900; font-weight: bold; }
+.rv-refused { color: #b00020; font-weight: bold; }
+.rv-notice { background: #fff3cd; padding: 4px 8px; border-radius: 4px; }
+.rv-suggestion dt { font-weight: bold; margin-top: 4px; }
+.rv-suggestion dd { margin-left: 8px; white-space: pre-wrap; }
+.rv-history { max-height: 320px; overflow-y: auto; font-size: 90%; }
+"""
