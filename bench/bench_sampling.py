@@ -125,16 +125,26 @@ def main() -> None:
     indices = reference.frame_indices
     print(f"{NUM_FRAMES} frames at {size_hw[1]}x{size_hw[0]}, indices {indices}")
 
-    t_project, frames_project = median_time_s(lambda: run_project(CLIP, spec), REPEATS)
-    t_seek, frames_seek = median_time_s(lambda: run_pyav_seek(CLIP, indices, size_hw), REPEATS)
-    t_moviepy, frames_moviepy = median_time_s(lambda: run_moviepy(CLIP, indices, size_hw), REPEATS)
+    # Rounds interleave the three methods so a burst of load on shared cores hits all of them alike.
+    runs = {"project": lambda: run_project(CLIP, spec), "pyav-seek": lambda: run_pyav_seek(CLIP, indices, size_hw),
+            "moviepy": lambda: run_moviepy(CLIP, indices, size_hw)}
+    times = {name: [] for name in runs}
+    results = {}
+    for _ in range(REPEATS):
+        for name, fn in runs.items():
+            t, results[name] = median_time_s(fn, 1)
+            times[name].append(t)
+    t_project, t_seek, t_moviepy = (statistics.median(times[n]) for n in ("project", "pyav-seek", "moviepy"))
+    frames_project, frames_seek, frames_moviepy = (results[n] for n in ("project", "pyav-seek", "moviepy"))
     assert np.array_equal(frames_project, frames_seek), "project and pyav-seek disagree on the frames"
     diff = np.abs(frames_project.astype(int) - frames_moviepy.astype(int)).mean()
     print(f"mean |project - moviepy| = {diff:.1f} grey levels (moviepy scales in ffmpeg)")
 
     fastest_name, fastest = min([("moviepy", t_moviepy), ("pyav-seek", t_seek)], key=lambda kv: kv[1])
-    for name, t in [("project sample_frames", t_project), ("pyav-seek", t_seek), ("moviepy iter_frames", t_moviepy)]:
-        print(f"  {name:22s} {t:8.3f} s   {t / fastest:5.2f}x of fastest baseline ({fastest_name})")
+    for name, key in [("project sample_frames", "project"), ("pyav-seek", "pyav-seek"),
+                      ("moviepy iter_frames", "moviepy")]:
+        t, runs_s = statistics.median(times[key]), ", ".join(f"{x:.2f}" for x in times[key])
+        print(f"  {name:22s} {t:8.3f} s   {t / fastest:5.2f}x of fastest baseline ({fastest_name})   runs: {runs_s}")
 
     with tempfile.TemporaryDirectory() as tmp:
         writer = FrameCache(Path(tmp))

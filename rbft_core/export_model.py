@@ -3,7 +3,9 @@
 A run's adapter lives in ``<run_dir>/adapter/`` (peft format). A Stage-II run trained on top of Stage I
 names its Stage-I run in ``parent_run_id``; the merged export applies the chain oldest first (base ->
 merge Stage-I adapter -> merge Stage-II adapter). A parent counts as part of the chain only while it
-shares the child's ``base_model`` (a child whose base is another folder was trained on that folder).
+shares the child's ``base_model`` (a child whose base is another folder was trained on that folder), and
+not when the child continued training the parent's adapter (``config["continue_adapter"]``): that adapter
+already holds the parent's update.
 
 The merged folder is what ``AutoModelForImageTextToText.from_pretrained`` and vLLM expect at top level:
 ``config.json``, ``generation_config.json``, safetensors weights (shards + ``model.safetensors.index.json``
@@ -65,7 +67,8 @@ def adapter_chain(db_url: Optional[str], run_id: str) -> list[RunLink]:
     with session_scope(db_url) as session:
         run = job_queries.get_run(session, run_id)
         chain.append(_link(run))
-        while run.parent_run_id and len(chain) < _MAX_CHAIN:
+        # A run that continued its parent's adapter (config continue_adapter) already holds the parent's training.
+        while run.parent_run_id and not (run.config or {}).get("continue_adapter") and len(chain) < _MAX_CHAIN:
             parent = job_queries.get_run(session, run.parent_run_id)
             if parent.base_model != run.base_model or parent.id in {r.run_id for r in chain}:
                 break

@@ -338,4 +338,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module, not __main__: the CLI code reads rbft_core.jobs' state
+    # (the stop flag, the job id for progress), which must be the same objects the runner sets.
+    from rbft_core import jobs as _jobs
+
+    sys.exit(_jobs.main())

@@ -1,8 +1,9 @@
 """One data path for video: probe, sample frames (+ timestamps), frame cache, clips and previews.
 
 Generation, both training stages, evaluation, attention and masking all call :func:`sample_frames`, so a
-model sees the same frames, at the same size, with the same timestamps everywhere. Decoding uses PyAV;
-writing clips uses moviepy (its bundled ffmpeg), so no system ffmpeg is needed.
+model sees the same frames, at the same size, with the same timestamps everywhere. Decoding uses PyAV.
+The frame cache lives in ``rbft_core.frame_cache`` and clip writing (moviepy) in ``rbft_core.clips``; both
+are re-exported here, so ``from rbft_core.video import ...`` is the one import for callers.
 
 Sampling is a hybrid of seeking and sequential decoding: for each wanted frame we seek only when the
 keyframe before it lies beyond where the decoder already is (so a seek saves work), otherwise we decode
@@ -11,15 +12,10 @@ forward; only the frames we keep are converted to RGB, and swscale resizes them 
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
+import bisect
 import math
 import os
 import re
-import tempfile
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -28,8 +24,9 @@ from typing import Iterator
 import av
 import numpy as np
 
+from rbft_core.clips import make_preview, write_clip
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.settings import cache_dir
+from rbft_core.frame_cache import FrameCache, default_frame_cache, file_sha256
 
 __all__ = [
     "VideoInfo",
@@ -48,8 +45,6 @@ __all__ = [
 _SAMPLER_VERSION = 1  # bump when the sampling rule changes so cached frames are not reused
 _STILL_FORMATS = {"image2", "image2pipe", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"}
 _STILL_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
-_BROWSER_CODECS = {".mp4": {"h264"}, ".m4v": {"h264"}, ".webm": {"vp8", "vp9", "av1"}}
-_BROWSER_PIX_FMTS = {"yuv420p", "yuvj420p"}
 _DEFAULT_SEEK_GAP_S = 4.0  # used only when the container has no keyframe index
 
 
@@ -125,17 +120,29 @@ class _StreamMeta:
     num_frames: int
     start_pts: int
     time_base: Fraction
+    exact_duration: bool  # False when only the container's duration (which may include audio) was known
+
+
+def _tag_duration_s(stream) -> float | None:
+    """Matroska/WebM muxers write the stream's length as a tag ("00:00:12.000000000") instead of a field."""
+    raw = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
+    match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", raw.strip()) if raw else None
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _stream_meta(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _StreamMeta:
     time_base = stream.time_base or Fraction(1, 90000)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    exact = True
     if stream.duration:
         duration_s = float(stream.duration * time_base)
-    elif container.duration:
-        duration_s = container.duration / av.time_base
+    elif (tagged := _tag_duration_s(stream)) is not None:
+        duration_s = tagged
     else:
-        duration_s = 0.0
+        duration_s, exact = (container.duration / av.time_base if container.duration else 0.0), False
     fps = float(rate) if rate else 0.0
     if stream.frames and duration_s > 0 and not fps:
         fps = stream.frames / duration_s
@@ -144,7 +151,7 @@ def _stream_meta(container: av.container.InputContainer, stream: av.video.stream
         fps = 25.0  # no rate anywhere: a nominal value keeps timestamps monotonic
     if not duration_s:
         duration_s = num_frames / fps
-    return _StreamMeta(fps, duration_s, max(num_frames, 0), stream.start_time or 0, time_base)
+    return _StreamMeta(fps, duration_s, max(num_frames, 0), stream.start_time or 0, time_base, exact)
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
@@ -208,21 +215,23 @@ def _check_tail(path: Path, container, stream, meta: _StreamMeta) -> None:
     try:
         container.seek(target, stream=stream, backward=True)
         for packet in container.demux(stream):
-            if packet.pts is not None:
-                last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is not None:
+                last_pts = pts if last_pts is None else max(last_pts, pts)
             if not decoded and packet.size:
                 decoded = bool(stream.codec_context.decode(packet)) or decoded
     except av.error.FFmpegError:
         pass
     stops_s = None if last_pts is None else float((last_pts - meta.start_pts) * meta.time_base)
     tolerance_s = max(1.0, 0.05 * meta.duration_s)
-    if stops_s is None or stops_s < meta.duration_s - tolerance_s:
+    stops_early = stops_s is not None and meta.exact_duration and stops_s < meta.duration_s - tolerance_s
+    if stops_early or (stops_s is None and not decoded):
         where = "an unknown point" if stops_s is None else f"about {stops_s:.1f} s"
         raise DataError(
             f"{path} is truncated (the container says {meta.duration_s:.1f} s but the data stops at {where}); "
             "re-copy it from the source or re-encode it"
         )
-    if not decoded and stream.frames and stream.frames > 2:
+    if not decoded and meta.num_frames > 2:
         # The keyframe may only come out after a few packets (decoder delay); a flush settles it.
         try:
             decoded = bool(stream.codec_context.decode(None))
@@ -251,7 +260,8 @@ class SampleSpec:
     Args:
         num_frames: frames spread uniformly over the video (centre of equal segments). Exclusive with fps.
         fps: frames per second of video; capped at ``max_frames`` (then spread uniformly).
-        max_frames: upper bound on the number of frames in either mode.
+        max_frames: cap on the fps mode's count (rounded down to even with even_frames); num_frames may not
+            exceed it.
         min_pixels / max_pixels: pixel budget per frame after resizing (Qwen2-VL's smart_resize rule).
         size_factor: height and width become multiples of this (Qwen: patch 14 * spatial merge 2).
         even_frames: pad to an even count by repeating the last frame (Qwen's temporal patch is 2).
@@ -368,7 +378,8 @@ def _target_indices(spec: SampleSpec, meta: _StreamMeta) -> list[int]:
     if spec.num_frames is not None:
         count = spec.num_frames
     else:
-        count = min(max(1, round(meta.duration_s * spec.fps)), spec.max_frames, total)
+        cap = spec.max_frames - (spec.max_frames % 2 if spec.even_frames and spec.max_frames > 1 else 0)
+        count = min(max(1, round(meta.duration_s * spec.fps)), cap, total)
     indices = [min(total - 1, int((i + 0.5) * total / count)) for i in range(count)]
     if spec.even_frames and len(indices) % 2:
         indices.append(indices[-1])
@@ -386,14 +397,20 @@ def sample_frames(path: str | os.PathLike, spec: SampleSpec | None = None, *, sh
     if cache is not None:
         sha256 = sha256 or file_sha256(path)
         hit = cache.get(sha256, spec)
-        if hit is not None:  # fresh lists so a caller's edits never reach the cached copy
-            return replace(hit, timestamps_s=list(hit.timestamps_s), frame_indices=list(hit.frame_indices),
-                           notes=list(hit.notes))
+        if hit is not None:
+            return _detached(hit)
     video = _decode_samples(path, spec)
-    if cache is not None:
-        cache.put(sha256, spec, video)
-        video.frames.flags.writeable = False
-    return video
+    if cache is None:
+        return video
+    video.frames.flags.writeable = False  # the array is shared with the cache from now on
+    cache.put(sha256, spec, video)
+    return _detached(video)
+
+
+def _detached(video: SampledVideo) -> SampledVideo:
+    """A copy with fresh lists so a caller's edits never reach the cached entry (the read-only array is shared)."""
+    return replace(video, timestamps_s=list(video.timestamps_s), frame_indices=list(video.frame_indices),
+                   notes=list(video.notes))
 
 
 def _decode_samples(path: Path, spec: SampleSpec) -> SampledVideo:
@@ -495,13 +512,8 @@ class _SeekingDecoder:
         return t - pos > _DEFAULT_SEEK_GAP_S
 
     def _keyframe_before(self, t: float) -> float:
-        best = 0.0
-        for k in self.keyframes_s:  # a few dozen entries at most per clip; bisect is not worth an import
-            if k <= t + 1e-6:
-                best = k
-            else:
-                break
-        return best
+        i = bisect.bisect_right(self.keyframes_s, t + 1e-6)
+        return self.keyframes_s[i - 1] if i else 0.0
 
     # -- decoding
     def _seek(self, t: float, back_s: float = 0.0) -> None:
@@ -558,201 +570,3 @@ class _SeekingDecoder:
         if self.prev is not None and abs(self.prev[1] - t) < abs(self.cur[1] - t):
             return self.prev
         return self.cur
-
-
-# --------------------------------------------------------------------------------------------- cache
-
-_SHA_RE = re.compile(r"^[0-9a-fA-F]{16,128}$")
-
-
-def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
-    """The hex sha256 of a file's content (the frame cache's identity for a video)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class FrameCache:
-    """Sampled frames keyed by content sha256 + ``SampleSpec.key()``: an in-process LRU over ``.npy`` files.
-
-    Each entry is ``<root>/<sha[:2]>/<sha>_<spec key>.npy`` (frames) plus a ``.json`` sidecar (timestamps,
-    indices, fps). Both are written to a temporary file and renamed; the sidecar goes last and marks the
-    entry complete, so concurrent processes never read half an entry.
-    """
-
-    def __init__(self, root: str | os.PathLike, max_items_in_memory: int = 64):
-        if max_items_in_memory < 0:
-            raise ConfigError(f"max_items_in_memory must be >= 0, got {max_items_in_memory}")
-        self.root = Path(root)
-        self.max_items_in_memory = max_items_in_memory
-        self._memory: OrderedDict[str, SampledVideo] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _paths(self, sha256: str, spec: SampleSpec) -> tuple[str, Path, Path]:
-        if not _SHA_RE.match(sha256 or ""):
-            raise ConfigError(f"sha256 must be a hex digest, got {sha256!r}")
-        key = f"{sha256.lower()}_{spec.key()}"
-        folder = self.root / key[:2]
-        return key, folder / f"{key}.npy", folder / f"{key}.json"
-
-    def get(self, sha256: str, spec: SampleSpec) -> SampledVideo | None:
-        """The cached frames, or None on a miss (a damaged entry counts as a miss and is removed)."""
-        key, npy_path, json_path = self._paths(sha256, spec)
-        with self._lock:
-            if key in self._memory:
-                self._memory.move_to_end(key)
-                return self._memory[key]
-        try:
-            sidecar = json.loads(json_path.read_text())
-            frames = np.load(npy_path, allow_pickle=False)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            self._discard(npy_path, json_path)
-            return None
-        if list(frames.shape) != sidecar.get("shape"):
-            self._discard(npy_path, json_path)
-            return None
-        frames.flags.writeable = False
-        video = SampledVideo(
-            frames=frames,
-            timestamps_s=sidecar["timestamps_s"],
-            frame_indices=sidecar["frame_indices"],
-            source_fps=sidecar["source_fps"],
-            duration_s=sidecar["duration_s"],
-            source_size=tuple(sidecar["source_size"]),
-            total_num_frames=sidecar["total_num_frames"],
-            notes=sidecar.get("notes", []),
-        )
-        self._remember(key, video)
-        return video
-
-    def put(self, sha256: str, spec: SampleSpec, video: SampledVideo) -> None:
-        key, npy_path, json_path = self._paths(sha256, spec)
-        npy_path.parent.mkdir(parents=True, exist_ok=True)
-        sidecar = {
-            "spec": spec.key(),
-            "shape": list(video.frames.shape),
-            "timestamps_s": video.timestamps_s,
-            "frame_indices": video.frame_indices,
-            "source_fps": video.source_fps,
-            "duration_s": video.duration_s,
-            "source_size": list(video.source_size),
-            "total_num_frames": video.total_num_frames,
-            "notes": video.notes,
-        }
-        _atomic_write(npy_path, lambda fh: np.save(fh, np.ascontiguousarray(video.frames), allow_pickle=False))
-        _atomic_write(json_path, lambda fh: fh.write(json.dumps(sidecar).encode()))
-        self._remember(key, video)
-
-    def clear_memory(self) -> None:
-        with self._lock:
-            self._memory.clear()
-
-    def _remember(self, key: str, video: SampledVideo) -> None:
-        if self.max_items_in_memory == 0:
-            return
-        with self._lock:
-            self._memory[key] = video
-            self._memory.move_to_end(key)
-            while len(self._memory) > self.max_items_in_memory:
-                self._memory.popitem(last=False)
-
-    @staticmethod
-    def _discard(*paths: Path) -> None:
-        for p in paths:
-            p.unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@functools.lru_cache(maxsize=8)
-def _cache_for(root: Path) -> FrameCache:
-    return FrameCache(root)
-
-
-def default_frame_cache() -> FrameCache:
-    """The process-wide frame cache in ``settings.cache_dir()/frames`` (one LRU per folder)."""
-    return _cache_for(cache_dir() / "frames")
-
-
-# --------------------------------------------------------------------------------------------- writing
-
-
-def write_clip(frames: np.ndarray, fps: float, out_path: str | os.PathLike) -> Path:
-    """Write RGB frames [T, H, W, 3] as a browser-playable H.264 (yuv420p) mp4; odd sizes are padded to even."""
-    from moviepy import ImageSequenceClip  # imported here: moviepy is slow to import and rarely needed
-
-    frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = np.repeat(frames[..., None], 3, axis=-1)
-    if frames.ndim != 4 or frames.shape[-1] not in (3, 4) or frames.shape[0] < 1:
-        raise DataError(f"frames must be an array [T, H, W, 3] with T >= 1, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise DataError(f"frames must be uint8 (0-255), got {frames.dtype}; convert with np.clip(x, 0, 255).astype(np.uint8)")
-    if not (fps and fps > 0):
-        raise ConfigError(f"fps must be > 0, got {fps}")
-    out_path = Path(out_path)
-    if out_path.suffix.lower() not in {".mp4", ".m4v", ".mov"}:
-        raise ConfigError(f"out_path must end in .mp4 (H.264 in mp4 plays in browsers), got {out_path.name}")
-    frames = frames[..., :3]
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=out_path.suffix)
-    os.close(fd)
-    try:
-        clip = ImageSequenceClip(list(frames), fps=fps)
-        clip.write_videofile(tmp, fps=fps, codec="libx264", audio=False, preset="veryfast", logger=None,
-                             ffmpeg_params=["-pix_fmt", "yuv420p", "-movflags", "+faststart"])
-        clip.close()
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_path
-
-
-def make_preview(path: str | os.PathLike, out_dir: str | os.PathLike, *, sha256: str | None = None) -> Path:
-    """A browser-playable version of ``path``: the file itself when it already plays, else an H.264 mp4.
-
-    Transcodes are cached in ``out_dir`` by content hash, so a second call returns at once.
-    """
-    from moviepy import VideoFileClip
-
-    path = Path(path)
-    info = probe_video(path)
-    playable = info.codec in _BROWSER_CODECS.get(path.suffix.lower(), set())
-    if playable and (info.pix_fmt in _BROWSER_PIX_FMTS or info.codec != "h264"):
-        return path
-    out_dir = Path(out_dir)
-    out_path = out_dir / f"{sha256 or file_sha256(path)}.mp4"
-    if out_path.exists():
-        return out_path
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{out_path.stem}.", suffix=".mp4")
-    os.close(fd)
-    try:
-        with VideoFileClip(str(path), audio=info.has_audio) as clip:
-            if clip.w % 2 or clip.h % 2:
-                clip = clip.cropped(x2=clip.w - clip.w % 2, y2=clip.h - clip.h % 2)
-            clip.write_videofile(tmp, codec="libx264", audio=info.has_audio, audio_codec="aac",
-                                 preset="veryfast", logger=None,
-                                 ffmpeg_params=["-pix_fmt", "yuv420p", "-movflags", "+faststart"])
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_path

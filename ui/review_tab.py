@@ -7,16 +7,16 @@ logic lives in rbft_core.review (queue, saves) and rbft_core.review_media (playe
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import gradio as gr
 
 from rbft_core import review, review_media
-from rbft_core.errors import ConfigError, RbftError
+from rbft_core.errors import ConfigError
 from rbft_core.prompts import DIMENSIONS
 from ui import review_render as render
+from ui.common import bind, ui_errors
 from ui.keys import label as key_label
 from ui.media import serve
 
@@ -44,20 +44,9 @@ class ReviewTab:
 
     def attach_page_load(self, demo: gr.Blocks) -> None:
         """On every page load: list the datasets, pick the first, open its queue."""
-        demo.load(functools.partial(on_page_load, self.db_url), None, [self.dataset, self.filters[1]],
+        demo.load(bind(on_page_load, self.db_url), None, [self.dataset, self.filters[1]],
                   api_visibility="private").then(
             self.open_fn, [self.dataset, *self.filters], [self.state, *self.item_outputs], api_visibility="private")
-
-
-def _ui_errors(fn: Callable) -> Callable:
-    """RbftError -> gr.Error with the same message (it names the thing and the fix)."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except RbftError as exc:
-            raise gr.Error(str(exc), duration=None) from exc
-    return wrapper
 
 
 def _who(request: Optional[gr.Request], typed: Optional[str]) -> str:
@@ -105,7 +94,7 @@ def _go(db_url, flt, current: Optional[int], nav: list, *, backwards: bool = Fal
 
 
 # --------------------------------------------------------------------------------------- handlers
-@_ui_errors
+@ui_errors
 def on_open(db_url, dataset, status, label, split, edited, parse_failed, search):
     """Apply the dataset and filters: the queue starts at its most doubtful item."""
     if not dataset:
@@ -125,7 +114,7 @@ def _label_filter(labels: list[str]) -> gr.Dropdown:
     return gr.Dropdown(choices=[("any", ""), *labels], value="")
 
 
-@_ui_errors
+@ui_errors
 def on_page_load(db_url):
     names = review.dataset_names(db_url)
     first = names[0] if names else None
@@ -133,12 +122,12 @@ def on_page_load(db_url):
     return gr.Dropdown(choices=names, value=first), _label_filter(labels)
 
 
-@_ui_errors
+@ui_errors
 def on_dataset(db_url, dataset):
     return _label_filter(review.dataset_labels(db_url, dataset) if dataset else [])
 
 
-@_ui_errors
+@ui_errors
 def on_act(action, db_url, state, review_id, version, nav, reviewer, s, a, ac, sc, label, request: gr.Request):
     """Accept as is / save edit / reject, then open the next item in the queue."""
     flt = _filter(state)
@@ -149,7 +138,7 @@ def on_act(action, db_url, state, review_id, version, nav, reviewer, s, a, ac, s
     return _go(db_url, flt, review_id, nav)
 
 
-@_ui_errors
+@ui_errors
 def on_move(direction, db_url, state, review_id, version, nav, reviewer, s, a, ac, sc, label, request: gr.Request):
     """next / prev save a draft first when the text changed; skip leaves the item exactly as stored."""
     flt = _filter(state)
@@ -159,7 +148,7 @@ def on_move(direction, db_url, state, review_id, version, nav, reviewer, s, a, a
     return _go(db_url, flt, review_id, nav, backwards=direction == "prev")
 
 
-@_ui_errors
+@ui_errors
 def on_jump(db_url, state, review_id, version, nav, reviewer, s, a, ac, sc, label, ref, request: gr.Request):
     flt = _filter(state)
     target = review.find_item(db_url, flt.dataset, ref)
@@ -170,7 +159,7 @@ def on_jump(db_url, state, review_id, version, nav, reviewer, s, a, ac, sc, labe
     return _render(db_url, flt, target, nav)
 
 
-@_ui_errors
+@ui_errors
 def on_revert(db_url, review_id):
     """Put the model's text back into the fields (nothing is saved until an action)."""
     if review_id is None:
@@ -180,7 +169,7 @@ def on_revert(db_url, review_id):
     return (*[sug.get(d) or "" for d in DIMENSIONS], render.diff_html(item, {d: sug.get(d) or "" for d in DIMENSIONS}))
 
 
-@_ui_errors
+@ui_errors
 def on_diff(db_url, review_id, s, a, ac, sc, label):
     """Diff and status marker for what is typed now (on blur of a field)."""
     if review_id is None:
@@ -191,7 +180,7 @@ def on_diff(db_url, review_id, s, a, ac, sc, label):
     return render.diff_html(item, typed), render.status_html(item, unsaved=unsaved)
 
 
-@_ui_errors
+@ui_errors
 def on_regenerate(db_url, review_id):
     if review_id is None:
         raise gr.Error("no item is open to regenerate")
@@ -199,7 +188,7 @@ def on_regenerate(db_url, review_id):
     return {"job": job_id, "review": review_id}, gr.Timer(active=True), f"regeneration job {job_id} started"
 
 
-@_ui_errors
+@ui_errors
 def on_regen_tick(db_url, regen, state, review_id, nav, reviewer, request: gr.Request):
     """Poll the regeneration job; when it succeeds, adopt the new suggestion and reload the item."""
     from rbft_core.jobs import job_status
@@ -216,7 +205,7 @@ def on_regen_tick(db_url, regen, state, review_id, nav, reviewer, request: gr.Re
     return (None, gr.Timer(active=False), render.job_html(status), *values)
 
 
-@_ui_errors
+@ui_errors
 def on_bulk(kind, db_url, state, review_id, nav, reviewer, request: gr.Request):
     """Accept every untouched item in the filter, or exclude every item in the filter from training."""
     flt = _filter(state)
@@ -259,7 +248,7 @@ def _media_column() -> tuple:
         header = gr.HTML(elem_id="rv-header")
         notice = gr.HTML(elem_id="rv-notice")
         video = gr.Video(label="Video", interactive=False, height=300, elem_id="rv-video")
-        frames = gr.Gallery(label="Frames the model sees", columns=8, height=170, object_fit="contain",
+        frames = gr.Gallery(label="Frames the model sees", columns=4, height=250, object_fit="contain",
                             allow_preview=True, elem_id="rv-frames")
     return header, notice, video, frames
 
@@ -308,7 +297,7 @@ def build_review_tab(db_url: Optional[str]) -> ReviewTab:
                     fields=fields, label=label, buttons=buttons,
                     item_outputs=[review_id, version, nav, header, video, frames, notice, suggestion, *fields, label,
                                   status, diff, history, counts],
-                    state=state, open_fn=functools.partial(on_open, db_url), db_url=db_url)
+                    state=state, open_fn=bind(on_open, db_url), db_url=db_url)
     _wire_queue(tab, jump)
     _wire_edits(tab, diff, status, history)
     _wire_jobs_and_bulk(tab, regen, timer, job, bulk_accept, bulk_exclude)
@@ -323,35 +312,35 @@ def _ctx(tab: ReviewTab) -> list:
 def _wire_queue(tab: ReviewTab, jump: gr.Textbox) -> None:
     db_url, private = tab.db_url, dict(api_visibility="private")
     label_filter = tab.filters[1]
-    tab.dataset.input(functools.partial(on_dataset, db_url), [tab.dataset], [label_filter], **private).then(
+    tab.dataset.input(bind(on_dataset, db_url), [tab.dataset], [label_filter], **private).then(
         tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs], api_name="review_open")
     for comp in tab.filters:
         trigger = comp.submit if isinstance(comp, gr.Textbox) else comp.input
         trigger(tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs], **private)
     for name in ("accept", "edit", "reject"):
-        tab.buttons[name].click(functools.partial(on_act, name, db_url), _ctx(tab), tab.item_outputs,
+        tab.buttons[name].click(bind(on_act, name, db_url), _ctx(tab), tab.item_outputs,
                                 api_name=f"review_{name}", trigger_mode="once")
     for name in ("next", "prev", "skip"):
-        tab.buttons[name].click(functools.partial(on_move, name, db_url), _ctx(tab), tab.item_outputs,
+        tab.buttons[name].click(bind(on_move, name, db_url), _ctx(tab), tab.item_outputs,
                                 api_name=f"review_{name}", trigger_mode="once")
-    jump.submit(functools.partial(on_jump, db_url), [*_ctx(tab), jump], tab.item_outputs, api_name="review_jump")
+    jump.submit(bind(on_jump, db_url), [*_ctx(tab), jump], tab.item_outputs, api_name="review_jump")
 
 
 def _wire_edits(tab: ReviewTab, diff: gr.HTML, status: gr.HTML, history: gr.HTML) -> None:
     review_id = tab.item_outputs[0]
-    tab.buttons["revert"].click(functools.partial(on_revert, tab.db_url), [review_id], [*tab.fields, diff],
+    tab.buttons["revert"].click(bind(on_revert, tab.db_url), [review_id], [*tab.fields, diff],
                                 api_name="review_revert")
     for comp in [*tab.fields, tab.label]:
-        comp.blur(functools.partial(on_diff, tab.db_url), [review_id, *tab.fields, tab.label], [diff, status],
+        comp.blur(bind(on_diff, tab.db_url), [review_id, *tab.fields, tab.label], [diff, status],
                   api_visibility="private", trigger_mode="always_last", show_progress="hidden")
 
 
 def _wire_jobs_and_bulk(tab: ReviewTab, regen, timer, job, bulk_accept, bulk_exclude) -> None:
     db_url, review_id, nav = tab.db_url, tab.item_outputs[0], tab.item_outputs[2]
-    tab.buttons["regen"].click(functools.partial(on_regenerate, db_url), [review_id], [regen, timer, job],
+    tab.buttons["regen"].click(bind(on_regenerate, db_url), [review_id], [regen, timer, job],
                                api_name="review_regenerate")
-    timer.tick(functools.partial(on_regen_tick, db_url), [regen, tab.state, review_id, nav, tab.reviewer],
+    timer.tick(bind(on_regen_tick, db_url), [regen, tab.state, review_id, nav, tab.reviewer],
                [regen, timer, job, *tab.item_outputs], api_visibility="private", show_progress="hidden")
     for kind, button in (("accept", bulk_accept), ("exclude", bulk_exclude)):
-        button.click(functools.partial(on_bulk, kind, db_url), [tab.state, review_id, nav, tab.reviewer],
+        button.click(bind(on_bulk, kind, db_url), [tab.state, review_id, nav, tab.reviewer],
                      tab.item_outputs, api_name=f"review_bulk_{kind}")

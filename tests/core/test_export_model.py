@@ -86,6 +86,12 @@ def test_base_model_mismatch_ends_the_chain(db_url, runs, tmp_path):
     assert [link.run_id for link in adapter_chain(db_url, "s2")] == ["s2"]
 
 
+def test_continued_adapter_is_not_merged_twice(db_url, runs):
+    with session_scope(db_url) as s:
+        job_queries.upsert_run(s, "s2", config={"continue_adapter": True})
+    assert [link.run_id for link in adapter_chain(db_url, "s2")] == ["s2"]
+
+
 @pytest.mark.parametrize("run_id", ["s1", "s2"])
 def test_merged_model_loads_and_matches_peft_logits(db_url, runs, tmp_path, run_id):
     from transformers import AutoModelForImageTextToText

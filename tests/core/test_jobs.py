@@ -1,0 +1,93 @@
+"""Detached jobs: real subprocesses in their own process groups; stop, queue, crash recovery."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from db.engine import session_scope
+from db import job_queries as jq
+from rbft_core.jobs import job_status, recover_jobs, start_job, stop_job
+
+
+def _wait(url, job_id, statuses, timeout_s=120.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = job_status(url, job_id)
+        if status["status"] in statuses:
+            return status
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {job_status(url, job_id)} after {timeout_s} s")
+
+
+def _long_train(name, model):
+    return ["train", name, "--stage", "2", "--model", str(model), "--max-steps", "400", "--batch-size", "1",
+            "--frames", "4", "--max-pixels", "3136", "--lora-rank", "4", "--save-steps", "1000"]
+
+
+def test_job_runs_detached_and_reports(world_dataset, data_dir):
+    name, url = world_dataset
+    job_id = start_job(url, "datasets", ["datasets", "--json"])
+    done = _wait(url, job_id, {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    with session_scope(url) as s:
+        job = jq.get_job(s, job_id)
+        assert job.pgid == job.pid and job.started_at and job.ended_at
+    assert '"name": "world"' in open(done["log_path"]).read()
+
+
+def test_failed_job_keeps_the_message(world_dataset, data_dir, tmp_path):
+    name, url = world_dataset
+    job_id = start_job(url, "train", ["train", name, "--stage", "1", "--model", str(tmp_path / "nope")])
+    done = _wait(url, job_id, {"succeeded", "failed"})
+    assert done["status"] == "failed" and "does not exist" in done["error"]
+
+
+def test_stop_is_graceful_and_saves_the_adapter(world_dataset, tiny_model_dir, data_dir):
+    name, url = world_dataset
+    job_id = start_job(url, "train", _long_train(name, tiny_model_dir))
+    _wait(url, job_id, {"running"})
+    deadline = time.monotonic() + 60
+    while "step" not in job_status(url, job_id)["progress_text"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert stop_job(url, job_id, timeout_s=60) == "cancelled"
+    status = job_status(url, job_id)
+    runs = list((data_dir / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "adapter" / "adapter_config.json").exists()
+    assert json.loads((runs[0] / "exit_status.json").read_text())["status"] == "cancelled"
+    assert 0 < status["progress"] < 1
+
+
+def test_second_compute_job_is_queued_then_runs(world_dataset, tiny_model_dir, data_dir):
+    name, url = world_dataset
+    first = start_job(url, "train", _long_train(name, tiny_model_dir))
+    _wait(url, first, {"running"})
+    second = start_job(url, "evaluate", ["evaluate", name, "--model", str(tiny_model_dir), "--frames", "4"])
+    time.sleep(3)
+    assert job_status(url, second)["status"] == "queued"  # waits for the device, not run on top
+    stop_job(url, first, timeout_s=60)
+    assert _wait(url, second, {"succeeded", "failed"})["status"] == "succeeded"
+
+
+def test_kill_9_is_marked_interrupted_with_resume_hint(world_dataset, tiny_model_dir, data_dir):
+    name, url = world_dataset
+    job_id = start_job(url, "train", _long_train(name, tiny_model_dir))
+    _wait(url, job_id, {"running"})
+    with session_scope(url) as s:
+        pgid = jq.get_job(s, job_id).pgid
+    os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while job_id not in recover_jobs(url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = job_status(url, job_id)
+    assert status["status"] == "interrupted"
+    assert "resume with: rbft train" in status["error"] and "--resume" in status["error"]
+
+
+def test_stop_of_finished_job_is_a_no_op(world_dataset, data_dir):
+    name, url = world_dataset
+    job_id = start_job(url, "datasets", ["datasets"])
+    _wait(url, job_id, {"succeeded"})
+    assert stop_job(url, job_id) == "succeeded"
