@@ -214,7 +214,8 @@ def add_suggestion(session: Session, video_id: int, **fields: Any) -> Suggestion
     """Add an immutable suggestion and make sure the video has a review pointing at useful output.
 
     The video gets a pending review (four fields None: "use the suggestion") when it has none; a review
-    still pending and never saved is pointed at this newest suggestion. Saved reviews are left alone.
+    still pending and never saved is pointed at this newest suggestion unless it parsed worse than the
+    one in place (a failed rerun never hides a good rationale). Saved reviews are left alone.
     """
     status = fields.get("parse_status")
     if status not in PARSE_STATUSES:
@@ -226,7 +227,11 @@ def add_suggestion(session: Session, video_id: int, **fields: Any) -> Suggestion
     if review is None:
         session.add(Review(video_id=video_id, suggestion_id=suggestion.id, status="pending", version=1))
     elif review.status == "pending" and review.version == 1:
-        review.suggestion_id = suggestion.id
+        # follow the newest suggestion, unless it parsed worse than the one in place
+        current = session.get(Suggestion, review.suggestion_id) if review.suggestion_id else None
+        rank = {"failed": 0, "partial": 1, "ok": 2}
+        if current is None or rank[suggestion.parse_status] >= rank[current.parse_status]:
+            review.suggestion_id = suggestion.id
     session.flush()
     return suggestion
 

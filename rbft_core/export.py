@@ -283,7 +283,8 @@ def _write(snap: _Snapshot, config: ExportConfig, name: str, work: Path, final: 
 
 def _manifest(snap: _Snapshot, config: ExportConfig, name: str, counts: dict, missing: list, files: list,
               prompts: dict) -> dict[str, Any]:
-    rows = [r for r in snap.rows if r["video_id"] not in {m["video_id"] for m in missing}]
+    gone = {m["video_id"] for m in missing}
+    rows = [r for r in snap.rows if r["video_id"] not in gone]
     return {
         "rbft_export": MANIFEST_VERSION,
         "name": name,

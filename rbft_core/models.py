@@ -169,7 +169,8 @@ def encode_prompts(processor, prompts: Sequence[str], videos: Sequence["SampledV
     texts = [chat_text(processor, p, a) for p, a in zip(prompts, answers)]
     return processor(
         text=texts,
-        videos=[v.frames for v in videos],
+        # cached frames are read-only memory maps; torch wants writable arrays
+        videos=[v.frames if v.frames.flags.writeable else v.frames.copy() for v in videos],
         videos_kwargs={
             "video_metadata": [v.metadata() for v in videos],
             "do_sample_frames": False,

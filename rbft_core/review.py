@@ -258,10 +258,23 @@ def _store(db_url: Optional[str], item: ReviewItem, expected_version: int, revie
         with _session(db_url) as s:
             queries.save_review(s, item.review_id, expected_version=expected_version, reviewer=reviewer, **changes)
     except ConflictError as exc:
+        current = getattr(exc, "current", {}) or {}
         with _session(db_url) as s:
-            rq.record_refused_save(s, item.review_id, reviewer, expected_version,
-                                   getattr(exc, "current", {}), getattr(exc, "attempted", changes))
-        raise ConflictError(f"{exc} Your version is kept in the history panel (marked refused).") from exc
+            rq.record_refused_save(s, item.review_id, reviewer, expected_version, current,
+                                   getattr(exc, "attempted", changes))
+        raise ConflictError(_conflict_message(item, expected_version, current)) from exc
+
+
+def _conflict_message(item: ReviewItem, expected_version: int, current: dict[str, Any]) -> str:
+    """Who saved first and what they saved (None fields mean "the model's text")."""
+    theirs = "; ".join(f"{dim}: {current[dim]!r}" for dim in DIMENSIONS if current.get(dim) is not None)
+    label = current.get("label") or item.video_label
+    return (f"Not saved: {item.external_id} was saved by {current.get('reviewer') or 'someone'} at "
+            f"{current.get('updated_at') or 'an unknown time'} (now version {current.get('version')}; you edited "
+            f"version {expected_version}). Their version: status {current.get('status')}, label {label}; "
+            f"{theirs or 'the four fields are the model text'}{'; other fields: the model text' if theirs else ''}. "
+            "Your version is kept in the history panel (marked refused): reopen the item (Alt+J), "
+            "re-apply your edit and save again.")
 
 
 def save(db_url: Optional[str], review_id: int, *, expected_version: int, reviewer: Optional[str], action: Action,

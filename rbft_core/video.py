@@ -16,7 +16,7 @@ import bisect
 import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -394,23 +394,14 @@ def sample_frames(path: str | os.PathLike, spec: SampleSpec | None = None, *, sh
     """
     spec = spec or SampleSpec()
     path = Path(path)
-    if cache is not None:
-        sha256 = sha256 or file_sha256(path)
-        hit = cache.get(sha256, spec)
-        if hit is not None:
-            return _detached(hit)
-    video = _decode_samples(path, spec)
     if cache is None:
-        return video
-    video.frames.flags.writeable = False  # the array is shared with the cache from now on
-    cache.put(sha256, spec, video)
-    return _detached(video)
-
-
-def _detached(video: SampledVideo) -> SampledVideo:
-    """A copy with fresh lists so a caller's edits never reach the cached entry (the read-only array is shared)."""
-    return replace(video, timestamps_s=list(video.timestamps_s), frame_indices=list(video.frame_indices),
-                   notes=list(video.notes))
+        return _decode_samples(path, spec)
+    sha256 = sha256 or file_sha256(path)
+    hit = cache.get(sha256, spec)
+    if hit is None:
+        hit = _decode_samples(path, spec)
+        cache.put(sha256, spec, hit)
+    return hit
 
 
 def _decode_samples(path: Path, spec: SampleSpec) -> SampledVideo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import typing
 from typing import Any, Callable
@@ -21,7 +22,8 @@ def ui_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except RbftError as exc:
-            raise gr.Error(str(exc), duration=None) from exc
+            # The toast renders HTML: escape, since messages quote user text (a rationale, a path).
+            raise gr.Error(html.escape(str(exc)), duration=None) from exc
     return wrapper
 
 

@@ -21,7 +21,7 @@ def _e(value: Any) -> str:
 
 def header_html(item: ReviewItem) -> str:
     place = f" · {item.position} of {item.queue_size} in this filter" if item.position else ""
-    return (f'<div class="rv-header"><b>Video {_e(item.video_id)}</b> · <code>{_e(item.external_id)}</code> · '
+    return (f'<div class="rv-header">{_e(item.dataset)} › <b>Video {_e(item.video_id)}</b> · <code>{_e(item.external_id)}</code> · '
             f'{_e(item.split)} · label <b>{_e(item.video_label)}</b>{_e(place)}</div>')
 
 

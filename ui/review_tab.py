@@ -311,19 +311,22 @@ def _ctx(tab: ReviewTab) -> list:
 
 def _wire_queue(tab: ReviewTab, jump: gr.Textbox) -> None:
     db_url, private = tab.db_url, dict(api_visibility="private")
+    # Progress and errors show on the header only: an error must not cover the reviewer's typed text.
+    progress = dict(show_progress_on=[tab.header])
     label_filter = tab.filters[1]
     tab.dataset.input(bind(on_dataset, db_url), [tab.dataset], [label_filter], **private).then(
         tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs], api_name="review_open")
     for comp in tab.filters:
         trigger = comp.submit if isinstance(comp, gr.Textbox) else comp.input
-        trigger(tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs], **private)
+        trigger(tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs], **private,
+                show_progress_on=[tab.header])
     for name in ("accept", "edit", "reject"):
         tab.buttons[name].click(bind(on_act, name, db_url), _ctx(tab), tab.item_outputs,
-                                api_name=f"review_{name}", trigger_mode="once")
+                                api_name=f"review_{name}", trigger_mode="once", **progress)
     for name in ("next", "prev", "skip"):
         tab.buttons[name].click(bind(on_move, name, db_url), _ctx(tab), tab.item_outputs,
-                                api_name=f"review_{name}", trigger_mode="once")
-    jump.submit(bind(on_jump, db_url), [*_ctx(tab), jump], tab.item_outputs, api_name="review_jump")
+                                api_name=f"review_{name}", trigger_mode="once", **progress)
+    jump.submit(bind(on_jump, db_url), [*_ctx(tab), jump], tab.item_outputs, api_name="review_jump", **progress)
 
 
 def _wire_edits(tab: ReviewTab, diff: gr.HTML, status: gr.HTML, history: gr.HTML) -> None:
@@ -343,4 +346,4 @@ def _wire_jobs_and_bulk(tab: ReviewTab, regen, timer, job, bulk_accept, bulk_exc
                [regen, timer, job, *tab.item_outputs], api_visibility="private", show_progress="hidden")
     for kind, button in (("accept", bulk_accept), ("exclude", bulk_exclude)):
         button.click(bind(on_bulk, kind, db_url), [tab.state, review_id, nav, tab.reviewer],
-                     tab.item_outputs, api_name=f"review_bulk_{kind}")
+                     tab.item_outputs, api_name=f"review_bulk_{kind}", show_progress_on=[tab.header])

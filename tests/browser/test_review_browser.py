@@ -142,7 +142,7 @@ def test_keyboard_review_persists_after_reload(app, browser):
 def _choose_dataset(page, name: str) -> None:
     page.click("#rv-dataset input")
     page.get_by_role("option", name=name).click()
-    _wait_header(page, f"{name}" if name != "xss" else "clip_2")
+    _wait_header(page, f"{name} › ")
 
 
 def test_markup_in_rationale_is_text_and_two_tabs_conflict(app, browser):

@@ -281,7 +281,10 @@ def test_cache_hit_is_identical_and_does_not_decode(tmp_path, monkeypatch):
             assert np.array_equal(got.frames, first.frames)
             assert got.timestamps_s == first.timestamps_s and got.frame_indices == first.frame_indices
             assert got.metadata() == first.metadata()
-            assert not got.frames.flags.writeable  # shared arrays cannot be changed by accident
+        hit.frames[:] = 0  # each reader owns its copy: painting into it (masking) leaves the cache intact
+        hit.frame_indices.append(-1)
+        again = sample_frames(path, spec, sha256=sha, cache=cache)
+        assert np.array_equal(again.frames, first.frames) and again.frame_indices == first.frame_indices
     assert calls == []
     files = sorted(p.suffix for p in (tmp_path / "cache").rglob("*") if p.is_file())
     assert files == [".json", ".npy"]  # no temporary files left behind
@@ -308,6 +311,16 @@ def test_damaged_cache_entry_is_a_miss(tmp_path):
     assert sample_frames(path, spec, sha256=sha, cache=cache).num_frames == 4
     sidecar = json.loads(next((tmp_path / "cache").rglob("*.json")).read_text())
     assert sidecar["frame_indices"] == [5, 15, 25, 35]
+
+
+def test_cache_memory_is_bounded_by_bytes(tmp_path):
+    path = _make_indexed(tmp_path / "idx.mp4", num_frames=40, fps=10, gop=12)
+    one_entry = sample_frames(path, SampleSpec(num_frames=4)).frames.nbytes
+    cache = FrameCache(tmp_path / "cache", max_bytes_in_memory=int(1.5 * one_entry))
+    for n in (2, 4, 6):  # different sizes; the budget holds at most one 4-frame entry
+        sample_frames(path, SampleSpec(num_frames=n), sha256="cd" * 32, cache=cache)
+    assert cache._memory_bytes <= cache.max_bytes_in_memory and len(cache._memory) == 1
+    assert sample_frames(path, SampleSpec(num_frames=2), sha256="cd" * 32, cache=cache).num_frames == 2  # disk
 
 
 def test_cache_rejects_a_key_that_is_not_a_digest(tmp_path):
