@@ -33,7 +33,9 @@ def write_clip(frames: np.ndarray, fps: float, out_path: str | os.PathLike) -> P
     if frames.ndim != 4 or frames.shape[-1] not in (3, 4) or frames.shape[0] < 1:
         raise DataError(f"frames must be an array [T, H, W, 3] with T >= 1, got shape {frames.shape}")
     if frames.dtype != np.uint8:
-        raise DataError(f"frames must be uint8 (0-255), got {frames.dtype}; convert with np.clip(x, 0, 255).astype(np.uint8)")
+        raise DataError(
+            f"frames must be uint8 (0-255), got {frames.dtype}; convert with np.clip(x, 0, 255).astype(np.uint8)"
+        )
     if not (fps and fps > 0):
         raise ConfigError(f"fps must be > 0, got {fps}")
     out_path = Path(out_path)

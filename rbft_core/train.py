@@ -185,10 +185,12 @@ def load_run_model(db_url: Optional[str], run_id: str, *, dtype: str = "auto", d
         run = jq.get_run(s, run_id)
         base = run.base_model
         while run is not None:
-            chain.append((run.id, run.run_dir, bool(run.config.get("continue_adapter"))))
-            run = jq.get_run(s, run.parent_run_id) if run.parent_run_id else None
+            chain.append((run.id, run.run_dir))
+            # a continued Stage-I adapter already holds Stage I: applying the parent too would count it twice
+            continued = bool((run.config or {}).get("continue_adapter"))
+            run = jq.get_run(s, run.parent_run_id) if run.parent_run_id and not continued else None
     lm = load_vlm(base, dtype=dtype, device=device)
-    lm.model = _apply_adapters(lm.model, [Path(d) / "adapter" for _, d, _ in reversed(chain)], merge_last=merge)
+    lm.model = _apply_adapters(lm.model, [Path(d) / "adapter" for _, d in reversed(chain)], merge_last=merge)
     lm.model.eval()
     return lm
 

@@ -292,7 +292,8 @@ class SampleSpec:
                     f"num_frames must be <= max_frames ({self.max_frames}), got {self.num_frames}; "
                     "raise max_frames or lower num_frames"
                 )
-        if self.fps is not None and not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
+        fps_ok = isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0
+        if self.fps is not None and not fps_ok:
             raise ConfigError(f"fps must be > 0, got {self.fps}")
         if self.size_factor < 1:
             raise ConfigError(f"size_factor must be >= 1, got {self.size_factor}")

@@ -7,6 +7,7 @@ logic lives in rbft_core.review (queue, saves) and rbft_core.review_media (playe
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -93,6 +94,15 @@ def _go(db_url, flt, current: Optional[int], nav: list, *, backwards: bool = Fal
     return _render(db_url, flt, target, nav)
 
 
+def _autosave(db_url, review_id: int, version: int, who: str, values: tuple, label: Optional[str]) -> None:
+    """Save a draft before moving on. A stale draft (someone saved meanwhile) does not block moving on:
+    it is refused, kept in the history, and the reviewer is told."""
+    try:
+        review.autosave(db_url, review_id, expected_version=version, reviewer=who, fields=_fields(values), label=label)
+    except ConflictError as exc:
+        gr.Warning(html.escape(str(exc)), duration=None)
+
+
 # --------------------------------------------------------------------------------------- handlers
 @ui_errors
 def on_open(db_url, dataset, status, label, split, edited, parse_failed, search):
@@ -143,8 +153,7 @@ def on_move(direction, db_url, state, review_id, version, nav, reviewer, s, a, a
     """next / prev save a draft first when the text changed; skip leaves the item exactly as stored."""
     flt = _filter(state)
     if review_id is not None and direction != "skip":
-        review.autosave(db_url, review_id, expected_version=version, reviewer=_who(request, reviewer),
-                        fields=_fields((s, a, ac, sc)), label=label)
+        _autosave(db_url, review_id, version, _who(request, reviewer), (s, a, ac, sc), label)
     return _go(db_url, flt, review_id, nav, backwards=direction == "prev")
 
 
@@ -153,8 +162,7 @@ def on_jump(db_url, state, review_id, version, nav, reviewer, s, a, ac, sc, labe
     flt = _filter(state)
     target = review.find_item(db_url, flt.dataset, ref)
     if review_id is not None:
-        review.autosave(db_url, review_id, expected_version=version, reviewer=_who(request, reviewer),
-                        fields=_fields((s, a, ac, sc)), label=label)
+        _autosave(db_url, review_id, version, _who(request, reviewer), (s, a, ac, sc), label)
         nav = (nav + [review_id])[-NAV_LIMIT:]
     return _render(db_url, flt, target, nav)
 

@@ -174,6 +174,7 @@ def test_markup_in_rationale_is_text_and_two_tabs_conflict(app, browser):
     second.keyboard.press("Alt+J")  # reload the item: history has both versions, the refused one marked
     second.keyboard.type("clip_0")
     second.keyboard.press("Enter")
+    import time; time.sleep(4); second.screenshot(path="/tmp/rvsmoke/conflict2.png", full_page=True)
     second.wait_for_function("document.querySelector('#rv-history').innerText.includes('REFUSED')")
     history = second.inner_text("#rv-history")
     assert "walks away <b>fast</b>" in history and "runs <i>off</i>" in history

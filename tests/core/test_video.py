@@ -13,7 +13,14 @@ import pytest
 from rbft_core import video as V
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.video import FrameCache, SampleSpec, make_preview, probe_video, sample_frames, smart_resize, write_clip
-from tests.helpers import make_audio_only, make_still_png_as_mp4, make_text_as_mp4, make_truncated, make_video, make_zero_byte
+from tests.helpers import (
+    make_audio_only,
+    make_still_png_as_mp4,
+    make_text_as_mp4,
+    make_truncated,
+    make_video,
+    make_zero_byte,
+)
 
 try:  # imported at collection (a few seconds, shared with the model tests) so no single test pays for it
     from transformers.video_utils import VideoMetadata
