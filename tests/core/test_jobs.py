@@ -91,3 +91,14 @@ def test_stop_of_finished_job_is_a_no_op(world_dataset, data_dir):
     job_id = start_job(url, "datasets", ["datasets"])
     _wait(url, job_id, {"succeeded"})
     assert stop_job(url, job_id) == "succeeded"
+
+
+def test_cuda_out_of_memory_names_the_levers():
+    import torch
+
+    from rbft_core.jobs import _describe
+
+    text = _describe(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert text.startswith("CUDA out of memory")
+    for lever in ("--frames", "--max-pixels", "--batch-size"):
+        assert lever in text
