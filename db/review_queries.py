@@ -28,6 +28,7 @@ __all__ = [
     "bulk_update",
     "record_refused_save",
     "newest_suggestion_id",
+    "suggestion_parse_status",
     "latest_import_run",
 ]
 
@@ -217,6 +218,10 @@ def record_refused_save(session: Session, review_id: int, reviewer: str, expecte
     session.add(ReviewRevision(review_id=review_id, version=int(current.get("version") or 0), before=current,
                                after=after, reviewer=reviewer))
     session.flush()
+
+
+def suggestion_parse_status(session: Session, suggestion_id: int) -> Optional[str]:
+    return session.scalar(select(Suggestion.parse_status).where(Suggestion.id == suggestion_id))
 
 
 def newest_suggestion_id(session: Session, video_id: int) -> Optional[int]:

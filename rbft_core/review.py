@@ -344,13 +344,27 @@ def regenerate(db_url: Optional[str], review_id: int) -> int:
     return start_job(db_url, "generate", argv)
 
 
-def adopt_newest(db_url: Optional[str], review_id: int, reviewer: Optional[str]) -> bool:
-    """Point the review at its video's newest suggestion (after a regeneration); True when it moved."""
+_PARSE_RANK = {"failed": 0, "partial": 1, "ok": 2}
+
+
+def adopt_newest(db_url: Optional[str], review_id: int, reviewer: Optional[str]) -> str:
+    """After a regeneration, point the review at its video's newest suggestion.
+
+    Returns "adopted", "none" (nothing newer) or "worse" (the newer one parsed worse than the current
+    one and is not adopted: a failed rerun never hides a good rationale, as in ``add_suggestion``).
+    """
+    from db import review_queries as rq
+
     item = load_item(db_url, review_id)
     if item.newer_suggestion_id is None:
-        return False
+        return "none"
+    with _session(db_url) as s:
+        newer = rq.suggestion_parse_status(s, item.newer_suggestion_id)
+    current = (item.suggestion or {}).get("parse_status")
+    if current is not None and _PARSE_RANK.get(newer, 0) < _PARSE_RANK.get(current, 0):
+        return "worse"
     _store(db_url, item, item.version, _reviewer(reviewer), {"suggestion_id": item.newer_suggestion_id})
-    return True
+    return "adopted"
 
 
 # ------------------------------------------------------------------------------------------------ diffs

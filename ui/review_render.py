@@ -45,8 +45,8 @@ def suggestion_html(item: ReviewItem) -> str:
     rows = "".join(f'<dt>{dim}</dt><dd class="rv-sug-{dim}">{_e(sug.get(dim)) or "<i>(empty)</i>"}</dd>'
                    for dim in DIMENSIONS)
     conclusion = f'<dt>conclusion</dt><dd>{_e(sug.get("conclusion")) or "<i>(none)</i>"}</dd>'
-    newer = ('<div class="rv-notice">A newer suggestion exists for this video (regenerated); it is applied '
-             'when the regeneration job finishes.</div>' if item.newer_suggestion_id else "")
+    newer = ('<div class="rv-notice">This video has a newer suggestion than the one shown (a regeneration '
+             'still finishing, or one that parsed worse and was not applied).</div>' if item.newer_suggestion_id else "")
     return (f'<div class="rv-suggestion"><div class="rv-meta">{" · ".join(meta)}</div>'
             f'<div class="rv-doubt">Why it is here: {_e(sug.get("doubt_reason")) or "—"}</div>'
             f'<dl>{rows}{conclusion}</dl>{newer}</div>')
@@ -106,9 +106,9 @@ def counts_html(counts: dict[str, int]) -> str:
     return '<div class="rv-counts">' + " · ".join(parts) + _e(extra) + "</div>"
 
 
-def job_html(status: dict[str, Any]) -> str:
+def job_html(status: dict[str, Any], note: str = "") -> str:
     progress = float(status.get("progress") or 0.0)
-    error = f" — {_e(status.get('error'))}" if status.get("error") else ""
+    error = f" — {_e(status.get('error'))}" if status.get("error") else (f" — {_e(note)}" if note else "")
     return (f'<div class="rv-job">job {_e(status.get("id"))} {_e(status.get("status"))} '
             f'<progress value="{progress:.3f}" max="1"></progress> {_e(status.get("progress_text"))}{error}</div>')
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import gradio as gr
 
 from rbft_core import review, review_media
-from rbft_core.errors import ConfigError
+from rbft_core.errors import ConfigError, ConflictError
 from rbft_core.prompts import DIMENSIONS
 from ui import review_render as render
 from ui.common import bind, ui_errors
@@ -138,31 +138,31 @@ def on_dataset(db_url, dataset):
 
 
 @ui_errors
-def on_act(action, db_url, state, review_id, version, nav, reviewer, s, a, ac, sc, label, request: gr.Request):
+def on_act(action, db_url, state, review_id, version, nav, reviewer, subjects, attributes, actions, scenes, label, request: gr.Request):
     """Accept as is / save edit / reject, then open the next item in the queue."""
     flt = _filter(state)
     if review_id is None:
         raise gr.Error("no item is open; change the filter or press Next (Alt+N)")
     review.save(db_url, review_id, expected_version=version, reviewer=_who(request, reviewer), action=action,
-                fields=_fields((s, a, ac, sc)), label=label)
+                fields=_fields((subjects, attributes, actions, scenes)), label=label)
     return _go(db_url, flt, review_id, nav)
 
 
 @ui_errors
-def on_move(direction, db_url, state, review_id, version, nav, reviewer, s, a, ac, sc, label, request: gr.Request):
+def on_move(direction, db_url, state, review_id, version, nav, reviewer, subjects, attributes, actions, scenes, label, request: gr.Request):
     """next / prev save a draft first when the text changed; skip leaves the item exactly as stored."""
     flt = _filter(state)
     if review_id is not None and direction != "skip":
-        _autosave(db_url, review_id, version, _who(request, reviewer), (s, a, ac, sc), label)
+        _autosave(db_url, review_id, version, _who(request, reviewer), (subjects, attributes, actions, scenes), label)
     return _go(db_url, flt, review_id, nav, backwards=direction == "prev")
 
 
 @ui_errors
-def on_jump(db_url, state, review_id, version, nav, reviewer, s, a, ac, sc, label, ref, request: gr.Request):
+def on_jump(db_url, state, review_id, version, nav, reviewer, subjects, attributes, actions, scenes, label, ref, request: gr.Request):
     flt = _filter(state)
     target = review.find_item(db_url, flt.dataset, ref)
     if review_id is not None:
-        _autosave(db_url, review_id, version, _who(request, reviewer), (s, a, ac, sc), label)
+        _autosave(db_url, review_id, version, _who(request, reviewer), (subjects, attributes, actions, scenes), label)
         nav = (nav + [review_id])[-NAV_LIMIT:]
     return _render(db_url, flt, target, nav)
 
@@ -178,12 +178,12 @@ def on_revert(db_url, review_id):
 
 
 @ui_errors
-def on_diff(db_url, review_id, s, a, ac, sc, label):
+def on_diff(db_url, review_id, subjects, attributes, actions, scenes, label):
     """Diff and status marker for what is typed now (on blur of a field)."""
     if review_id is None:
         return gr.skip(), gr.skip()
     item = review.load_item(db_url, review_id)
-    typed = _fields((s, a, ac, sc))
+    typed = _fields((subjects, attributes, actions, scenes))
     unsaved = any((typed[d] or "").strip() != (item.fields[d] or "").strip() for d in DIMENSIONS) or label != item.label
     return render.diff_html(item, typed), render.status_html(item, unsaved=unsaved)
 
@@ -206,11 +206,16 @@ def on_regen_tick(db_url, regen, state, review_id, nav, reviewer, request: gr.Re
     status = job_status(db_url, regen["job"])
     if status["status"] in ("queued", "running"):
         return (regen, gr.skip(), render.job_html(status), *[gr.skip()] * len(_OUTPUT_NAMES))
+    note = ""
     if status["status"] == "succeeded":
-        review.adopt_newest(db_url, regen["review"], _who(request, reviewer))
+        note = _ADOPTED[review.adopt_newest(db_url, regen["review"], _who(request, reviewer))]
     reload = review_id == regen["review"] and state
     values = _render(db_url, _filter(state), review_id, nav) if reload else [gr.skip()] * len(_OUTPUT_NAMES)
-    return (None, gr.Timer(active=False), render.job_html(status), *values)
+    return (None, gr.Timer(active=False), render.job_html(status, note), *values)
+
+
+_ADOPTED = {"adopted": "the new suggestion is shown", "none": "no new suggestion was written (see the job log)",
+            "worse": "the new suggestion parsed worse than the current one, which is kept"}
 
 
 @ui_errors
@@ -239,9 +244,10 @@ def _button(text: str, elem_id: str, variant: str = "secondary") -> gr.Button:
 
 def _filters_row() -> tuple[gr.Dropdown, list, gr.Textbox]:
     with gr.Row():
-        dataset = gr.Dropdown(label="Dataset", choices=[], scale=2, elem_id="rv-dataset")
+        # allow_custom_value: choices arrive per session on page load; the handlers validate every value.
+        dataset = gr.Dropdown(label="Dataset", choices=[], scale=2, elem_id="rv-dataset", allow_custom_value=True)
         status = gr.Dropdown(label="Status", choices=list(review.STATUS_FILTERS), value="todo", scale=1)
-        label = gr.Dropdown(label="Label", choices=[("any", "")], value="", scale=1)
+        label = gr.Dropdown(label="Label", choices=[("any", "")], value="", scale=1, allow_custom_value=True)
         split = gr.Dropdown(label="Split", choices=[("any", ""), "train", "val", "test"], value="", scale=1)
         edited = gr.Dropdown(label="Edited", choices=list(review.EDITED_FILTERS), value="any", scale=1)
         failed = gr.Checkbox(label="Parse failed only", value=False, scale=1)
@@ -256,7 +262,7 @@ def _media_column() -> tuple:
         header = gr.HTML(elem_id="rv-header")
         notice = gr.HTML(elem_id="rv-notice")
         video = gr.Video(label="Video", interactive=False, height=300, elem_id="rv-video")
-        frames = gr.Gallery(label="Frames the model sees", columns=4, height=250, object_fit="contain",
+        frames = gr.Gallery(label="Frames the model sees", columns=4, height=290, object_fit="contain",
                             allow_preview=True, elem_id="rv-frames")
     return header, notice, video, frames
 
@@ -265,7 +271,8 @@ def _editor_column() -> tuple:
     with gr.Column(scale=4, min_width=300):
         fields = [gr.Textbox(label=key_label(dim.capitalize(), f"rv-{dim}"), lines=2, max_lines=8,
                              elem_id=f"rv-{dim}") for dim in DIMENSIONS]
-        label = gr.Dropdown(label=key_label("Label", "rv-label"), choices=[], elem_id="rv-label")
+        label = gr.Dropdown(label=key_label("Label", "rv-label"), choices=[], elem_id="rv-label",
+                            allow_custom_value=True)
         status = gr.HTML(elem_id="rv-status")
         with gr.Row():
             buttons = {"accept": _button("Accept as is", "rv-accept", "primary"), "edit": _button("Save edit", "rv-save"),

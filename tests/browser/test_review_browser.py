@@ -50,14 +50,8 @@ def app(tmp_path_factory):
     stop_app(proc)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+# `browser` is the session-scoped fixture of tests/browser/conftest.py: one playwright per test session
+# (a second sync_playwright() while the first runs fails with "Sync API inside the asyncio loop").
 
 
 def _open(browser, url):
@@ -174,7 +168,6 @@ def test_markup_in_rationale_is_text_and_two_tabs_conflict(app, browser):
     second.keyboard.press("Alt+J")  # reload the item: history has both versions, the refused one marked
     second.keyboard.type("clip_0")
     second.keyboard.press("Enter")
-    import time; time.sleep(4); second.screenshot(path="/tmp/rvsmoke/conflict2.png", full_page=True)
     second.wait_for_function("document.querySelector('#rv-history').innerText.includes('REFUSED')")
     history = second.inner_text("#rv-history")
     assert "walks away <b>fast</b>" in history and "runs <i>off</i>" in history

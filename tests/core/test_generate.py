@@ -122,3 +122,17 @@ def test_bad_settings_and_sources(db_url, dataset, tmp_path):
         generate_rationales(db_url, dataset, str(tmp_path / "missing-model"))
     with pytest.raises(DataError, match="nope"):
         generate_rationales(db_url, "nope", str(tmp_path))
+
+
+def test_video_ids_regenerates_only_those(db_url, dataset, tiny_model_dir):
+    """What the review page's Regenerate runs: one video, any split, a newer suggestion beside the old."""
+    with session_scope(db_url) as s:
+        test_video = s.scalars(select(Video).where(Video.split == "test")).first().id
+    cfg = GenerateConfig(split=None, video_ids=(test_video,), overwrite=True, max_new_tokens=4)
+    for _ in range(2):
+        report = generate_rationales(db_url, dataset, str(tiny_model_dir), cfg)
+        assert report.generated == 1
+    with session_scope(db_url) as s:
+        rows = s.scalars(select(Suggestion)).all()
+        assert {r.video_id for r in rows} == {test_video} and len(rows) == 2
+        assert rows[0].gen_params["sample_spec"]["num_frames"] == 8  # the review page shows these frames

@@ -1,0 +1,213 @@
+"""Review logic: doubt-first queue, saves with an audit trail, conflicts, bounds, bulk actions, media."""
+
+from __future__ import annotations
+
+import pytest
+
+from rbft_core import review, review_media
+from rbft_core.doubt import doubt_of
+from rbft_core.errors import ConfigError, ConflictError, DataError
+from rbft_core.review import ReviewFilter
+from tests.review_world import SUGGESTIONS, make_review_world
+
+
+@pytest.fixture
+def world(tmp_path, db_url, data_dir):
+    return make_review_world(db_url, tmp_path / "w", extra=2)
+
+
+def _queue(db_url, flt):
+    order, current = [], None
+    while True:
+        current = review.neighbour(db_url, flt, current)
+        if current is None or current in order:
+            return order
+        order.append(current)
+
+
+def test_doubt_rules():
+    common = dict(fields={d: "x" for d in ("subjects", "attributes", "actions", "scenes")}, labels=["normal", "abnormal"])
+    failed = doubt_of(parse_status="failed", conclusion="", label="normal", mean_logprob=-0.1, **common)
+    contra = doubt_of(parse_status="ok", conclusion="Clearly abnormal.", label="normal", mean_logprob=-0.1, **common)
+    low = doubt_of(parse_status="ok", conclusion="normal", label="normal", mean_logprob=-3.24, **common)
+    fine = doubt_of(parse_status="ok", conclusion="normal", label="normal", mean_logprob=-0.2, **common)
+    assert failed.score > contra.score > low.score > fine.score
+    assert failed.reason == "parse failed"
+    assert contra.reason == "conclusion says abnormal but label is normal"
+    assert low.reason == "low likelihood (-3.2/token)"
+    # "abnormal" contains "normal": a conclusion naming abnormal does not agree with label normal
+    assert doubt_of(parse_status="ok", conclusion="not abnormal, normal", label="normal", mean_logprob=None,
+                    **common).score < 100
+
+
+def test_queue_is_doubt_first_with_reasons(db_url, world):
+    flt = ReviewFilter(dataset="homes")
+    order = _queue(db_url, flt)
+    assert order[:2] == [world["clip_2"], world["clip_0"]]  # parse failure, then contradiction
+    assert order[2:] == [world["clip_1"], world["clip_4"], world["clip_3"]]  # lowest likelihood first
+    item = review.load_item(db_url, order[1], flt)
+    assert item.suggestion["doubt_reason"] == "conclusion says normal but label is abnormal"
+    assert (item.position, item.queue_size) == (2, 5)
+    assert review.neighbour(db_url, flt, order[-1]) == order[0]  # wraps around
+    assert review.neighbour(db_url, flt, order[0], backwards=True) == order[-1]
+
+
+def test_filters(db_url, world):
+    assert _queue(db_url, ReviewFilter(dataset="homes", parse_failed=True)) == [world["clip_2"]]
+    assert set(_queue(db_url, ReviewFilter(dataset="homes", label="abnormal"))) == {world["clip_0"], world["clip_2"]}
+    assert _queue(db_url, ReviewFilter(dataset="homes", search="TERRIER")) == [world["clip_1"], world["clip_4"],
+                                                                           world["clip_3"]]
+    assert _queue(db_url, ReviewFilter(dataset="homes", search="100%_")) == []  # LIKE wildcards are literal
+    assert _queue(db_url, ReviewFilter(dataset="homes", split="test")) == []
+    with pytest.raises(ConfigError, match="status filter must be one of"):
+        ReviewFilter(dataset="homes", status="done")
+
+
+def _fields(item, **changes):
+    return {**item.fields, **changes}
+
+
+def test_save_edit_accept_reject_and_history(db_url, world):
+    rid = world["clip_0"]
+    item = review.load_item(db_url, rid)
+    review.save(db_url, rid, expected_version=1, reviewer="bob", action="edit",
+                fields=_fields(item, actions="  takes the parcel and runs  "), label="abnormal")
+    item = review.load_item(db_url, rid)
+    assert item.status == "accepted" and item.edited and item.version == 2 and item.reviewer == "bob"
+    assert item.stored["actions"] == "takes the parcel and runs" and item.stored["subjects"] is None
+    assert review.review_counts(db_url, "homes")["edited"] == 1
+
+    untouched = world["clip_1"]
+    with pytest.raises(ConfigError, match="press Save edit"):
+        review.save(db_url, untouched, expected_version=1, reviewer="bob", action="accept",
+                    fields=_fields(review.load_item(db_url, untouched), scenes="changed"), label=None)
+    review.save(db_url, untouched, expected_version=1, reviewer="bob", action="reject",
+                fields=review.load_item(db_url, untouched).fields, label="abnormal")
+    rejected = review.load_item(db_url, untouched)
+    assert rejected.status == "rejected" and rejected.label == "abnormal" and not rejected.edited
+    rows = review.history(db_url, untouched)
+    assert rows[0]["reviewer"] == "bob" and ("status", "pending", "rejected") in rows[0]["changes"]
+    assert ("label", None, "abnormal") in rows[0]["changes"]
+    counts = review.review_counts(db_url, "homes")
+    assert (counts["pending"], counts["edited"], counts["rejected"]) == (3, 1, 1)
+
+
+def test_label_must_be_in_the_label_set(db_url, world):
+    item = review.load_item(db_url, world["clip_0"])
+    with pytest.raises(ConfigError, match="label 'cat' is not one of"):
+        review.save(db_url, item.review_id, expected_version=1, reviewer="a", action="edit", fields=item.fields,
+                    label="cat")
+
+
+def test_very_long_text_is_refused_with_a_message(db_url, world):
+    item = review.load_item(db_url, world["clip_1"])
+    with pytest.raises(ConfigError, match=r"subjects is 4,001 characters; the limit is 4,000 per field"):
+        review.save(db_url, item.review_id, expected_version=1, reviewer="a", action="edit",
+                    fields=_fields(item, subjects="x" * 4001), label=None)
+    assert review.load_item(db_url, item.review_id).version == 1  # nothing saved
+    review.save(db_url, item.review_id, expected_version=1, reviewer="a", action="edit",
+                fields=_fields(item, subjects="y" * 4000), label=None)
+
+
+def test_two_tabs_second_save_refused_and_both_kept(db_url, world):
+    rid = world["clip_0"]
+    tab1 = review.load_item(db_url, rid)
+    tab2 = review.load_item(db_url, rid)
+    review.save(db_url, rid, expected_version=tab1.version, reviewer="ann", action="edit",
+                fields=_fields(tab1, actions="ann's text"), label=None)
+    with pytest.raises(ConflictError) as err:
+        review.save(db_url, rid, expected_version=tab2.version, reviewer="ben", action="edit",
+                    fields=_fields(tab2, actions="ben's text"), label=None)
+    message = str(err.value)
+    assert "saved by ann" in message and "ann's text" in message and "history panel" in message
+    item = review.load_item(db_url, rid)
+    assert item.fields["actions"] == "ann's text" and item.version == 2  # not overwritten
+    rows = review.history(db_url, rid)
+    assert rows[0]["refused"] and rows[0]["reviewer"] == "ben"
+    assert ("actions", "ann's text", "ben's text") in rows[0]["changes"]
+    assert rows[1]["reviewer"] == "ann" and not rows[1]["refused"]
+
+
+def test_autosave_only_when_text_differs(db_url, world):
+    rid = world["clip_1"]
+    item = review.load_item(db_url, rid)
+    assert not review.autosave(db_url, rid, expected_version=1, reviewer="a", fields=item.fields, label=item.label)
+    assert review.autosave(db_url, rid, expected_version=1, reviewer="a", fields=_fields(item, scenes="garden"),
+                           label=item.label)
+    draft = review.load_item(db_url, rid)
+    assert draft.status == "draft" and draft.fields["scenes"] == "garden"
+    assert not review.autosave(db_url, rid, expected_version=2, reviewer="a", fields=draft.fields, label=draft.label)
+    assert review.load_item(db_url, rid).version == 2
+
+
+def test_bulk_accept_untouched_and_exclude(db_url, world):
+    item = review.load_item(db_url, world["clip_3"])
+    review.autosave(db_url, item.review_id, expected_version=1, reviewer="a", fields=_fields(item, actions="sits"),
+                    label=None)
+    flt = ReviewFilter(dataset="homes", label="normal")
+    assert review.bulk_accept_untouched(db_url, flt, "lead") == 2  # clip_1, clip_4; clip_3 has a draft
+    assert review.load_item(db_url, world["clip_3"]).status == "draft"
+    assert review.load_item(db_url, world["clip_1"]).status == "accepted"
+    assert review.bulk_exclude(db_url, ReviewFilter(dataset="homes", status="all", label="normal"), "lead") == 3
+    assert review.review_counts(db_url, "homes")["excluded"] == 3
+    assert review.history(db_url, world["clip_1"])[0]["changes"] == [("excluded", False, True)]
+
+
+def test_find_item(db_url, world):
+    assert review.find_item(db_url, "homes", "clip_1") == world["clip_1"]
+    with pytest.raises(DataError, match="no reviewable video 'nope' in dataset homes"):
+        review.find_item(db_url, "homes", "nope")
+
+
+def test_field_diff():
+    assert review.field_diff("a big dog", "a big dog") == []
+    assert review.field_diff("a big dog", "a small dog") == [("=", "a "), ("-", "big"), ("+", "small"), ("=", " dog")]
+
+
+def test_media_has_frames_with_timestamps(db_url, world):
+    item = review.load_item(db_url, world["clip_1"])
+    media = review_media.item_media(item.video_path, item.sha256, item.suggestion["gen_params"])
+    assert media.video and not media.notice
+    assert len(media.frames) == 8 and media.frames[0][1].startswith("t=") and media.frames[0][1].endswith(" s")
+
+
+def test_deleted_video_still_opens_with_a_notice(db_url, world):
+    item = review.load_item(db_url, world["clip_1"])
+    params = item.suggestion["gen_params"]
+    review_media.item_media(item.video_path, item.sha256, params)  # frames now cached
+    __import__("os").remove(item.video_path)
+    media = review_media.item_media(item.video_path, item.sha256, params)
+    assert media.video is None and "missing from disk" in media.notice and "re-import" in media.notice
+    assert len(media.frames) == 8  # from the frame cache
+
+
+def test_regenerate_starts_a_generate_job_for_one_video(db_url, world, monkeypatch):
+    started = {}
+    monkeypatch.setattr("rbft_core.jobs.start_job", lambda url, kind, argv, **kw: started.update(kind=kind, argv=argv) or 7)
+    item = review.load_item(db_url, world["clip_0"])
+    assert review.regenerate(db_url, item.review_id) == 7
+    argv = started["argv"]
+    assert started["kind"] == "generate" and argv[:2] == ["generate", "homes"]
+    assert argv[argv.index("--video-id") + 1] == str(item.video_id) and "--overwrite" in argv
+    assert argv[argv.index("--model") + 1] == "Qwen/Qwen2.5-VL-7B-Instruct" and "--label-hint" in argv
+
+
+def test_adopt_newest_after_regeneration(db_url, world):
+    from db import queries
+    from db.engine import session_scope
+
+    rid = world["clip_1"]
+    item = review.load_item(db_url, rid)
+    review.save(db_url, rid, expected_version=1, reviewer="a", action="accept", fields=item.fields, label=None)
+    with session_scope(db_url) as s:  # what `rbft generate --video-id ... --overwrite` adds
+        queries.add_suggestion(s, item.video_id, model_id="m", prompt_version="rationale-v1", parse_status="ok",
+                               **{k: v for k, v in SUGGESTIONS[1][2].items() if k != "parse_status"})
+    assert review.load_item(db_url, rid).newer_suggestion_id is not None
+    assert review.adopt_newest(db_url, rid, "a") == "adopted"
+    adopted = review.load_item(db_url, rid)
+    assert adopted.newer_suggestion_id is None and adopted.suggestion["model_id"] == "m"
+    assert review.adopt_newest(db_url, rid, "a") == "none"
+    with session_scope(db_url) as s:  # a rerun that failed to parse never replaces a good rationale
+        queries.add_suggestion(s, item.video_id, model_id="m2", prompt_version="rationale-v1", parse_status="failed")
+    assert review.adopt_newest(db_url, rid, "a") == "worse"
+    assert review.load_item(db_url, rid).suggestion["model_id"] == "m"
