@@ -397,23 +397,6 @@ def record_import_run(
     return run
 
 
-def count_suggested_videos(
-    session: Session, dataset_id: int, split: str | None, model_id: str, prompt_version: str
-) -> int:
-    """Readable videos of ``split`` (None: all) that already have a suggestion from this model + prompt."""
-    done = exists().where(
-        Suggestion.video_id == Video.id,
-        Suggestion.model_id == model_id,
-        Suggestion.prompt_version == prompt_version,
-    )
-    stmt = select(func.count()).select_from(Video).where(
-        Video.dataset_id == dataset_id, Video.readable.is_(True), done
-    )
-    if split is not None:
-        stmt = stmt.where(Video.split == split)
-    return int(session.scalar(stmt) or 0)
-
-
 # ------------------------------------------------------------------------------- curated examples
 def begin_snapshot(session: Session) -> None:
     """Make every later SELECT of this session's transaction see one snapshot of the database.
