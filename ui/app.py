@@ -27,7 +27,7 @@ def build_app(db_url: Optional[str] = None) -> gr.Blocks:
         gr.Markdown("# RB-FT Studio\nRationale-Bootstrapped Fine-Tuning of video vision-language models")
         with gr.Tab("Datasets"):
             tab = datasets_tab.build_datasets_tab(db_url)
-        demo.load(tab.refresh_fn, inputs=None, outputs=tab.outputs)
+        demo.load(tab.load_fn, inputs=None, outputs=tab.load_outputs, api_visibility="private")
         with gr.Tab("Review"):
             review = review_tab.build_review_tab(db_url)
         review.attach_page_load(demo)

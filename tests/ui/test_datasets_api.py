@@ -1,0 +1,89 @@
+"""Datasets tab handlers through gradio_client: create, import as a job with its report, bad uploads, generation."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.helpers import make_still_png_as_mp4, make_text_as_mp4, make_video
+from tests.review_world import free_port
+
+
+@pytest.fixture
+def client(tmp_path, db_url, data_dir):
+    from gradio_client import Client
+
+    from ui.app import build_app, page_assets
+
+    demo = build_app(db_url)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        **page_assets())
+    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    demo.close()
+
+
+def _wait_job(client, timeout_s: float = 90.0):
+    """Poll like the page's timer does until the job has ended; returns the poll outputs."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out = client.predict(api_name="/datasets_poll")
+        if any(word in out[0] for word in ("succeeded", "failed", "cancelled", "interrupted")):
+            return out
+        time.sleep(0.5)
+    raise AssertionError(f"job did not finish in {timeout_s} s: {out[0]}")
+
+
+def test_create_import_report_and_counts(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="needs at least two labels"):
+        client.predict("doors", "custom", "Door Inspector", "Is the door ok?", "ok", "", api_name="/datasets_create")
+    table, selected = client.predict("doors", "custom", "Door Inspector", "Is the door ok?", "ok, broken",
+                                     "Broken: the door hangs or is open.", api_name="/datasets_create")
+    assert table["data"][0][:3] == ["doors", "custom", "ok, broken"]
+
+    src = tmp_path / "src"
+    make_video(src / "ok" / "a.mp4", color_seed=1)
+    make_video(src / "broken" / "b.mp4", color_seed=2)
+    make_text_as_mp4(src / "ok" / "notes.mp4")  # a non-video file named like one
+    progress = client.predict("doors", str(src), None, "auto", api_name="/datasets_import")
+    assert "import job" in progress
+    out = _wait_job(client)
+    assert "succeeded" in out[0]
+    per_label, per_status, summary, failed = out[4:]
+    assert "2 imported, 0 unchanged, 1 failed" in summary
+    assert failed["data"][0][0].endswith("notes.mp4") and failed["data"][0][1]
+    assert {row[0]: row[-1] for row in per_label["data"]} == {"broken": 1, "ok": 1}
+    assert ["none", 2] in per_status["data"]  # no rationale generated yet
+
+
+def test_uploads_that_are_not_manifests_are_refused(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client.predict("homes", "smart-home", "", "", "", "", api_name="/datasets_create")
+    src = tmp_path / "src"
+    make_video(src / "normal" / "a.mp4")
+    picture = make_still_png_as_mp4(tmp_path / "picture.csv")  # a PNG named like a CSV
+    with pytest.raises(AppError, match="not a text manifest"):
+        client.predict("homes", str(src), handle_file(str(picture)), "auto", api_name="/datasets_import")
+    video = make_video(tmp_path / "clip.mp4")
+    with pytest.raises(AppError, match="clip.mp4 is not a manifest"):
+        client.predict("homes", str(src), handle_file(str(video)), "auto", api_name="/datasets_import")
+    with pytest.raises(AppError, match="does not exist on the server"):
+        client.predict("homes", str(tmp_path / "nowhere"), None, "auto", api_name="/datasets_import")
+
+
+def test_generation_job_reports_failure(client):
+    from gradio_client.exceptions import AppError
+
+    client.predict("homes", "smart-home", "", "", "", "", api_name="/datasets_create")
+    with pytest.raises(AppError, match="model is empty"):
+        client.predict("homes", "", 8, 4, "train", True, api_name="/datasets_generate")
+    started = client.predict("homes", "/no/such/model", 8, 4, "train", True, api_name="/datasets_generate")
+    assert "generation job" in started
+    out = _wait_job(client)
+    # the dataset is empty: the job ends without loading the model (nothing to describe)
+    assert "generate of homes" in out[0] and ("succeeded" in out[0] or "failed" in out[0])
