@@ -23,7 +23,7 @@ def ui_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except RbftError as exc:
             # The toast renders HTML: escape, since messages quote user text (a rationale, a path).
-            raise gr.Error(html.escape(str(exc)), duration=None) from exc
+            raise gr.Error(html.escape(str(exc), quote=False), duration=None) from exc
     return wrapper
 
 

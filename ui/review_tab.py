@@ -100,7 +100,7 @@ def _autosave(db_url, review_id: int, version: int, who: str, values: tuple, lab
     try:
         review.autosave(db_url, review_id, expected_version=version, reviewer=who, fields=_fields(values), label=label)
     except ConflictError as exc:
-        gr.Warning(html.escape(str(exc)), duration=None)
+        gr.Warning(html.escape(str(exc), quote=False), duration=None)
 
 
 # --------------------------------------------------------------------------------------- handlers

@@ -24,15 +24,15 @@ def client(tmp_path, db_url, data_dir):
     demo.close()
 
 
-def _wait_job(client, timeout_s: float = 90.0):
-    """Poll like the page's timer does until the job has ended; returns the poll outputs."""
+def _wait_job(client, selected: str, timeout_s: float = 90.0):
+    """Poll like the page's timer does until the job has ended; returns (progress html, *details)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        out = client.predict(api_name="/datasets_poll")
-        if any(word in out[0] for word in ("succeeded", "failed", "cancelled", "interrupted")):
-            return out
+        out = client.predict(selected, api_name="/datasets_poll")  # timer, progress, table, selected, details
+        if any(word in out[1] for word in ("succeeded", "failed", "cancelled", "interrupted")):
+            return (out[1], *out[4:])
         time.sleep(0.5)
-    raise AssertionError(f"job did not finish in {timeout_s} s: {out[0]}")
+    raise AssertionError(f"job did not finish in {timeout_s} s: {out[1]}")
 
 
 def test_create_import_report_and_counts(client, tmp_path):
@@ -48,15 +48,16 @@ def test_create_import_report_and_counts(client, tmp_path):
     make_video(src / "ok" / "a.mp4", color_seed=1)
     make_video(src / "broken" / "b.mp4", color_seed=2)
     make_text_as_mp4(src / "ok" / "notes.mp4")  # a non-video file named like one
-    progress = client.predict("doors", str(src), None, "auto", api_name="/datasets_import")
+    progress = client.predict("doors", str(src), None, "auto", api_name="/datasets_import")[-1]
     assert "import job" in progress
-    out = _wait_job(client)
+    out = _wait_job(client, "doors")
     assert "succeeded" in out[0]
-    per_label, per_status, summary, failed = out[4:]
+    per_label, per_status, summary, failed = out[1:]
     assert "2 imported, 0 unchanged, 1 failed" in summary
     assert failed["data"][0][0].endswith("notes.mp4") and failed["data"][0][1]
-    assert {row[0]: row[-1] for row in per_label["data"]} == {"broken": 1, "ok": 1}
-    assert ["none", 2] in per_status["data"]  # no rationale generated yet
+    # counts include the unreadable file (kept as a row with its reason; never reviewed or trained on)
+    assert {row[0]: row[-1] for row in per_label["value"]["data"]} == {"broken": 1, "ok": 2}
+    assert ["none", 3] in per_status["data"]  # no rationale generated yet
 
 
 def test_uploads_that_are_not_manifests_are_refused(client, tmp_path):
@@ -70,7 +71,7 @@ def test_uploads_that_are_not_manifests_are_refused(client, tmp_path):
     with pytest.raises(AppError, match="not a text manifest"):
         client.predict("homes", str(src), handle_file(str(picture)), "auto", api_name="/datasets_import")
     video = make_video(tmp_path / "clip.mp4")
-    with pytest.raises(AppError, match="clip.mp4 is not a manifest"):
+    with pytest.raises(AppError, match="Invalid file type"):  # the upload field accepts manifests only
         client.predict("homes", str(src), handle_file(str(video)), "auto", api_name="/datasets_import")
     with pytest.raises(AppError, match="does not exist on the server"):
         client.predict("homes", str(tmp_path / "nowhere"), None, "auto", api_name="/datasets_import")
@@ -83,7 +84,7 @@ def test_generation_job_reports_failure(client):
     with pytest.raises(AppError, match="model is empty"):
         client.predict("homes", "", 8, 4, "train", True, api_name="/datasets_generate")
     started = client.predict("homes", "/no/such/model", 8, 4, "train", True, api_name="/datasets_generate")
-    assert "generation job" in started
-    out = _wait_job(client)
+    assert "generation job" in started[-1]
+    out = _wait_job(client, "homes")
     # the dataset is empty: the job ends without loading the model (nothing to describe)
     assert "generate of homes" in out[0] and ("succeeded" in out[0] or "failed" in out[0])

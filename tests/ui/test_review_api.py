@@ -113,7 +113,7 @@ def test_second_tab_save_is_refused_and_kept(served):
     with pytest.raises(AppError, match="saved by fay"):
         tab2.predict("gus", "gus's dog", *_fields(item1)[1:], api_name="/review_edit")
     reopened = _item(tab2.predict("gus", "", "", "", "", None, "clip_2", api_name="/review_jump"))
-    assert reopened["subjects"] == "fay&#x27;s cat" or reopened["subjects"] == "fay's cat"
+    assert reopened["subjects"] == "fay's cat"
     assert "REFUSED" in reopened["history"] and "gus&#x27;s dog" in reopened["history"]
 
 
