@@ -16,7 +16,7 @@ import numpy as np
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.frame_cache import file_sha256
 
-__all__ = ["write_clip", "make_preview"]
+__all__ = ["write_clip", "make_preview", "browser_playable"]
 
 _BROWSER_CODECS = {".mp4": {"h264"}, ".m4v": {"h264"}, ".webm": {"vp8", "vp9", "av1"}}
 _BROWSER_PIX_FMTS = {"yuv420p", "yuvj420p"}
@@ -60,6 +60,16 @@ def write_clip(frames: np.ndarray, fps: float, out_path: str | os.PathLike) -> P
     return out_path
 
 
+def browser_playable(path: str | os.PathLike) -> bool:
+    """True when browsers play ``path`` as it is (``make_preview`` then returns it without a transcode)."""
+    from rbft_core.video import probe_video
+
+    path = Path(path)
+    info = probe_video(path)
+    playable = info.codec in _BROWSER_CODECS.get(path.suffix.lower(), set())
+    return playable and (info.pix_fmt in _BROWSER_PIX_FMTS or info.codec != "h264")
+
+
 def make_preview(path: str | os.PathLike, out_dir: str | os.PathLike, *, sha256: str | None = None) -> Path:
     """A browser-playable version of ``path``: the file itself when it already plays, else an H.264 mp4.
 
@@ -70,10 +80,9 @@ def make_preview(path: str | os.PathLike, out_dir: str | os.PathLike, *, sha256:
     from rbft_core.video import probe_video  # here, not at the top: video re-exports this module
 
     path = Path(path)
-    info = probe_video(path)
-    playable = info.codec in _BROWSER_CODECS.get(path.suffix.lower(), set())
-    if playable and (info.pix_fmt in _BROWSER_PIX_FMTS or info.codec != "h264"):
+    if browser_playable(path):
         return path
+    info = probe_video(path)
     out_dir = Path(out_dir)
     out_path = out_dir / f"{sha256 or file_sha256(path)}.mp4"
     if out_path.exists():

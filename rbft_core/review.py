@@ -19,7 +19,7 @@ from rbft_core.prompts import DIMENSIONS
 
 __all__ = [
     "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
-    "load_item", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
+    "load_item", "queue_place", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
     "bulk_accept_untouched", "bulk_exclude", "regenerate", "adopt_newest", "field_diff", "dataset_labels",
 ]
 
@@ -94,8 +94,6 @@ class ReviewItem:
     suggestion: Optional[dict[str, Any]]
     edited: bool
     newer_suggestion_id: Optional[int] = None
-    position: int = 0
-    queue_size: int = 0
     stored: dict[str, Optional[str]] = field(default_factory=dict)
 
 
@@ -140,18 +138,21 @@ def _item(row: dict[str, Any], newer: Optional[int]) -> ReviewItem:
     )
 
 
-def load_item(db_url: Optional[str], review_id: int, flt: Optional[ReviewFilter] = None) -> ReviewItem:
-    """One review with its video and suggestion; with ``flt``, also its place in that queue."""
+def load_item(db_url: Optional[str], review_id: int) -> ReviewItem:
+    """One review with its video and suggestion."""
     from db import review_queries as rq
 
     with _session(db_url) as s:
         row = rq.review_item(s, review_id)
-        item = _item(row, rq.newest_suggestion_id(s, row["video"]["id"]))
-        if flt is not None and flt.dataset == item.dataset:
-            query = flt._query(_dataset_id(s, flt.dataset))
-            item.position = rq.queue_position(s, query, review_id)
-            item.queue_size = rq.queue_count(s, query)
-    return item
+        return _item(row, rq.newest_suggestion_id(s, row["video"]["id"]))
+
+
+def queue_place(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int]) -> tuple[int, int]:
+    """(place of ``review_id`` in the queue, 0 when not in it; queue length)."""
+    from db import review_queries as rq
+
+    with _session(db_url) as s:
+        return rq.queue_place(s, flt._query(_dataset_id(s, flt.dataset)), review_id)
 
 
 def neighbour(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int], *,

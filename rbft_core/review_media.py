@@ -14,7 +14,9 @@ import os
 import re
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -25,7 +27,11 @@ from rbft_core.settings import cache_dir
 __all__ = ["ItemMedia", "item_media", "sample_spec_of", "prefetch", "media_dirs"]
 
 _HEX = re.compile(r"^[0-9a-fA-F]{16,128}$")
+PREVIEW_WAIT_S = 1.0  # how long opening an item waits for a transcode before showing a notice instead
 _prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rbft-prefetch")
+_transcoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rbft-preview")
+_preview_lock = threading.Lock()
+_transcodes: OrderedDict[tuple, Future] = OrderedDict()
 _prefetch_lock = threading.Lock()
 _busy: list[bool] = []
 
@@ -62,12 +68,38 @@ def sample_spec_of(gen_params: Optional[dict[str, Any]]):
                       min_pixels=min(max_pixels, 4 * 28 * 28), size_factor=28)
 
 
-@functools.lru_cache(maxsize=512)
-def _preview(path: str, mtime_ns: int, size: int, sha256: str) -> str:
-    """make_preview, remembered per file version (it probes the file, which costs a few ms per call)."""
-    from rbft_core.video import make_preview
+@functools.lru_cache(maxsize=4096)
+def _plays_as_is(path: str, mtime_ns: int, size: int) -> bool:
+    """clips.browser_playable, remembered per file version (it probes the file: a few ms)."""
+    from rbft_core.clips import browser_playable
 
-    return str(make_preview(path, cache_dir() / "previews", sha256=sha256 if _HEX.match(sha256) else None))
+    return browser_playable(path)
+
+
+def _preview(path: Path, sha256: str) -> Optional[str]:
+    """The file itself when browsers play it; else its H.264 preview, or None while that is being made.
+
+    Transcoding a long video takes a while, so it runs in a background thread (never inside the page's
+    event): the page waits ``PREVIEW_WAIT_S`` and otherwise shows a notice; the next open finds it ready.
+    """
+    from rbft_core.clips import make_preview
+
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if _plays_as_is(*key):
+        return str(path)
+    with _preview_lock:
+        future = _transcodes.get(key)
+        if future is None:
+            future = _transcoder.submit(make_preview, path, cache_dir() / "previews",
+                                        sha256=sha256 if _HEX.match(sha256 or "") else None)
+            _transcodes[key] = future
+            while len(_transcodes) > 1024:
+                _transcodes.popitem(last=False)
+    try:
+        return str(future.result(timeout=PREVIEW_WAIT_S))
+    except FutureTimeout:
+        return None
 
 
 def _thumb_paths(sha256: str, spec, count: int) -> list[Path]:
@@ -122,8 +154,10 @@ def item_media(video_path: str, sha256: str, gen_params: Optional[dict[str, Any]
                                        f"can still be reviewed.{cached}")
     media = ItemMedia()
     try:
-        stat = path.stat()
-        media.video = _preview(str(path), stat.st_mtime_ns, stat.st_size, sha256)
+        media.video = _preview(path, sha256)
+        if media.video is None:
+            media.notice = (f"A browser-playable preview of {path.name} is being made (its codec does not play in "
+                            "browsers); reopen the item in a moment (Alt+J). The frames below are what the model saw.")
     except (DataError, OSError, RuntimeError, ValueError) as exc:
         media.notice = f"The video {path.name} cannot be played in the browser ({exc})."
     try:

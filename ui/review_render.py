@@ -9,7 +9,7 @@ from typing import Any, Optional
 from rbft_core.prompts import DIMENSIONS
 from rbft_core.review import ReviewItem, field_diff
 
-__all__ = ["header_html", "suggestion_html", "status_html", "diff_html", "history_html", "counts_html",
+__all__ = ["header_html", "place_html", "suggestion_html", "status_html", "diff_html", "history_html", "counts_html",
            "empty_html", "notice_html", "job_html"]
 
 _CLIP = 300  # characters of a value shown in the history table
@@ -20,14 +20,19 @@ def _e(value: Any) -> str:
 
 
 def header_html(item: ReviewItem) -> str:
-    place = f" · {item.position} of {item.queue_size} in this filter" if item.position else ""
     return (f'<div class="rv-header">{_e(item.dataset)} › <b>Video {_e(item.video_id)}</b> · <code>{_e(item.external_id)}</code> · '
-            f'{_e(item.split)} · label <b>{_e(item.video_label)}</b>{_e(place)}</div>')
+            f'{_e(item.split)} · label <b>{_e(item.video_label)}</b></div>')
 
 
-def empty_html(dataset: str, total: int) -> str:
-    return (f'<div class="rv-header"><b>Nothing to review in this filter</b> ({_e(total)} items in dataset '
-            f'{_e(dataset)}). Change the filter, or generate rationales from the Datasets tab.</div>')
+def empty_html(dataset: str) -> str:
+    return (f'<div class="rv-header">{_e(dataset)} › <b>Nothing to review in this filter</b>. Change the filter, '
+            'or generate rationales from the Datasets tab.</div>')
+
+
+def place_html(position: int, size: int) -> str:
+    where = (f"{position} of {size} in this filter" if position
+             else f"not in this filter ({size} items are)" if size else "not in this filter (it is empty now)")
+    return f'<div class="rv-place">{_e(where)}</div>'
 
 
 def notice_html(text: str) -> str:

@@ -42,12 +42,20 @@ class ReviewTab:
     state: gr.State  # the filter
     open_fn: Callable
     db_url: Optional[str]
+    progress_outputs: list  # queue place, counts
 
     def attach_page_load(self, demo: gr.Blocks) -> None:
         """On every page load: list the datasets, pick the first, open its queue."""
-        demo.load(bind(on_page_load, self.db_url), None, [self.dataset, self.filters[1]],
-                  api_visibility="private").then(
+        opened = demo.load(bind(on_page_load, self.db_url), None, [self.dataset, self.filters[1]],
+                           api_visibility="private").then(
             self.open_fn, [self.dataset, *self.filters], [self.state, *self.item_outputs], api_visibility="private")
+        self.then_progress(opened)
+
+    def then_progress(self, event: Any, api_name: Optional[str] = None) -> Any:
+        """After ``event`` shows an item: its place in the queue and the counts (a follow-up event)."""
+        visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+        return event.then(bind(on_progress, self.db_url), [self.state, self.item_outputs[0]], self.progress_outputs,
+                          show_progress="hidden", **visibility)
 
 
 def _who(request: Optional[gr.Request], typed: Optional[str]) -> str:
@@ -67,13 +75,15 @@ def _fields(values: tuple) -> dict[str, str]:
 
 # -------------------------------------------------------------------------------------- rendering
 def _render(db_url: Optional[str], flt: review.ReviewFilter, review_id: Optional[int], nav: list) -> tuple:
-    """Values for ``item_outputs``: ids, header, media, suggestion, fields, label, status, diff, history, counts."""
-    counts = review.review_counts(db_url, flt.dataset)
+    """Values for ``item_outputs``: ids, header, media, suggestion, fields, label, status, diff, history.
+
+    Queue place and counts are not here: they cost a scan of the whole dataset each, so a follow-up event
+    (``on_progress``) brings them just after the item is shown."""
     if review_id is None:
         blank = [""] * len(DIMENSIONS)
-        return (None, None, nav, render.empty_html(flt.dataset, counts["total"]), None, [], "", "", *blank,
-                gr.Dropdown(choices=[], value=None), "", "", "", render.counts_html(counts))
-    item = review.load_item(db_url, review_id, flt)
+        return (None, None, nav, render.empty_html(flt.dataset), None, [], "", "", *blank,
+                gr.Dropdown(choices=[], value=None), "", "", "")
+    item = review.load_item(db_url, review_id)
     params = (item.suggestion or {}).get("gen_params")
     media = review_media.item_media(item.video_path, item.sha256, params)
     serve(media.video, *[path for path, _ in media.frames])
@@ -81,7 +91,7 @@ def _render(db_url: Optional[str], flt: review.ReviewFilter, review_id: Optional
     return (item.review_id, item.version, nav, render.header_html(item), media.video, media.frames,
             render.notice_html(media.notice), render.suggestion_html(item), *[item.fields[d] for d in DIMENSIONS],
             gr.Dropdown(choices=item.labels, value=item.label), render.status_html(item), render.diff_html(item),
-            render.history_html(review.history(db_url, review_id)), render.counts_html(counts))
+            render.history_html(review.history(db_url, review_id)))
 
 
 def _go(db_url, flt, current: Optional[int], nav: list, *, backwards: bool = False) -> tuple:
@@ -105,6 +115,16 @@ def _autosave(db_url, review_id: int, version: int, who: str, values: tuple, lab
 
 # --------------------------------------------------------------------------------------- handlers
 @ui_errors
+def on_progress(db_url, state, review_id):
+    """The open item's place in the queue and the dataset's counts (after every navigation)."""
+    if not state:
+        return "", ""
+    flt = _filter(state)
+    position, size = review.queue_place(db_url, flt, review_id)
+    return render.place_html(position, size), render.counts_html(review.review_counts(db_url, flt.dataset))
+
+
+@ui_errors
 def on_open(db_url, dataset, status, label, split, edited, parse_failed, search):
     """Apply the dataset and filters: the queue starts at its most doubtful item."""
     if not dataset:
@@ -117,7 +137,7 @@ def on_open(db_url, dataset, status, label, split, edited, parse_failed, search)
 def _render_none() -> tuple:
     blank = [""] * len(DIMENSIONS)
     return (None, None, [], "<i>No dataset yet: import videos in the Datasets tab.</i>", None, [], "", "", *blank,
-            gr.Dropdown(choices=[], value=None), "", "", "", "")
+            gr.Dropdown(choices=[], value=None), "", "", "")
 
 
 def _label_filter(labels: list[str]) -> gr.Dropdown:
@@ -130,6 +150,12 @@ def on_page_load(db_url):
     first = names[0] if names else None
     labels = review.dataset_labels(db_url, first) if first else []
     return gr.Dropdown(choices=names, value=first), _label_filter(labels)
+
+
+@ui_errors
+def on_dataset_list(db_url):
+    """Datasets made since the page loaded appear when the box is opened."""
+    return gr.Dropdown(choices=review.dataset_names(db_url))
 
 
 @ui_errors
@@ -233,7 +259,7 @@ def on_bulk(kind, db_url, state, review_id, nav, reviewer, request: gr.Request):
 
 
 _OUTPUT_NAMES = ("review_id", "version", "nav", "header", "video", "frames", "notice", "suggestion", *DIMENSIONS,
-                 "label", "status", "diff", "history", "counts")
+                 "label", "status", "diff", "history")
 
 
 
@@ -260,11 +286,12 @@ def _filters_row() -> tuple[gr.Dropdown, list, gr.Textbox]:
 def _media_column() -> tuple:
     with gr.Column(scale=5, min_width=320):
         header = gr.HTML(elem_id="rv-header")
+        place = gr.HTML(elem_id="rv-place")
         notice = gr.HTML(elem_id="rv-notice")
         video = gr.Video(label="Video", interactive=False, height=300, elem_id="rv-video")
         frames = gr.Gallery(label="Frames the model sees", columns=4, height=290, object_fit="contain",
                             allow_preview=True, elem_id="rv-frames")
-    return header, notice, video, frames
+    return header, place, notice, video, frames
 
 
 def _editor_column() -> tuple:
@@ -294,7 +321,7 @@ def build_review_tab(db_url: Optional[str]) -> ReviewTab:
         bulk_accept = gr.Button("Accept all untouched in filter", size="sm", elem_id="rv-bulk-accept")
         bulk_exclude = gr.Button("Exclude filter from training", size="sm", elem_id="rv-bulk-exclude")
     with gr.Row(equal_height=False):
-        header, notice, video, frames = _media_column()
+        header, place, notice, video, frames = _media_column()
         with gr.Column(scale=4, min_width=300):
             gr.Markdown("**Model suggestion** (read-only)")
             suggestion = gr.HTML(elem_id="rv-suggestion")
@@ -311,10 +338,10 @@ def build_review_tab(db_url: Optional[str]) -> ReviewTab:
     tab = ReviewTab(dataset=dataset, filters=filters, reviewer=reviewer, header=header, video=video, frames=frames,
                     fields=fields, label=label, buttons=buttons,
                     item_outputs=[review_id, version, nav, header, video, frames, notice, suggestion, *fields, label,
-                                  status, diff, history, counts],
-                    state=state, open_fn=bind(on_open, db_url), db_url=db_url)
+                                  status, diff, history],
+                    state=state, open_fn=bind(on_open, db_url), db_url=db_url, progress_outputs=[place, counts])
     _wire_queue(tab, jump)
-    _wire_edits(tab, diff, status, history)
+    _wire_edits(tab, diff, status)
     _wire_jobs_and_bulk(tab, regen, timer, job, bulk_accept, bulk_exclude)
     return tab
 
@@ -328,23 +355,25 @@ def _wire_queue(tab: ReviewTab, jump: gr.Textbox) -> None:
     db_url, private = tab.db_url, dict(api_visibility="private")
     # Progress and errors show on the header only: an error must not cover the reviewer's typed text.
     progress = dict(show_progress_on=[tab.header])
-    label_filter = tab.filters[1]
-    tab.dataset.input(bind(on_dataset, db_url), [tab.dataset], [label_filter], **private).then(
-        tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs], api_name="review_open")
+    opened = tab.dataset.input(bind(on_dataset, db_url), [tab.dataset], [tab.filters[1]], **private).then(
+        tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs], api_name="review_open", **progress)
+    tab.then_progress(opened, api_name="review_progress")
+    tab.dataset.focus(bind(on_dataset_list, db_url), None, [tab.dataset], show_progress="hidden", **private)
     for comp in tab.filters:
         trigger = comp.submit if isinstance(comp, gr.Textbox) else comp.input
-        trigger(tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs], **private,
-                show_progress_on=[tab.header])
+        tab.then_progress(trigger(tab.open_fn, [tab.dataset, *tab.filters], [tab.state, *tab.item_outputs],
+                                  **private, **progress))
     for name in ("accept", "edit", "reject"):
-        tab.buttons[name].click(bind(on_act, name, db_url), _ctx(tab), tab.item_outputs,
-                                api_name=f"review_{name}", trigger_mode="once", **progress)
+        tab.then_progress(tab.buttons[name].click(bind(on_act, name, db_url), _ctx(tab), tab.item_outputs,
+                                                  api_name=f"review_{name}", trigger_mode="once", **progress))
     for name in ("next", "prev", "skip"):
-        tab.buttons[name].click(bind(on_move, name, db_url), _ctx(tab), tab.item_outputs,
-                                api_name=f"review_{name}", trigger_mode="once", **progress)
-    jump.submit(bind(on_jump, db_url), [*_ctx(tab), jump], tab.item_outputs, api_name="review_jump", **progress)
+        tab.then_progress(tab.buttons[name].click(bind(on_move, name, db_url), _ctx(tab), tab.item_outputs,
+                                                  api_name=f"review_{name}", trigger_mode="once", **progress))
+    tab.then_progress(jump.submit(bind(on_jump, db_url), [*_ctx(tab), jump], tab.item_outputs,
+                                  api_name="review_jump", **progress))
 
 
-def _wire_edits(tab: ReviewTab, diff: gr.HTML, status: gr.HTML, history: gr.HTML) -> None:
+def _wire_edits(tab: ReviewTab, diff: gr.HTML, status: gr.HTML) -> None:
     review_id = tab.item_outputs[0]
     tab.buttons["revert"].click(bind(on_revert, tab.db_url), [review_id], [*tab.fields, diff],
                                 api_name="review_revert")
@@ -358,7 +387,8 @@ def _wire_jobs_and_bulk(tab: ReviewTab, regen, timer, job, bulk_accept, bulk_exc
     tab.buttons["regen"].click(bind(on_regenerate, db_url), [review_id], [regen, timer, job],
                                api_name="review_regenerate")
     timer.tick(bind(on_regen_tick, db_url), [regen, tab.state, review_id, nav, tab.reviewer],
-               [regen, timer, job, *tab.item_outputs], api_visibility="private", show_progress="hidden")
+               [regen, timer, job, *tab.item_outputs], api_name="review_regen_poll", show_progress="hidden")
     for kind, button in (("accept", bulk_accept), ("exclude", bulk_exclude)):
-        button.click(bind(on_bulk, kind, db_url), [tab.state, review_id, nav, tab.reviewer],
-                     tab.item_outputs, api_name=f"review_bulk_{kind}", show_progress_on=[tab.header])
+        tab.then_progress(button.click(bind(on_bulk, kind, db_url), [tab.state, review_id, nav, tab.reviewer],
+                                       tab.item_outputs, api_name=f"review_bulk_{kind}",
+                                       show_progress_on=[tab.header]))

@@ -45,9 +45,10 @@ def test_queue_is_doubt_first_with_reasons(db_url, world):
     order = _queue(db_url, flt)
     assert order[:2] == [world["clip_2"], world["clip_0"]]  # parse failure, then contradiction
     assert order[2:] == [world["clip_1"], world["clip_4"], world["clip_3"]]  # lowest likelihood first
-    item = review.load_item(db_url, order[1], flt)
+    item = review.load_item(db_url, order[1])
     assert item.suggestion["doubt_reason"] == "conclusion says normal but label is abnormal"
-    assert (item.position, item.queue_size) == (2, 5)
+    assert review.queue_place(db_url, flt, order[1]) == (2, 5)
+    assert review.queue_place(db_url, ReviewFilter(dataset="homes", label="normal"), order[1]) == (0, 3)
     assert review.neighbour(db_url, flt, order[-1]) == order[0]  # wraps around
     assert review.neighbour(db_url, flt, order[0], backwards=True) == order[-1]
 
@@ -211,3 +212,20 @@ def test_adopt_newest_after_regeneration(db_url, world):
         queries.add_suggestion(s, item.video_id, model_id="m2", prompt_version="rationale-v1", parse_status="failed")
     assert review.adopt_newest(db_url, rid, "a") == "worse"
     assert review.load_item(db_url, rid).suggestion["model_id"] == "m"
+
+
+def test_unplayable_codec_gets_a_preview_made_in_the_background(tmp_path, data_dir, monkeypatch):
+    """MPEG-4 Part 2 does not play in browsers: the page shows a notice at once, the preview comes next time."""
+    import time
+
+    from tests.helpers import make_video
+
+    clip = make_video(tmp_path / "old.mp4", num_frames=8, codec="mpeg4")
+    monkeypatch.setattr(review_media, "PREVIEW_WAIT_S", 0.0)
+    first = review_media.item_media(str(clip), "", {"num_frames": 4})
+    assert first.video is None and "being made" in first.notice and len(first.frames) == 4
+    deadline = time.monotonic() + 60
+    while (media := review_media.item_media(str(clip), "", {"num_frames": 4})).video is None:
+        assert time.monotonic() < deadline, "the preview was never made"
+        time.sleep(0.2)
+    assert media.video.endswith(".mp4") and media.video != str(clip) and not media.notice

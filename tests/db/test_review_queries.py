@@ -41,7 +41,7 @@ def test_queue_neighbour_is_keyset_in_doubt_order(session: Session) -> None:
     assert [first, second, third] == [reviews[ids[1]], reviews[ids[2]], reviews[ids[0]]]
     assert rq.queue_neighbour(session, flt, third) is None
     assert rq.queue_neighbour(session, flt, third, backwards=True) == second
-    assert rq.queue_position(session, flt, second) == 2 and rq.queue_count(session, flt) == 3
+    assert rq.queue_place(session, flt, second) == (2, 3) and rq.queue_place(session, flt, None) == (0, 3)
 
 
 def test_save_review_may_repoint_the_suggestion_but_nothing_else(session: Session) -> None:

@@ -35,13 +35,18 @@ def _client(url):
 
 
 def _item(result):
-    """Name the 14 outputs an item-changing endpoint returns (its gr.State outputs are not sent)."""
+    """Name the 13 outputs an item-changing endpoint returns (its gr.State outputs are not sent)."""
     names = ("header", "video", "frames", "notice", "suggestion", "subjects", "attributes", "actions", "scenes",
-             "label", "status", "diff", "history", "counts")
+             "label", "status", "diff", "history")
     item = dict(zip(names, result))
     if isinstance(item["label"], dict):  # the label comes back as a Dropdown update (value + choices)
         item["label"] = item["label"].get("value")
     return item
+
+
+def _progress(client):
+    """What the page's follow-up event shows after each navigation: (queue place, counts)."""
+    return client.predict(api_name="/review_progress")
 
 
 def _fields(item):
@@ -52,9 +57,9 @@ def test_open_edit_accept_reject_through_the_api(served):
     url, ids = served
     client = _client(url)
     item = _item(client.predict("homes", *OPEN, api_name="/review_open"))
-    assert "clip_2" in item["header"] and "1 of 3" in item["header"]
+    assert "clip_2" in item["header"] and "1 of 3 in this filter" in _progress(client)[0]
     assert item["video"] and len(item["frames"]) == 8 and item["frames"][0]["caption"] == "t=0.12 s"
-    assert "parse failed" in item["suggestion"] and "pending <b>3</b>" in item["counts"]
+    assert "parse failed" in item["suggestion"] and "pending <b>3</b>" in _progress(client)[1]
 
     edited = ["a cat", "small, grey", "walks past", "porch, day"]
     item = _item(client.predict("carol", *edited, "abnormal", api_name="/review_edit"))
@@ -63,8 +68,8 @@ def test_open_edit_accept_reject_through_the_api(served):
     assert "clip_1" in item["header"]
     item = _item(client.predict("carol", *_fields(item), api_name="/review_accept"))
     assert "Nothing to review" in item["header"]
-    assert "accepted <b>1</b>" in item["counts"] and "edited <b>1</b>" in item["counts"]
-    assert "rejected <b>1</b>" in item["counts"]
+    counts = _progress(client)[1]
+    assert "accepted <b>1</b>" in counts and "edited <b>1</b>" in counts and "rejected <b>1</b>" in counts
 
     back = _item(client.predict("carol", "", "", "", "", None, "clip_2", api_name="/review_jump"))
     assert [back["subjects"], back["scenes"]] == ["a cat", "porch, day"] and "by carol" in back["history"]
@@ -133,4 +138,47 @@ def test_bulk_accept_untouched(served):
     client.predict("homes", *OPEN, api_name="/review_open")
     item = _item(client.predict("hal", api_name="/review_bulk_accept"))
     assert "clip_2" in item["header"] and "accepted" in item["status"]  # the open item stays open
-    assert "accepted <b>3</b>" in item["counts"] and "pending <b>0</b>" in item["counts"]
+    place, counts = _progress(client)
+    assert "not in this filter" in place and "accepted <b>3</b>" in counts and "pending <b>0</b>" in counts
+
+
+@pytest.mark.slow
+def test_regenerate_runs_a_job_and_shows_the_new_suggestion(tmp_path, db_url, data_dir, tiny_model_dir):
+    """Regenerate (Alt+G) with a real tiny model: `rbft generate --video-id` as a job, then the item reloads."""
+    import time
+
+    from db import queries
+    from db.engine import session_scope
+    from ui.app import build_app, page_assets
+
+    ids = make_review_world(db_url, tmp_path / "w")
+    # clip_1's review uses a tiny-model rationale that failed to parse (random weights write noise, so the rerun
+    # fails too; a rerun that parsed worse than the suggestion in use would be stored but not shown)
+    with session_scope(db_url) as s:
+        video_id = queries.get_review(s, ids["clip_1"]).video_id
+        old = queries.add_suggestion(s, video_id, model_id=str(tiny_model_dir.resolve()), prompt_version="rationale-v1",
+                                     subjects="old text", attributes="a", actions="b", scenes="c", parse_status="failed",
+                                     gen_params={"num_frames": 4, "max_pixels": 4 * 28 * 28, "max_new_tokens": 6})
+        queries.save_review(s, ids["clip_1"], expected_version=1, reviewer="setup", suggestion_id=old.id)
+    demo = build_app(db_url)
+    port = free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        **page_assets())
+    try:
+        client = _client(f"http://127.0.0.1:{port}/")
+        client.predict("homes", *OPEN, api_name="/review_open")
+        item = _item(client.predict("ida", "", "", "", "", None, "clip_1", api_name="/review_jump"))
+        assert item["subjects"] == "old text"
+        assert "started" in client.predict(api_name="/review_regenerate")[-1]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            out = client.predict("ida", api_name="/review_regen_poll")  # timer, job html, item outputs
+            if "succeeded" in out[1] or "failed" in out[1]:
+                break
+            time.sleep(1)
+        assert "succeeded" in out[1], out[1]
+        reloaded = _item(out[2:])
+        assert "clip_1" in reloaded["header"] and reloaded["subjects"] != "old text"
+        assert "rationale-v1" in reloaded["suggestion"] and str(tiny_model_dir.resolve()) in reloaded["suggestion"]
+    finally:
+        demo.close()
