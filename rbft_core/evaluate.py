@@ -32,6 +32,8 @@ class EvalConfig:
     batch_size: int = 4
     generate_answer: bool = True
     max_new_tokens: int = 8
+    # A Stage-I model is a rationale writer: its kept answer is the rationale it writes for the video.
+    rationale_tokens: int = 160
     dtype: str = "auto"
     device: str = "auto"
 
@@ -154,21 +156,26 @@ def evaluate_run(db_url: Optional[str], dataset: str, *, run_id: Optional[str] =
     from rbft_core import sft_data
     from rbft_core.jobs import cancel_requested
     from rbft_core.models import load_vlm, sample_spec_for
-    from rbft_core.prompts import classification_prompt
+    from rbft_core.prompts import classification_prompt, rationale_prompt
     from rbft_core.train import _frame_cache, load_run_model, new_run_id, runs_root
 
     cfg = cfg or EvalConfig()
     preset, rows, dataset_id = _test_rows(db_url, dataset, cfg.split)
     if run_id:
-        lm, kind = load_run_model(db_url, run_id, dtype=cfg.dtype, device=cfg.device), None
+        kind = None
+        run_kind = _run_kind(db_url, run_id)
+        lm = load_run_model(db_url, run_id, dtype=cfg.dtype, device=cfg.device)
     elif model:
         lm, kind, run_id = load_vlm(model, dtype=cfg.dtype, device=cfg.device), "zero_shot", new_run_id("zero_shot")
+        run_kind = kind
     else:
         raise ConfigError("evaluate needs a run id (--run) or a base model (--model) for zero-shot")
     spec = sample_spec_for(lm.processor, num_frames=cfg.num_frames, fps=cfg.fps, max_frames=cfg.max_frames,
                            max_pixels=cfg.max_pixels)
     collator = sft_data.VideoSFTCollator(lm.processor, spec, _frame_cache())
     prompt = classification_prompt(preset)
+    answer_prompt, answer_tokens = ((rationale_prompt(preset), cfg.rationale_tokens) if run_kind == "stage1"
+                                    else (prompt, cfg.max_new_tokens))
     labels = list(preset.labels)
     predictions = []
     for start in range(0, len(rows), cfg.batch_size):
@@ -178,7 +185,7 @@ def evaluate_run(db_url: Optional[str], dataset: str, *, run_id: Optional[str] =
         groups = [[sft_data.Example(r["video_id"], r["path"], r["sha256"], prompt, label, r["label"]) for label in labels]
                   for r in chunk]
         scores = _label_logprobs(lm, collator, groups)
-        answers = (_generate_answers(lm, [prompt] * len(chunk), collator.videos([g[0] for g in groups]), cfg.max_new_tokens)
+        answers = (_generate_answers(lm, [answer_prompt] * len(chunk), collator.videos([g[0] for g in groups]), answer_tokens)
                    if cfg.generate_answer else [""] * len(chunk))
         for row, s, answer in zip(chunk, scores, answers):
             top = max(s)
@@ -191,7 +198,7 @@ def evaluate_run(db_url: Optional[str], dataset: str, *, run_id: Optional[str] =
     metrics = classification_metrics([p["truth"] for p in predictions], [p["predicted"] for p in predictions], labels,
                                      [p["probs"][labels[1]] for p in predictions])
     _store(db_url, dataset_id, run_id, kind, model, cfg, metrics, predictions, runs_root())
-    return EvalReport(run_id=run_id, kind=kind or _run_kind(db_url, run_id), split=cfg.split, metrics=metrics, predictions=predictions)
+    return EvalReport(run_id=run_id, kind=run_kind, split=cfg.split, metrics=metrics, predictions=predictions)
 
 
 def _run_kind(db_url, run_id: str) -> str:
