@@ -128,7 +128,7 @@ def job_view(db_url: Optional[str], job_id: int) -> dict[str, Any]:
 
 def active_training_job(db_url: Optional[str], dataset: Optional[str] = None) -> Optional[dict[str, Any]]:
     """The newest queued/running train, pipeline or evaluate job (of ``dataset`` when given) as
-    ``{"job": id, "dataset": name}``: the page re-attaches to it after a reload or an app restart."""
+    ``{"job": id, "dataset": name, "model": base model}``: the page re-attaches to it after a reload or an app restart."""
     from db import job_queries as jq
     from rbft_core.jobs import recover_jobs
 
@@ -138,7 +138,9 @@ def active_training_job(db_url: Optional[str], dataset: Optional[str] = None) ->
             if job.status not in jq.ACTIVE_STATUSES:
                 continue
             if dataset is None or _job_dataset(job.command) == dataset:
-                return {"job": job.id, "dataset": _job_dataset(job.command)}
+                command = list(job.command)
+                model = command[command.index("--model") + 1] if "--model" in command[:-1] else None
+                return {"job": job.id, "dataset": _job_dataset(command), "model": model}
     return None
 
 

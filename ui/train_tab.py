@@ -14,6 +14,7 @@ from html import escape
 from typing import Any, Callable, Optional
 
 import gradio as gr
+import pandas as pd
 
 from rbft_core import catalog, run_view, train_launch
 from rbft_core.train_launch import PRESETS, STAGE_FIELDS, LaunchRequest
@@ -82,8 +83,8 @@ def _start(action):
         view = run_view.job_view(db_url, job_id)
         queued = view["job"]["status"] == "queued"
         gr.Info(f"job {job_id} {'queued: it starts when the device is free' if queued else 'started'}")
-        return ({"job": job_id, "points": -1}, gr.Timer(active=True), _progress_html(view),
-                run_view.loss_figure(view["curves"]), view["log"], train_launch.command_text(req))
+        return (job_id, -1, gr.Timer(active=True), _progress_html(view), run_view.loss_figure(view["curves"]),
+                view["log"], train_launch.command_text(req))
     start.__name__ = f"on_start_{action}"
     return start
 
@@ -99,13 +100,14 @@ def _progress_html(view: dict[str, Any]) -> str:
     if status == "queued":
         parts.append("waiting for the device (another job holds it)")
     if stage["total"]:
-        parts.append(f"{escape(stage['name'])}: step {stage['step']}/{stage['total']}")
-        if stage["eta"] and status == "running":
-            parts.append(f"ETA {escape(stage['eta'])}")
+        if "step" not in (job.get("progress_text") or ""):  # the job's own text already says step, loss, ETA
+            parts.append(f"{escape(stage['name'])}: step {stage['step']}/{stage['total']}")
+            if stage["eta"] and status == "running":
+                parts.append(f"ETA {escape(stage['eta'])}")
+            if stage["loss"] is not None:
+                parts.append(f"loss {stage['loss']:.4f}")
         if stage["throughput"]:
             parts.append(f"{stage['throughput']:.2f} samples/s")
-        if stage["loss"] is not None:
-            parts.append(f"loss {stage['loss']:.4f}")
     if job.get("error"):
         parts.append(f"<span class='rv-refused'>{escape(job['error'])}</span>")
     return (f"<div id='train-progress' data-status='{escape(status)}' data-step='{stage['step']}' "
@@ -122,28 +124,28 @@ def _run_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 @ui_errors
-def on_poll(db_url, job, dataset):
-    """One tick: progress, the loss plot (redrawn only when new points arrived), log; results when it ends."""
-    if not job:
-        return None, gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip(), *[gr.skip()] * 6
-    view = run_view.job_view(db_url, job["job"])
-    points = sum(len(c["records"]) for c in view["curves"].values())
-    plot = run_view.loss_figure(view["curves"]) if points != job.get("points") else gr.skip()
+def on_poll(db_url, job_id, points, dataset):
+    """One tick: progress, the loss plot (redrawn only when new points arrived), log; results when it ends.
+    ``job_id`` is a plain number, so an API client can watch any job the same way."""
+    if not job_id:
+        return None, None, gr.Timer(active=False), *[gr.skip()] * 9
+    view = run_view.job_view(db_url, int(job_id))
+    now = sum(len(c["records"]) for c in view["curves"].values())
+    plot = run_view.loss_figure(view["curves"]) if now != points else gr.skip()
     if view["active"]:
-        return ({**job, "points": points}, gr.skip(), _progress_html(view), plot, view["log"], *[gr.skip()] * 6)
-    return (None, gr.Timer(active=False), _progress_html(view), plot, view["log"],
-            *on_results(db_url, dataset))
+        return (job_id, now, gr.skip(), _progress_html(view), plot, view["log"], *[gr.skip()] * 6)
+    return (None, None, gr.Timer(active=False), _progress_html(view), plot, view["log"], *on_results(db_url, dataset))
 
 
 @ui_errors
-def on_stop(db_url, job):
+def on_stop(db_url, job_id):
     from rbft_core.jobs import stop_job_async
 
-    if not job:
+    if not job_id:
         raise gr.Error("no training job is running on this page")
-    stop_job_async(db_url, job["job"], timeout_s=60.0)
-    gr.Info(f"stopping job {job['job']}: it saves its adapter and ends; killed if not done within 60 s")
-    return job, gr.Timer(active=True)
+    stop_job_async(db_url, int(job_id), timeout_s=60.0)
+    gr.Info(f"stopping job {int(job_id)}: it saves its adapter and ends; killed if not done within 60 s")
+    return job_id, gr.Timer(active=True)
 
 
 @ui_errors
@@ -159,8 +161,8 @@ def on_results(db_url, dataset):
                 *[round(r.get(f"f1_{l}", 0.0), 4) for l in labels]] for r in table["rows"]]
     evaluated = [r["run_id"] for r in history if r["accuracy"] is not None]
     first = next((r["run_id"] for r in table["rows"] if r["kind"] == "stage2"), evaluated[0] if evaluated else None)
-    return (_run_rows(history), gr.Dataframe(value=compare, headers=["model", "run", "accuracy", "macro-F1",
-                                                                      *[f"F1 {l}" for l in labels]]),
+    columns = ["model", "run", "accuracy", "macro-F1", *[f"F1 {l}" for l in labels]]
+    return (_run_rows(history), pd.DataFrame(compare, columns=columns),
             run_view.confusion_figure(table), run_view.per_class_figure(table),
             gr.Dropdown(choices=evaluated, value=first), on_predictions(db_url, first) if first else [])
 
@@ -179,25 +181,25 @@ def on_page_load(db_url):
     names = [row["name"] for row in catalog.dataset_overview(db_url)]
     active = run_view.active_training_job(db_url)
     dataset = names[0] if names else None
-    progress, plot, log, job = "", run_view.loss_figure({}), "", None
+    progress, plot, log, job_id, points = "", run_view.loss_figure({}), "", None, None
     if active is not None:
         view = run_view.job_view(db_url, active["job"])
         dataset = active["dataset"] if active["dataset"] in names else dataset
-        job = {"job": active["job"], "points": sum(len(c["records"]) for c in view["curves"].values())}
+        job_id, points = active["job"], sum(len(c["records"]) for c in view["curves"].values())
         progress, plot, log = _progress_html(view), run_view.loss_figure(view["curves"]), view["log"]
-    model = train_launch.demo_model_dir() or ""
-    return (gr.Dropdown(choices=names, value=dataset), gr.skip() if not model else model, job,
-            gr.Timer(active=job is not None), progress, plot, log, *on_results(db_url, dataset))
+    model = (active or {}).get("model") or train_launch.demo_model_dir() or ""
+    return (gr.Dropdown(choices=names, value=dataset), gr.skip() if not model else model, job_id, points,
+            gr.Timer(active=job_id is not None), progress, plot, log, *on_results(db_url, dataset))
 
 
-def _stage_box(title: str, preset: dict[str, Any]) -> list:
+def _stage_box(stage: int, title: str, preset: dict[str, Any]) -> list:
     boxes = []
     with gr.Column(min_width=260):
         gr.Markdown(f"**{title}**")
         for key in STAGE_FIELDS:
             precision = None if key in ("lr", "fps", "epochs") else 0
             boxes.append(gr.Number(label=_LABELS[key], value=preset[key], precision=precision,
-                                   elem_id=f"train-{title[:8].replace(' ', '').lower()}-{key}"))
+                                   elem_id=f"train-s{stage}-{key}"))
     return boxes
 
 
@@ -210,8 +212,8 @@ def build_train_tab(db_url: Optional[str]) -> TrainTab:
         preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=_DEFAULT_PRESET, elem_id="train-preset")
     with gr.Accordion("Settings per stage", open=False):
         with gr.Row():
-            stage1 = _stage_box("Stage I: rationales", preset_values["stage1"])
-            stage2 = _stage_box("Stage II: labels", preset_values["stage2"])
+            stage1 = _stage_box(1, "Stage I: rationales", preset_values["stage1"])
+            stage2 = _stage_box(2, "Stage II: labels", preset_values["stage2"])
             with gr.Column(min_width=260):
                 source = gr.Radio(_SOURCES, value="reviewed", label="Stage-I rationale source")
                 share = gr.Slider(0, 1, value=1.0, step=0.05, label="Human share (mix)")
@@ -247,9 +249,11 @@ def build_train_tab(db_url: Optional[str]) -> TrainTab:
     preds = gr.Dataframe(headers=_PRED_HEADERS, label="Predictions (wrong and least confident first)",
                          interactive=False, wrap=True, elem_id="train-preds")
 
-    job, timer = gr.State(None), gr.Timer(1.5, active=False)
+    # The job id is a hidden number (not State) so API clients can poll and stop by id like the page does.
+    job = gr.Number(None, visible=False, precision=0, label="job id", elem_id="train-job-id")
+    points, timer = gr.State(None), gr.Timer(1.5, active=False)
     form = [dataset, model, source, share, baselines, hint, *stage1, *stage2]
-    live = [job, timer, progress, loss, log, command]
+    live = [job, points, timer, progress, loss, log, command]
     results = [runs, compare, confusion, per_class_f1, run_pick, preds]
     preset.input(on_preset, [preset], [*stage1, *stage2], api_visibility="private")
     check.click(bind(on_check, db_url), form, [readiness, per_class], api_name="train_check")
@@ -257,10 +261,10 @@ def build_train_tab(db_url: Optional[str]) -> TrainTab:
     for button, name in ((run_rbft, "rbft"), (run_direct, "direct_sft"), (run_zero, "zero_shot")):
         button.click(bind(on_start[name], db_url), form, live, api_name=f"train_start_{name}")
     stop.click(bind(on_stop, db_url), [job], [job, timer], api_name="train_stop")
-    timer.tick(bind(on_poll, db_url), [job, dataset], [job, timer, progress, loss, log, *results],
+    timer.tick(bind(on_poll, db_url), [job, points, dataset], [job, points, timer, progress, loss, log, *results],
                api_name="train_poll", show_progress="hidden")
     refresh.click(bind(on_results, db_url), [dataset], results, api_name="train_results")
     dataset.input(bind(on_results, db_url), [dataset], results, api_visibility="private")
     run_pick.input(bind(on_predictions, db_url), [run_pick], [preds], api_name="train_predictions")
     return TrainTab(load_fn=bind(on_page_load, db_url),
-                    load_outputs=[dataset, model, job, timer, progress, loss, log, *results])
+                    load_outputs=[dataset, model, job, points, timer, progress, loss, log, *results])

@@ -127,7 +127,7 @@ def test_a_second_job_waits_queued_while_the_device_is_held(world_dataset, tiny_
         assert job_status(url, job_id)["status"] == "queued"
         view = run_view.job_view(url, job_id)
         assert view["active"] and view["job"]["status"] == "queued"
-        assert run_view.active_training_job(url, name) == {"job": job_id, "dataset": name}
+        assert run_view.active_training_job(url, name) == {"job": job_id, "dataset": name, "model": str(tiny_model_dir)}
     deadline = time.monotonic() + 120
     while job_status(url, job_id)["status"] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.5)
