@@ -86,7 +86,8 @@ def test_one_click_rbft_progress_survives_reload_and_comparison_lists_four_runs(
     page.screenshot(path=str(ARTIFACTS / "train-results.png"), full_page=True)
 
 
-def test_stop_mid_run_cancels_and_lists_the_saved_adapter(start_app, page, world_dataset, tiny_model_dir, data_dir):
+def test_app_restart_reattaches_then_stop_cancels_and_lists_the_saved_adapter(
+        start_app, page, world_dataset, tiny_model_dir, data_dir):
     name, url_db = world_dataset
     url = start_app(url_db, data_dir)
     _open_tab(page, url)
@@ -96,7 +97,15 @@ def test_stop_mid_run_cancels_and_lists_the_saved_adapter(start_app, page, world
     _fill(page, "train-s2-max_pixels", 3136)
     _fill(page, "train-s2-epochs", 500)
     page.locator("#train-run-direct").click()
-    _wait_progress(page, lambda s: s["status"] == "running" and s["step"] > 0, 180, "direct SFT steps")
+    before = _wait_progress(page, lambda s: s["status"] == "running" and s["step"] > 0, 180, "direct SFT steps")
+
+    start_app.kill(url)  # kill -9 of the app: the job runs on in its own process group
+    url = start_app(url_db, data_dir)
+    _open_tab(page, url)
+    _wait_progress(page, lambda s: s["status"] == "running" and s["step"] > before["step"], 120,
+                   "the job re-attached after the app restart, still advancing")
+    assert page.locator("#train-model textarea, #train-model input").first.input_value() == str(tiny_model_dir)
+
     page.locator("#train-stop").click()
     _wait_progress(page, lambda s: s["status"] == "cancelled", 120, "the job cancelled")
     runs = page.locator("#train-runs")
