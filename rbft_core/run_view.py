@@ -66,11 +66,8 @@ def _adapter_note(run_dir: str) -> str:
     adapter = Path(run_dir) / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         return ""
-    state = Path(run_dir) / "adapter" / "trainer_state.json"
-    records = read_trainer_log(run_dir)
+    records = read_trainer_log(run_dir)  # the adapter is saved at the last logged step (end or graceful stop)
     step = records[-1].get("current_steps") if records else None
-    if state.is_file():
-        step = json.loads(state.read_text()).get("global_step", step)
     return str(adapter) + (f" (step {step})" if step is not None else "")
 
 
