@@ -17,7 +17,7 @@ import numpy as np
 
 from rbft_core.errors import ConfigError, DataError
 
-__all__ = ["list_runs", "list_videos", "frame_for_boxes", "attention_overlay", "mask_one_video", "start_experiment",
+__all__ = ["list_runs", "list_videos", "frame_for_boxes", "attention_overlay", "mask_one_video", "start_experiment", "preview_box",
            "save_drawn_boxes", "drawn_boxes_file", "inspect_dir"]
 
 _MODELS: "OrderedDict[str, Any]" = OrderedDict()
@@ -229,3 +229,18 @@ def start_experiment(db_url: Optional[str], dataset: str, run_ids: Sequence[str]
             "--fill", fill, "--k-random", str(int(k_random)), "--seed", str(int(seed)), "--frames", str(int(num_frames)),
             "--max-pixels", str(int(max_pixels))] + (["--align-to-grid"] if align_to_grid else [])
     return start_job(db_url, "mask-experiment", argv)
+
+
+def preview_box(frame_path: str, box: Sequence[float]) -> str:
+    """The drawing frame with ``box`` (source pixels) outlined, as a new PNG next to it."""
+    from PIL import Image, ImageDraw
+
+    from rbft_core.regions import check_box
+
+    image = Image.open(frame_path).convert("RGB")
+    (x0, y0, x1, y1), _ = check_box(box, image.size)
+    ImageDraw.Draw(image).rectangle([x0, y0, x1 - 1, y1 - 1], outline=(255, 40, 40), width=2)
+    out = Path(frame_path).with_name(Path(frame_path).stem.split("+")[0] + "+box-" +
+                                     hashlib.sha1(json.dumps([x0, y0, x1, y1]).encode()).hexdigest()[:8] + ".png")
+    image.save(out)
+    return str(out)
