@@ -57,7 +57,7 @@ def test_inspect_tab_overlays_masking_and_experiment(two_trained_runs, start_app
     x1 = float(page.locator("#inspect-x1 input").input_value())
     assert 0 <= x0 < x1  # source pixels of the two clicks
 
-    page.fill("#inspect-t0 textarea", "0.5")  # mask from 0.5 s to the end
+    page.fill("#inspect-t1 textarea", "1.0")  # mask from the start to 1.0 s (a time range)
     page.click("#inspect-mask")
     page.wait_for_selector("#inspect-mask-table", timeout=120_000)
     table = page.inner_text("#inspect-mask-table")
