@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 from rbft_core.errors import ConfigError, DataError
 
-__all__ = ["EvalConfig", "EvalReport", "evaluate_run", "classification_metrics", "compare_runs", "KIND_ORDER"]
+__all__ = ["EvalConfig", "EvalReport", "evaluate_run", "score_labels", "classification_metrics", "compare_runs", "KIND_ORDER"]
 
 KIND_ORDER = ("zero_shot", "direct_sft", "stage1", "stage2")
 KIND_NAMES = {"zero_shot": "zero-shot", "direct_sft": "direct SFT", "stage1": "Stage I", "stage2": "RB-FT"}
@@ -121,6 +121,24 @@ def _label_logprobs(lm, collator, examples_per_label: list[list]) -> list[list[f
     return [sums[i * width : (i + 1) * width] for i in range(len(examples_per_label))]
 
 
+def score_labels(lm, collator, prompt: str, labels: Sequence[str], rows: Sequence[dict]) -> list[tuple[dict, list]]:
+    """Label probabilities (softmax over each label answer's log-likelihood) for curated ``rows``.
+
+    Returns one (probs by label, the label examples) per row. The collator decides which frames the model sees
+    (masking passes one that masks them), so evaluation and masking share this one scoring path.
+    """
+    from rbft_core import sft_data
+
+    groups = [[sft_data.Example(r["video_id"], r["path"], r["sha256"], prompt, label, r["label"]) for label in labels]
+              for r in rows]
+    out = []
+    for group, s in zip(groups, _label_logprobs(lm, collator, groups)):
+        top = max(s)
+        z = sum(math.exp(v - top) for v in s)
+        out.append(({label: math.exp(v - top) / z for label, v in zip(labels, s)}, group))
+    return out
+
+
 def _generate_answers(lm, prompts, videos, max_new_tokens: int) -> list[str]:
     import torch
 
@@ -182,15 +200,11 @@ def evaluate_run(db_url: Optional[str], dataset: str, *, run_id: Optional[str] =
         if cancel_requested():
             break
         chunk = rows[start : start + cfg.batch_size]
-        groups = [[sft_data.Example(r["video_id"], r["path"], r["sha256"], prompt, label, r["label"]) for label in labels]
-                  for r in chunk]
-        scores = _label_logprobs(lm, collator, groups)
-        answers = (_generate_answers(lm, [answer_prompt] * len(chunk), collator.videos([g[0] for g in groups]), answer_tokens)
+        scored = score_labels(lm, collator, prompt, labels, chunk)
+        answers = (_generate_answers(lm, [answer_prompt] * len(chunk),
+                                     collator.videos([examples[0] for _, examples in scored]), answer_tokens)
                    if cfg.generate_answer else [""] * len(chunk))
-        for row, s, answer in zip(chunk, scores, answers):
-            top = max(s)
-            z = sum(math.exp(v - top) for v in s)
-            probs = {label: math.exp(v - top) / z for label, v in zip(labels, s)}
+        for row, (probs, _), answer in zip(chunk, scored, answers):
             predictions.append({"video_id": row["video_id"], "truth": row["label"], "predicted": max(probs, key=probs.get),
                                 "probs": probs, "answer_text": answer.strip()})
         if progress:
