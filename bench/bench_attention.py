@@ -1,16 +1,27 @@
-"""Peak memory and time of one attention map at ~4,096 video tokens on the tiny model.
+"""Peak memory and time of one attention map at ~4,096 video tokens: the project's method vs eager attention.
 
-Variants, each measured in its own fresh subprocess (so one variant's peak cannot hide another's):
+Each measurement runs in its own fresh subprocess (so one variant's peak cannot hide another's):
 
-- ``eager``: the model loaded with eager attention, ``output_attentions=True`` (every layer's [H, L, L]);
-- ``sdpa``: a plain sdpa forward (no weights; the time floor);
-- ``rows``: the project's method (``attention_rows.capture_rows``: sdpa output + the query row on all layers).
+- ``eager``: the model loaded with eager attention, ``output_attentions=True``, one forward (every layer's
+  [H, L, L]); the issue's baseline for memory;
+- ``sdpa``: a plain sdpa forward of the same inputs (no weights): the time floor;
+- ``rows``: the project's method, ``attention_rows.forward_rows`` (the path ``attention_maps`` takes): the
+  query row on every layer, the vision tower one temporal group at a time, pixel values freed before the
+  language model, no KV cache;
+- ``stages``: where the memory goes (vision tower whole vs chunked, language-model pass with and without
+  the KV cache), each stage measured on its own.
 
-Memory is the peak RSS of the forward minus the RSS just before it (ru_maxrss; no warm-up forward before the
-memory measurement); time is the median of ``--repeats`` forwards after a warm-up. Goals: rows <= 1/20 of
-eager's memory and <= 1.5x the sdpa time.
+Memory: on CPU the peak RSS of the call (VmHWM, reset through /proc/self/clear_refs right before it) minus
+the RSS just before it, with glibc's mmap threshold fixed (``MALLOC_MMAP_THRESHOLD_``) so freed tensors
+go back to the OS and RSS follows live memory; on CUDA ``torch.cuda.max_memory_allocated`` over
+``memory_allocated`` before the call. Every variant starts from the same state (model loaded, inputs
+encoded) and the first call is the memory one (no warm-up before it). Time: median of ``--repeats`` calls
+after it. Goals: rows <= 1/20 of eager's memory and <= 1.5x the sdpa time.
 
-    python bench/bench_attention.py [--repeats 5] [--frames 16 --height 448 --width 896]
+    python bench/bench_attention.py [--device cpu|cuda] [--shape tiny|7b] [--repeats 3]
+
+``--shape 7b`` builds a random-weight model with Qwen2.5-VL-7B's configuration in memory (no download; use
+it with ``--device cuda``: bf16 weights are 16.6 GB). Needs only torch, transformers and tokenizers.
 """
 
 from __future__ import annotations
@@ -18,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,13 +39,98 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+VARIANTS = ("sdpa", "rows", "eager")
+PROMPT = "Is this video normal or abnormal? Answer with one word."
+MALLOC_MMAP_THRESHOLD = str(1 << 20)  # tensors >= 1 MiB are mmapped, so freeing them lowers RSS at once
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+class Meter:
+    """Peak memory over the state at ``start()``: CUDA allocator stats, or VmHWM after a clear_refs reset."""
+
+    def __init__(self, device: str):
+        self.cuda = device.startswith("cuda")
+        self.base = 0.0
+
+    def start(self) -> None:
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated() / 2**20
+        else:
+            self.base = _status_mb("VmRSS")
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")  # resets VmHWM (the peak RSS) to the current RSS
+
+    def peak_mb(self) -> float:
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() / 2**20 - self.base
+        return _status_mb("VmHWM") - self.base
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _qwen25_7b(attn: str, device: str):
+    """A random-weight model with Qwen2.5-VL-7B's configuration and a processor with the same patch grid."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from rbft_core.models import LoadedModel
+    from rbft_core.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_processor, train_tokenizer
+
+    tokenizer = train_tokenizer([PROMPT] * 4, 512)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                         num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                         pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                           fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype, attn_implementation=attn)
+    processor = build_processor(TinySpec(), tokenizer)
+    return LoadedModel(model=model.eval(), processor=processor, model_id="qwen2.5-vl-7b-shape", device=device,
+                       dtype=str(dtype).removeprefix("torch."), model_type="qwen2_5_vl")
+
+
+def _load(args, attn: str):
+    import torch
+
+    from rbft_core.models import load_vlm
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
+    if args.shape == "7b":
+        return _qwen25_7b(attn, args.device)
+    return load_vlm(args.model_dir, attn_implementation=attn, device=args.device,
+                    dtype="bfloat16" if args.device.startswith("cuda") else "float32")
 
 
 def _inputs(lm, frames: int, height: int, width: int):
+    """Encoded inputs for one random video of ``frames`` frames at height x width (kept at that size)."""
     import numpy as np
 
     from rbft_core.models import encode_prompts
@@ -46,93 +141,189 @@ def _inputs(lm, frames: int, height: int, width: int):
     pixels = np.random.default_rng(0).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
     video = SampledVideo(frames=pixels, timestamps_s=[i * 0.5 for i in range(frames)], frame_indices=list(range(frames)),
                          source_fps=2.0, duration_s=frames / 2, source_size=(width, height), total_num_frames=frames)
-    return encode_prompts(lm.processor, ["Is this video normal or abnormal? Answer with one word."], [video])
+    inputs = dict(encode_prompts(lm.processor, [PROMPT], [video]).to(lm.device))
+    inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(lm.model.dtype)
+    return inputs
 
 
-def run_variant(variant: str, model_dir: str, frames: int, height: int, width: int, repeats: int) -> dict:
+def _forward(variant: str, lm, inputs: dict, layers: list[int], groups_per_chunk: int):
+    """One attention map's forward; returns the last token's row on every layer, [layers, H, L] (None for sdpa)."""
+    import torch
+
+    from rbft_core.attention_rows import forward_rows
+
+    last = int(inputs["input_ids"].shape[1]) - 1
+    if variant == "rows":
+        rows = forward_rows(lm.model, inputs, torch.tensor([last]), layers, groups_per_chunk=groups_per_chunk)
+        return torch.stack([rows[i][0, :, 0, :] for i in layers])
+    with torch.inference_mode():
+        if variant == "eager":
+            out = lm.model(**inputs, output_attentions=True, logits_to_keep=1)
+            return torch.stack([a[0, :, last, :] for a in out.attentions])
+        lm.model(**inputs, logits_to_keep=1)
+    return None
+
+
+def measure_variant(args) -> dict:
+    import numpy as np
+    import torch
+
+    from rbft_core.attention_rows import text_attention_layers
+
+    lm = _load(args, "eager" if args.measure == "eager" else "sdpa")
+    layers = [m.layer_idx for m in text_attention_layers(lm.model)]
+    meter = Meter(args.device)
+    inputs = _inputs(lm, args.frames, args.height, args.width)
+    video_tokens = int((inputs["input_ids"] == lm.model.config.video_token_id).sum())
+    length = int(inputs["input_ids"].shape[1])
+    pixel_mb = inputs["pixel_values_videos"].numel() * inputs["pixel_values_videos"].element_size() / 2**20
+    del inputs
+
+    def memory_call():
+        call_inputs = _inputs(lm, args.frames, args.height, args.width)  # its only holder: rows may free the pixels
+        meter.start()
+        t0 = time.perf_counter()
+        value = _forward(args.measure, lm, call_inputs, layers, args.groups_per_chunk)
+        _sync(args.device)
+        return value, time.perf_counter() - t0, meter.peak_mb()
+
+    result, first_s, peak = memory_call()  # cold: the first forward of the process, one-time costs included
+    if result is not None and args.rows_out:
+        np.save(args.rows_out, result.float().cpu().numpy())
+    result_shape, result = list(result.shape) if result is not None else None, None
+    _, _, warm_peak = memory_call()
+    fresh = _inputs(lm, args.frames, args.height, args.width)
+    times = []
+    for _ in range(args.repeats):
+        call_inputs = dict(fresh)
+        _sync(args.device)
+        t0 = time.perf_counter()
+        _forward(args.measure, lm, call_inputs, layers, args.groups_per_chunk)
+        _sync(args.device)
+        times.append(time.perf_counter() - t0)
+    return {"measure": args.measure, "video_tokens": video_tokens, "seq_len": length, "layers": len(layers),
+            "heads": lm.model.config.text_config.num_attention_heads, "pixel_values_mb": pixel_mb,
+            "peak_delta_mb": peak, "warm_peak_delta_mb": warm_peak, "first_s": first_s,
+            "median_s": statistics.median(times), "row_shape": result_shape, "dtype": str(lm.model.dtype),
+            "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"}
+
+
+def measure_stages(args) -> dict:
+    """Peak memory and time of each part of the forward, each over the state just before it.
+
+    The stages run twice and the second round is reported: the first carries the process's one-time costs
+    (kernel and library initialisation, ~15 MB of RSS on CPU), which would otherwise land on the first stage.
+    """
     import torch
 
     from rbft_core.attention_rows import capture_rows, text_attention_layers
-    from rbft_core.models import load_vlm
+    from rbft_core.video_features import encode_video_features, serve_video_features, served_pixels
 
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    lm = load_vlm(model_dir, attn_implementation="eager" if variant == "eager" else "sdpa")
-    inputs = _inputs(lm, frames, height, width)
-    video_tokens = int((inputs["input_ids"] == lm.model.config.video_token_id).sum())
-    length = int(inputs["input_ids"].shape[1])
+    lm = _load(args, "sdpa")
     layers = [m.layer_idx for m in text_attention_layers(lm.model)]
-    row = torch.tensor([length - 1])
+    meter, out = Meter(args.device), {"measure": "stages"}
 
-    def forward():
-        with torch.inference_mode():
-            if variant == "eager":
-                out = lm.model(**inputs, output_attentions=True, logits_to_keep=1)
-                return torch.stack([a[0, :, length - 1, :] for a in out.attentions])
-            if variant == "rows":
-                with capture_rows(lm.model, row, layers) as cap:
-                    lm.model(**inputs, logits_to_keep=1)
-                return torch.stack([cap.rows[i][0, :, 0, :] for i in layers])
-            lm.model(**inputs, logits_to_keep=1)
-            return None
-
-    before = _rss_mb()
-    t0 = time.perf_counter()
-    result = forward()
-    first_s = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    times = []
-    for _ in range(repeats):
+    def stage(name, fn):
+        meter.start()
         t0 = time.perf_counter()
-        forward()
-        times.append(time.perf_counter() - t0)
-    return {"variant": variant, "video_tokens": video_tokens, "seq_len": length, "layers": len(layers),
-            "peak_delta_mb": peak - before, "first_s": first_s, "median_s": statistics.median(times),
-            "row_shape": list(result.shape) if result is not None else None,
-            "row_sum": float(result.sum()) if result is not None else None}
+        with torch.inference_mode():
+            value = fn()
+        _sync(args.device)
+        out[name] = {"peak_delta_mb": meter.peak_mb(), "s": time.perf_counter() - t0}
+        return value
+
+    for _ in range(2):
+        inputs = _inputs(lm, args.frames, args.height, args.width)
+        pixels, grid = inputs.pop("pixel_values_videos"), inputs["video_grid_thw"]
+        last = torch.tensor([int(inputs["input_ids"].shape[1]) - 1])
+        whole = stage("vision_whole", lambda: lm.model.model.get_video_features(pixels, grid))
+        del whole
+        features = stage("vision_chunked", lambda: encode_video_features(lm.model, pixels, grid,
+                                                                         groups_per_chunk=args.groups_per_chunk))
+        placeholder = served_pixels(pixels)
+        del pixels
+
+        def lm_pass(use_cache: bool):
+            with serve_video_features(lm.model, features), capture_rows(lm.model, last, layers):
+                lm.model(**inputs, pixel_values_videos=placeholder, logits_to_keep=1, use_cache=use_cache)
+
+        stage("lm_with_kv_cache", lambda: lm_pass(True))
+        stage("lm_no_cache", lambda: lm_pass(False))
+        del features
+    return out
+
+
+def _child(args, measure: str, model_dir: str, rows_out: str = "") -> dict:
+    command = [sys.executable, __file__, "--measure", measure, "--model-dir", model_dir, "--rows-out", rows_out,
+               "--device", args.device, "--shape", args.shape, "--frames", str(args.frames),
+               "--height", str(args.height), "--width", str(args.width), "--repeats", str(args.repeats),
+               "--groups-per-chunk", str(args.groups_per_chunk)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MALLOC_MMAP_THRESHOLD_=MALLOC_MMAP_THRESHOLD)
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"{measure} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _report(results: dict, stages: dict, rows_vs_eager: float) -> dict:
+    sdpa, rows, eager = (results[v] for v in VARIANTS)
+    print(f"device {rows['device']}, {rows['dtype']}, {rows['video_tokens']} video tokens, sequence {rows['seq_len']}, "
+          f"{rows['layers']} text layers x {rows['heads']} heads; pixel values {rows['pixel_values_mb']:.1f} MB")
+    for r in results.values():
+        print(f"{r['measure']:>6}: peak +{r['peak_delta_mb']:9.1f} MB (second call +{r['warm_peak_delta_mb']:.1f} MB) | "
+              f"forward {r['median_s'] * 1000:9.1f} ms (first {r['first_s'] * 1000:.0f} ms)")
+    kept_mb = eager["layers"] * eager["heads"] * eager["seq_len"] ** 2 * (2 if "bfloat16" in eager["dtype"] else 4) / 2**20
+    print(f"  eager keeps {eager['layers']} x [{eager['heads']}, L, L] = {kept_mb:.0f} MB of weights; rows keep "
+          f"{rows['layers']} x [{rows['heads']}, 1, L] fp32 = {rows['layers'] * rows['heads'] * rows['seq_len'] * 4 / 2**10:.0f} KB;"
+          f" max |rows - eager rows| = {rows_vs_eager:.2e}")
+    print("breakdown (each stage over the memory just before it; second round, one-time costs excluded):")
+    for name, s in stages.items():
+        if name != "measure":
+            print(f"  {name:>17}: peak +{s['peak_delta_mb']:9.1f} MB | {s['s'] * 1000:9.1f} ms")
+    mem_ratio = rows["peak_delta_mb"] / eager["peak_delta_mb"]
+    time_ratio = rows["median_s"] / sdpa["median_s"]
+    print(f"memory rows / eager = {mem_ratio:.4f} (1/{1 / max(mem_ratio, 1e-9):.0f}); "
+          f"goal <= 0.05: {'met' if mem_ratio <= 0.05 else 'NOT met'}")
+    print(f"memory sdpa / eager = {sdpa['peak_delta_mb'] / eager['peak_delta_mb']:.4f} (a plain forward, for reference)")
+    print(f"time rows / sdpa    = {time_ratio:.3f}; goal <= 1.5: {'met' if time_ratio <= 1.5 else 'NOT met'}")
+    print(f"time eager / sdpa   = {eager['median_s'] / sdpa['median_s']:.3f}")
+    return {"results": results, "stages": stages, "memory_ratio": mem_ratio, "time_ratio": time_ratio,
+            "rows_vs_eager_max_abs": rows_vs_eager}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", choices=["eager", "sdpa", "rows"], help=argparse.SUPPRESS)
-    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 on cuda)")
+    parser.add_argument("--shape", choices=["tiny", "7b"], default="tiny")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--height", type=int, default=448)
     parser.add_argument("--width", type=int, default=896)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--groups-per-chunk", type=int, default=1, help="temporal groups per vision-tower chunk")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--measure", choices=[*VARIANTS, "stages"], help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--rows-out", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.variant:
-        print(json.dumps(run_variant(args.variant, args.model_dir, args.frames, args.height, args.width, args.repeats)))
+    if args.measure:
+        result = measure_stages(args) if args.measure == "stages" else measure_variant(args)
+        print(json.dumps(result))
         return 0
-    from rbft_core.tiny import TinySpec, build_tiny_model
+    import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = str(build_tiny_model(Path(tmp) / "tiny", TinySpec(family="qwen2_5_vl")))
-        results = {}
-        for variant in ("sdpa", "rows", "eager"):
-            out = subprocess.run([sys.executable, __file__, "--variant", variant, "--model-dir", model_dir,
-                                  "--frames", str(args.frames), "--height", str(args.height), "--width", str(args.width),
-                                  "--repeats", str(args.repeats)], capture_output=True, text=True,
-                                 env=dict(os.environ, PYTHONPATH=str(ROOT)))
-            if out.returncode:
-                print(out.stderr[-3000:], file=sys.stderr)
-                return 1
-            results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-    for r in results.values():
-        print(f"{r['variant']:>6}: {r['video_tokens']} video tokens, sequence {r['seq_len']}, {r['layers']} layers | "
-              f"peak +{r['peak_delta_mb']:8.1f} MB | forward {r['median_s'] * 1000:8.1f} ms (first {r['first_s'] * 1000:.0f} ms)")
-    # what the weights add on top of a plain forward (the vision tower and activations are common to all three)
-    extra = {v: max(0.0, results[v]["peak_delta_mb"] - results["sdpa"]["peak_delta_mb"]) for v in ("rows", "eager")}
-    print(f"attention memory over the sdpa forward: rows +{extra['rows']:.1f} MB, eager +{extra['eager']:.1f} MB "
-          f"(analytic: eager keeps {results['eager']['layers']} x [H, L, L] fp32 = "
-          f"{results['eager']['layers'] * 4 * results['eager']['seq_len'] ** 2 * 4 / 2**20:.0f} MB; rows keep "
-          f"{results['rows']['layers']} x [H, 1, L] = {results['rows']['layers'] * 4 * results['rows']['seq_len'] * 4 / 2**10:.0f} KB)")
-    mem_ratio = results["rows"]["peak_delta_mb"] / results["eager"]["peak_delta_mb"]
-    time_ratio = results["rows"]["median_s"] / results["sdpa"]["median_s"]
-    print(f"memory rows / eager (whole forward peak) = {mem_ratio:.4f} (1/{1 / mem_ratio:.1f}); "
-          f"goal <= 1/20: {'met' if mem_ratio <= 0.05 else 'NOT met'}")
-    print(f"time rows / sdpa    = {time_ratio:.3f}; goal <= 1.5: {'met' if time_ratio <= 1.5 else 'NOT met'}")
-    print(f"time eager / sdpa   = {results['eager']['median_s'] / results['sdpa']['median_s']:.3f}")
-    print(json.dumps({"results": results, "memory_ratio": mem_ratio, "attention_extra_mb": extra, "time_ratio": time_ratio}))
+        model_dir = ""
+        if args.shape == "tiny":
+            from rbft_core.tiny import TinySpec, build_tiny_model
+
+            model_dir = str(build_tiny_model(Path(tmp) / "tiny", TinySpec(family="qwen2_5_vl")))
+        results = {v: _child(args, v, model_dir, str(Path(tmp) / f"{v}.npy")) for v in VARIANTS}
+        stages = _child(args, "stages", model_dir)
+        rows_vs_eager = float(np.abs(np.load(Path(tmp) / "rows.npy") - np.load(Path(tmp) / "eager.npy")).max())
+    summary = _report(results, stages, rows_vs_eager)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
     return 0
 
 

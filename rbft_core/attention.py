@@ -1,6 +1,6 @@
 """Attention from answer / rationale tokens to the video tokens, as (T', H', W') maps over the sampled frames.
 
-``attention_maps(lm, video, prompt)`` runs one forward pass with ``attention_rows.capture_rows`` (O(L) memory:
+``attention_maps(lm, video, prompt)`` runs one forward pass with ``attention_rows.forward_rows`` (O(L) memory:
 only the query rows are computed, on the chosen layers), aggregates heads (mean or max) and layers (mean),
 keeps the video tokens, renormalises them to sum 1 and lays them out on the grid from ``video_grid_thw``:
 
@@ -177,12 +177,11 @@ def _video_rows(lm, inputs, positions, layers: list[int], head_agg: str) -> tupl
     """[R, N] attention of each query row on the N video tokens, renormalised to sum 1 per row."""
     import torch
 
-    from rbft_core.attention_rows import capture_rows
+    from rbft_core.attention_rows import forward_rows
 
     layout = _layout(lm, inputs)
-    with torch.inference_mode(), capture_rows(lm.model, positions, layers, lm.model_id) as cap:
-        lm.model(**inputs, logits_to_keep=1)
-    stacked = torch.stack([cap.rows[i][0] for i in layers])  # [layers, H, R, L]
+    captured = forward_rows(lm.model, inputs, positions, layers, lm.model_id)  # frees inputs' pixel values
+    stacked = torch.stack([captured[i][0] for i in layers])  # [layers, H, R, L]
     heads = stacked.amax(dim=1) if head_agg == "max" else stacked.mean(dim=1)
     rows = heads.mean(dim=0)[:, torch.as_tensor(layout.positions, device=heads.device)].double().cpu().numpy()
     return rows / np.maximum(rows.sum(axis=1, keepdims=True), _EPS), layout

@@ -9,6 +9,10 @@ of a plain sdpa forward, and on the chosen layers also computes
 
 for the requested query rows only: [heads, R, L] per layer. Only the text model is switched (for the length
 of one ``capture_rows`` block); the vision tower keeps its own implementation.
+
+``forward_rows`` is the lean forward the attention maps use: the same logits and rows, with the vision tower
+run one temporal group at a time (``rbft_core.video_features``), the pixel values freed before the language
+model runs, no KV cache and only the last logit.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 from rbft_core.errors import ModelError
 
-__all__ = ["ROWS_IMPLEMENTATION", "RowCapture", "capture_rows", "text_attention_layers", "check_hookable"]
+__all__ = ["ROWS_IMPLEMENTATION", "RowCapture", "capture_rows", "forward_rows", "text_attention_layers",
+           "check_hookable"]
 
 ROWS_IMPLEMENTATION = "rbft_rows"
 _ACTIVE: contextvars.ContextVar[Optional["RowCapture"]] = contextvars.ContextVar("rbft_row_capture", default=None)
@@ -152,3 +157,28 @@ def capture_rows(model, positions, layers: Sequence[int], model_id: str = "the m
         for key, cfg in configs.items():
             cfg._attn_implementation_internal = saved[key]
         _ACTIVE.reset(token)
+
+
+def forward_rows(model, inputs: dict, positions, layers: Sequence[int], model_id: str = "the model", *,
+                 groups_per_chunk: int = 1) -> dict:
+    """One forward of ``inputs`` recording the attention rows of ``positions`` on ``layers`` (layer -> [B, H, R, L]).
+
+    Takes ``pixel_values_videos`` out of ``inputs`` (so that, once the video features are computed, the pixels
+    can be freed while the language model runs); everything else in ``inputs`` is passed to the model as is.
+    """
+    import torch
+
+    from rbft_core.video_features import encode_video_features, serve_video_features, served_pixels
+
+    pixels = inputs.pop("pixel_values_videos", None)
+    with torch.inference_mode():
+        if pixels is None:
+            with capture_rows(model, positions, layers, model_id) as cap:
+                model(**inputs, logits_to_keep=1, use_cache=False)
+            return cap.rows
+        features = encode_video_features(model, pixels, inputs["video_grid_thw"], groups_per_chunk=groups_per_chunk)
+        placeholder = served_pixels(pixels)
+        del pixels
+        with serve_video_features(model, features), capture_rows(model, positions, layers, model_id) as cap:
+            model(**inputs, pixel_values_videos=placeholder, logits_to_keep=1, use_cache=False)
+    return cap.rows

@@ -19,14 +19,16 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import av
 import numpy as np
 
 from rbft_core.clips import make_preview, write_clip
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.frame_cache import FrameCache, default_frame_cache, file_sha256
+
+if TYPE_CHECKING:  # PyAV is imported where frames are decoded, so the SampledVideo type loads without it
+    import av
 
 __all__ = [
     "VideoInfo",
@@ -93,6 +95,8 @@ def _looks_like_container(path: Path) -> bool:
 
 def _open(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     """Open ``path`` and return its container and first video stream, or raise an actionable DataError."""
+    import av
+
     _check_file(path)
     try:
         container = av.open(str(path))
@@ -134,6 +138,8 @@ def _tag_duration_s(stream) -> float | None:
 
 
 def _stream_meta(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _StreamMeta:
+    import av
+
     time_base = stream.time_base or Fraction(1, 90000)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     exact = True
@@ -186,6 +192,8 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 
 def _decode_head(path: Path, container, stream, *, expected_frames: int) -> int:
     """Decode up to two frames from the start; return how many decoded."""
+    import av
+
     decoded = 0
     try:
         for frame in container.decode(stream):
@@ -209,6 +217,8 @@ def _decode_head(path: Path, container, stream, *, expected_frames: int) -> int:
 
 def _check_tail(path: Path, container, stream, meta: _StreamMeta) -> None:
     """Seek to the last keyframe, decode it and read packets to the end (no decoding) to catch truncation."""
+    import av
+
     keyframes = _keyframe_pts(stream)
     target = keyframes[-1] if keyframes else meta.start_pts + int(0.9 * meta.duration_s / meta.time_base)
     decoded, last_pts = False, None
@@ -244,6 +254,8 @@ def _check_tail(path: Path, container, stream, meta: _StreamMeta) -> None:
 
 
 def _keyframe_pts(stream) -> list[int]:
+    import av
+
     try:
         return sorted(e.timestamp for e in stream.index_entries if e.is_keyframe)
     except (AttributeError, av.error.FFmpegError):
@@ -509,6 +521,8 @@ class _SeekingDecoder:
 
     # -- decoding
     def _seek(self, t: float, back_s: float = 0.0) -> None:
+        import av
+
         offset = self.meta.start_pts + int(max(0.0, t - back_s) / self.meta.time_base)
         try:
             self.container.seek(offset, stream=self.stream, backward=True)
@@ -519,6 +533,8 @@ class _SeekingDecoder:
         self.exhausted = False
 
     def _iter_frames(self) -> Iterator[tuple[av.VideoFrame, float]]:
+        import av
+
         start, tb = self.meta.start_pts, self.meta.time_base
         errors = 0
         try:

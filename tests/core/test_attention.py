@@ -1,15 +1,17 @@
-"""Attention maps: token -> grid layout for all three families, rows equal to eager, logits unchanged, drawing."""
+"""Attention maps: token -> grid layout for all three families, rows equal to eager, logits unchanged, the lean
+forward (chunked video tower, pixels freed) equal to the plain one, drawing."""
 
 import numpy as np
 import pytest
 import torch
 
 from rbft_core.attention import AttentionMap, VideoTokenLayout, _layout, attention_maps, attention_share
-from rbft_core.attention_rows import capture_rows
+from rbft_core.attention_rows import capture_rows, forward_rows
 from rbft_core.errors import ConfigError, ModelError
 from rbft_core.models import encode_prompts, load_vlm
 from rbft_core.tiny import TinySpec, build_tiny_model
 from rbft_core.video import SampledVideo
+from rbft_core.video_features import encode_video_features, serve_video_features, served_pixels
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 
@@ -85,6 +87,73 @@ def test_custom_rows_equal_eager_rows_and_logits_are_unchanged(family_model, tmp
     assert lm.model.config.vision_config._attn_implementation == "sdpa"
 
 
+def _random_video(lm, frames: int, cells=(2, 3), seed: int = 1) -> SampledVideo:
+    cell = lm.processor.video_processor.patch_size * 2
+    rng = np.random.default_rng(seed)
+    return _video(rng.integers(0, 256, (frames, cells[0] * cell, cells[1] * cell, 3), np.uint8))
+
+
+def _flat(features) -> list:
+    """pooler_output and deepstack_features of get_video_features as a flat list of tensors."""
+    out = []
+    for value in (features.pooler_output, getattr(features, "deepstack_features", None) or []):
+        for item in value:
+            out.extend(item if isinstance(item, (tuple, list)) else [item])
+    return out
+
+
+@pytest.mark.parametrize("groups_per_chunk", [1, 2, 3])
+def test_chunked_video_encoding_equals_the_whole_batch(family_model, groups_per_chunk):
+    _, lm = family_model
+    # two videos of different sizes in one batch: 4 and 3 temporal groups, chunks never straddle a video
+    videos = [_random_video(lm, 8, (2, 3), seed=2), _random_video(lm, 6, (3, 2), seed=3)]
+    inputs = encode_prompts(lm.processor, ["Is it normal?", "And this one?"], videos)
+    grids, seen = inputs["video_grid_thw"], []
+    hook = lm.model.model.visual.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.append(kw["grid_thw"].tolist()), with_kwargs=True)
+    try:
+        with torch.inference_mode():
+            chunked = encode_video_features(lm.model, inputs["pixel_values_videos"], grids,
+                                            groups_per_chunk=groups_per_chunk)
+    finally:
+        hook.remove()
+    t0, t1 = (int(t) for t in grids[:, 0])
+    assert len(seen) == -(-t0 // groups_per_chunk) - (-t1 // groups_per_chunk)
+    assert all(g[0][0] <= groups_per_chunk for g in seen)
+    with torch.inference_mode():
+        whole = lm.model.model.get_video_features(inputs["pixel_values_videos"], grids)
+    assert chunked.last_hidden_state is None and len(chunked.pooler_output) == 2
+    for a, b in zip(_flat(chunked), _flat(whole), strict=True):
+        assert a.shape == b.shape and (a - b).abs().max().item() < 1e-6
+
+
+def test_lean_forward_gives_the_plain_forwards_logits_and_rows(family_model):
+    _, lm = family_model
+    inputs = encode_prompts(lm.processor, ["Is this video normal or abnormal?"], [_random_video(lm, 8)])
+    length = inputs["input_ids"].shape[1]
+    rows = torch.tensor([length - 1, length - 4, 2])
+    with torch.inference_mode(), capture_rows(lm.model, rows, [0, 1]) as cap:
+        plain = lm.model(**inputs).logits
+    pixels = inputs["pixel_values_videos"]
+    with torch.inference_mode():
+        features = encode_video_features(lm.model, pixels, inputs["video_grid_thw"])
+        text_only = {k: v for k, v in inputs.items() if k != "pixel_values_videos"}
+        with serve_video_features(lm.model, features):
+            served = lm.model(**text_only, pixel_values_videos=served_pixels(pixels), use_cache=False).logits
+    assert (served - plain).abs().max().item() < 1e-5
+    lean_inputs = dict(inputs)
+    lean = forward_rows(lm.model, lean_inputs, rows, [0, 1])
+    assert "pixel_values_videos" not in lean_inputs  # taken, so the caller's copy can be freed
+    for layer in (0, 1):
+        assert lean[layer].shape == cap.rows[layer].shape
+        assert (lean[layer] - cap.rows[layer]).abs().max().item() < 1e-5
+    # nothing stays switched: the model encodes pixels again and runs sdpa
+    assert "get_video_features" not in vars(lm.model.model)
+    assert lm.model.config.text_config._attn_implementation == "sdpa"
+    with torch.inference_mode():
+        assert torch.equal(lm.model(**inputs).logits, plain)
+
+
 def test_attention_maps_sum_to_one_over_the_grid(family_model):
     _, lm = family_model
     vp = lm.processor.video_processor
@@ -155,3 +224,24 @@ def test_overlay_png_and_heatmap_video(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     clip = write_heatmap_video(amap, tmp_path / "h.mp4", fps=2)
     assert probe_video(clip).num_frames == 4
+
+
+def test_attention_path_imports_without_pyav_or_sqlalchemy():
+    """The GPU machine has torch and transformers only: the bench and the attention path must import there."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys, importlib.util\n"
+        "for name in ('av', 'sqlalchemy', 'alembic', 'moviepy', 'gradio'):\n"
+        "    sys.modules[name] = None\n"
+        "import rbft_core.attention, rbft_core.attention_rows, rbft_core.video_features, rbft_core.models\n"
+        "import rbft_core.tiny, rbft_core.video\n"
+        f"spec = importlib.util.spec_from_file_location('bench_attention', {str(root / 'bench' / 'bench_attention.py')!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
