@@ -170,6 +170,7 @@ def forward_rows(model, inputs: dict, positions, layers: Sequence[int], model_id
 
     from rbft_core.video_features import encode_video_features, serve_video_features, served_pixels
 
+    check_hookable(model, model_id)  # before the vision tower runs, not after
     pixels = inputs.pop("pixel_values_videos", None)
     with torch.inference_mode():
         if pixels is None:
