@@ -44,6 +44,7 @@ __all__ = [
     "dataset_counts",
     "label_counts",
     "record_import_run",
+    "source_roots",
     "curated_examples",
     "begin_snapshot",
 ]
@@ -395,6 +396,12 @@ def record_import_run(
     session.add(run)
     session.flush()
     return run
+
+
+def source_roots(session: Session) -> list[str]:
+    """The distinct folders datasets were imported from (what the web app may serve besides its data dir)."""
+    stmt = select(Video.source_root).where(Video.source_root != "").distinct().order_by(Video.source_root)
+    return list(session.scalars(stmt))
 
 
 # ------------------------------------------------------------------------------- curated examples
