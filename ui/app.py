@@ -76,6 +76,9 @@ def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Op
     check_exposure(host, auth=auth, share=share, insecure=insecure)
     credentials = parse_auth(auth)
     init_db(db_url)
+    from rbft_core.jobs import recover_jobs
+
+    recover_jobs(db_url)  # jobs whose process died while the app was down; live ones are left running
     assets = page_assets()
     serve_dirs(*source_roots(db_url))  # datasets imported later are added when first shown (ui.media.serve)
     app = build_app(db_url)
