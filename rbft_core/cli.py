@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rbft_core import cli_train
 
     cli_train.register(sub, _common)
+    from rbft_core import cli_admin
+
+    cli_admin.register(sub, _common)
     return parser
 
 
