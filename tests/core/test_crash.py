@@ -105,7 +105,7 @@ def test_app_kill_9_leaves_the_training_job_running_and_restart_reattaches(world
 def test_training_kill_9_mid_epoch_resumes_to_the_same_final_step(world_dataset, tiny_model_dir, data_dir):
     name, url = world_dataset
     committed = _commit_a_review(url, name)
-    argv = _train_argv(name, tiny_model_dir, "--epochs", "2", "--save-steps", "1", "--run-id", "crashy")
+    argv = _train_argv(name, tiny_model_dir, "--epochs", "2", "--save-steps", "1")
     reference = start_job(url, "train", _train_argv(name, tiny_model_dir, "--epochs", "2", "--save-steps", "1000",
                                                    "--run-id", "reference"))
     expected = _wait(url, reference, lambda st: st["status"] in ("succeeded", "failed"), what="reference run")
@@ -113,23 +113,29 @@ def test_training_kill_9_mid_epoch_resumes_to_the_same_final_step(world_dataset,
     final_steps = json.loads((data_dir / "runs" / "reference" / "all_results.json").read_text())["global_step"]
     assert final_steps >= 6
 
-    job_id = start_job(url, "train", argv)
-    checkpoints = data_dir / "runs" / "crashy" / "checkpoints"
-    deadline = time.monotonic() + 180
-    while not (checkpoints / "checkpoint-3").exists() and time.monotonic() < deadline:
+    job_id = start_job(url, "train", argv)  # no --run-id: the resume hint must name the run
+    deadline, found = time.monotonic() + 180, []
+    while time.monotonic() < deadline:
+        found = [p for p in (data_dir / "runs").glob("*/checkpoints/checkpoint-3") if "reference" not in str(p)]
+        if found:
+            break
         time.sleep(0.2)
+    assert found, "no checkpoint-3 within 180 s"
+    run_dir = found[0].parents[1]
     status = job_status(url, job_id)
     assert status["status"] == "running" and _step(status) < final_steps, status  # mid-run, not at the end
     with session_scope(url) as s:
         os.killpg(jq.get_job(s, job_id).pgid, signal.SIGKILL)
     _wait(url, job_id, lambda st: job_id in recover_jobs(url) or st["status"] == "interrupted", what="interrupted")
     interrupted = job_status(url, job_id)
-    assert interrupted["status"] == "interrupted" and "--resume" in interrupted["error"]
+    assert interrupted["status"] == "interrupted"
+    hint = interrupted["error"].split("resume with: ", 1)[1].split()
+    assert hint[0] == "rbft" and hint[-3:] == ["--run-id", run_dir.name, "--resume"]
 
-    resumed = start_job(url, "train", [*argv, "--resume"])
+    resumed = start_job(url, "train", hint[1:])  # exactly the command the message gives
     done = _wait(url, resumed, lambda st: st["status"] in ("succeeded", "failed"), what="resumed run")
     assert done["status"] == "succeeded", done
-    results = json.loads((data_dir / "runs" / "crashy" / "all_results.json").read_text())
+    results = json.loads((run_dir / "all_results.json").read_text())
     assert results["global_step"] == final_steps
     assert results["resumed_from"].startswith("checkpoint-")
     _assert_intact(url, committed)
