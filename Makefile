@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test venv system-deps demo bench clean
+.PHONY: run test venv system-deps pg-deps demo bench clean
 
 venv: $(STAMP)
 
@@ -30,14 +30,21 @@ system-deps:
 		else echo "note: /usr/bin/chromium missing and not root; browser tests will be skipped"; fi; \
 	fi
 
+# Debian's PostgreSQL server: `make test` runs the database tests on SQLite and on a throwaway cluster.
+pg-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else echo "error: PostgreSQL server binaries missing; run as root or apt-get install postgresql" >&2; exit 1; fi; \
+	fi
+
 demo: venv
 	$(VENV)/bin/rbft demo prepare
 
 run: venv demo
 	$(PY) app.py --host $(HOST) --port $(PORT)
 
-test: venv system-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+test: venv system-deps pg-deps
+	$(PY) tests/pg_cluster.py -- $(PY) -m pytest -q -p no:cacheprovider
 
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -16,7 +16,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--db", default=None, help="database URL (default: RBFT_DATABASE_URL or data/rbft.db)")
     parser.add_argument("--data-dir", default=None, help="data directory (default: RBFT_DATA_DIR or ./data)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
-    parser.add_argument("--auth", default=None, help="user:pass (required to bind a non-local address)")
+    parser.add_argument("--auth", default=os.environ.get("RBFT_AUTH"),
+                        help="user:pass (default: RBFT_AUTH, which keeps the password out of the process list); "
+                             "required to bind a non-local address or --share")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-local --host or --share without --auth (anyone who reaches it can review)")
+    parser.add_argument("--max-upload-mb", type=float, default=float(os.environ.get("RBFT_MAX_UPLOAD_MB", "500")),
+                        help="largest accepted upload in MB (default 500)")
     return parser.parse_args(argv)
 
 
@@ -24,9 +30,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.data_dir:
         os.environ["RBFT_DATA_DIR"] = args.data_dir
+    from rbft_core.errors import RbftError
     from ui.app import launch
 
-    return launch(host=args.host, port=args.port, db_url=args.db, share=args.share, auth=args.auth)
+    try:
+        return launch(host=args.host, port=args.port, db_url=args.db, share=args.share, auth=args.auth,
+                      insecure=args.insecure, max_upload_mb=args.max_upload_mb)
+    except RbftError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

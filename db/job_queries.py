@@ -19,6 +19,7 @@ __all__ = [
     "jobs_with_status",
     "upsert_run",
     "get_run",
+    "run_id_of_job",
     "list_runs",
     "replace_predictions",
     "replace_metrics",
@@ -93,6 +94,11 @@ def get_run(session: Session, run_id: str) -> Run:
     if run is None:
         raise JobError(f"run {run_id!r} not found; list runs with `rbft runs`")
     return run
+
+
+def run_id_of_job(session: Session, job_id: int) -> Optional[str]:
+    """The run a job wrote (its newest, for a pipeline), or None before the job created one."""
+    return session.scalar(select(Run.id).where(Run.job_id == job_id).order_by(Run.created_at.desc(), Run.id.desc()))
 
 
 def list_runs(session: Session, dataset_id: Optional[int] = None, limit: int = 200) -> list[Run]:

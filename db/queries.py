@@ -44,11 +44,13 @@ __all__ = [
     "dataset_counts",
     "label_counts",
     "record_import_run",
+    "source_roots",
     "curated_examples",
     "begin_snapshot",
 ]
 
 RATIONALE_FIELDS = ("subjects", "attributes", "actions", "scenes")
+MAX_LABEL_CHARS = 100  # the label columns are VARCHAR(100)
 # What a reviewer may change with ``save_review``.
 REVIEW_FIELDS = (*RATIONALE_FIELDS, "label", "status", "excluded")
 
@@ -71,6 +73,12 @@ def get_or_create_dataset(
     name = name.strip()
     if not name:
         raise ConfigError("dataset name is empty; pass a name such as 'smarthome'")
+    if len(name) > 200:
+        raise ConfigError(f"dataset name is {len(name)} characters; use at most 200")
+    long_labels = [label for label in labels or [] if len(label) > MAX_LABEL_CHARS]
+    if long_labels:
+        raise ConfigError(f"label {long_labels[0][:40]!r}... is {len(long_labels[0])} characters; labels may have at "
+                          f"most {MAX_LABEL_CHARS} (both databases enforce it): use a short name per class")
     dataset = session.scalar(select(Dataset).where(Dataset.name == name))
     if dataset is None:
         dataset = Dataset(
@@ -395,6 +403,12 @@ def record_import_run(
     session.add(run)
     session.flush()
     return run
+
+
+def source_roots(session: Session) -> list[str]:
+    """The distinct folders datasets were imported from (what the web app may serve besides its data dir)."""
+    stmt = select(Video.source_root).where(Video.source_root != "").distinct().order_by(Video.source_root)
+    return list(session.scalars(stmt))
 
 
 # ------------------------------------------------------------------------------- curated examples

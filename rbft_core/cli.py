@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(prep)
     prep.set_defaults(func=cmd_demo_prepare)
 
+    from rbft_core import cli_admin
+
+    cli_admin.register(sub, _common)
     from rbft_core.cli_export import add_export_commands
 
     add_export_commands(sub, _common)

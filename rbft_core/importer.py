@@ -496,11 +496,18 @@ def _normalise_splits(entries: list[_Entry], failed: list[dict[str, str]]) -> li
     return kept
 
 
+MAX_ID_CHARS = 300  # videos.external_id is VARCHAR(300): PostgreSQL enforces it, SQLite does not
+
+
 def _check_labels(entries: list[_Entry], allowed: list[str], dataset: str,
                   failed: list[dict[str, str]]) -> list[_Entry]:
     canonical = {label.lower(): label for label in allowed}
     kept = []
     for entry in entries:
+        if len(entry.external_id) > MAX_ID_CHARS:
+            failed.append(_fail(entry.ref, f"id {entry.external_id[:40]!r}... is {len(entry.external_id)} characters; "
+                                           f"ids may have at most {MAX_ID_CHARS}: shorten it in the manifest"))
+            continue
         label = canonical.get(entry.label.lower())
         if label is None:
             failed.append(_fail(entry.ref, f"label {entry.label!r} is not one of the labels of dataset {dataset} "

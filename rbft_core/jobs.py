@@ -174,6 +174,9 @@ def recover_jobs(db_url: Optional[str]) -> list[int]:
             if _is_our_process(job.pid, job.id):
                 continue
             hint = "rbft " + " ".join(job.command)
+            if job.kind == "train" and not {"--run-id", "--config"} & set(job.command):
+                run_id = jq.run_id_of_job(s, job.id)  # without it --resume would start a new run
+                hint += f" --run-id {run_id}" if run_id else ""
             if job.kind in {"train", "pipeline"} and "--resume" not in job.command:
                 hint += " --resume"
             jq.update_job(s, job.id, status="interrupted",

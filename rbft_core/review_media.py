@@ -51,6 +51,15 @@ def media_dirs() -> list[Path]:
     return dirs
 
 
+def source_roots(db_url: Optional[str]) -> list[Path]:
+    """Folders datasets were imported from: with the data directory, the only places media is served from."""
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope(db_url) as s:
+        return [Path(root).resolve() for root in queries.source_roots(s)]
+
+
 def sample_spec_of(gen_params: Optional[dict[str, Any]]):
     """The SampleSpec a suggestion was generated with (older rows: num_frames + max_pixels on a 28 px grid)."""
     from rbft_core.video import SampleSpec

@@ -26,11 +26,22 @@ class Outcome:
 
 
 def latest_checkpoint(run_dir: Path) -> Optional[Path]:
+    """The newest complete checkpoint: a kill -9 while saving leaves one without a readable trainer state."""
     checkpoints = sorted(
         (p for p in (run_dir / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
         key=lambda p: int(p.name.split("-")[-1]),
     )
-    return checkpoints[-1] if checkpoints else None
+    complete = [p for p in checkpoints if _complete(p)]
+    return complete[-1] if complete else None
+
+
+def _complete(checkpoint: Path) -> bool:
+    """Trainer writes trainer_state.json last, after the weights, optimizer and RNG state."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 class _ListDataset:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh SQLite database per test, the shared real material, offline settings."""
+"""Shared fixtures: a fresh database per test (SQLite; also PostgreSQL for tests marked ``both_backends``), the shared real material, offline settings."""
 
 from __future__ import annotations
 
@@ -22,15 +22,95 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "both_backends: run the test once on SQLite and once on PostgreSQL (RBFT_TEST_PG_URL)")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """Tests marked ``both_backends`` that use a database run on each backend: ``test_x[sqlite]``, ``[postgresql]``."""
+    if "db_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("db_backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def db_url(tmp_path: Path):
-    """A fresh SQLite file migrated to head; its pooled connections are closed after the test."""
+def db_backend(request) -> str:
+    """The backend a test's database lives on: SQLite unless the test is marked ``both_backends``."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_admin():
+    """An autocommit engine on the test PostgreSQL server (``RBFT_TEST_PG_URL``, set by ``make test``).
+
+    Without a server the PostgreSQL variants skip; under ``make test`` (``RBFT_TEST_PG_REQUIRED=1``) they fail.
+    """
+    from tests.pgdb import connect_admin
+
+    engine, problem = connect_admin()
+    if engine is None:
+        if os.environ.get("RBFT_TEST_PG_REQUIRED") == "1":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin) -> str:
+    """A database migrated to head once per session; each test copies it (CREATE DATABASE ... TEMPLATE)."""
+    from tests.pgdb import create_database, drop_database
+
+    name = create_database(pg_admin, migrate=True)
+    yield name
+    drop_database(pg_admin, name)
+
+
+@pytest.fixture
+def empty_db_url(request, tmp_path: Path, db_backend: str):
+    """A fresh, empty database (no schema) on the test's backend; dropped afterwards."""
+    from db.engine import dispose_engines
+
+    if db_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nested' / 'dir' / 'm.db'}"
+        dispose_engines()
+        return
+    from tests.pgdb import create_database, database_url_for, drop_database
+
+    admin = request.getfixturevalue("pg_admin")
+    name = create_database(admin)
+    try:
+        yield database_url_for(admin, name)
+    finally:
+        dispose_engines()
+        drop_database(admin, name)
+
+
+@pytest.fixture
+def db_url(request, tmp_path: Path, db_backend: str):
+    """A fresh database migrated to head (a SQLite file, or a PostgreSQL database copied from the template)."""
     from db.engine import dispose_engines, init_db
 
-    url = f"sqlite:///{tmp_path / 'rbft.db'}"
-    init_db(url)
-    yield url
-    dispose_engines()
+    if db_backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rbft.db'}"
+        init_db(url)
+        yield url
+        dispose_engines()
+        return
+    from tests.pgdb import create_database, database_url_for, drop_database
+
+    admin = request.getfixturevalue("pg_admin")
+    name = create_database(admin, template=request.getfixturevalue("pg_template"))
+    url = database_url_for(admin, name)
+    try:
+        init_db(url)
+        yield url
+    finally:
+        dispose_engines()
+        drop_database(admin, name)
 
 
 @pytest.fixture

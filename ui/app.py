@@ -8,7 +8,7 @@ import gradio as gr
 
 from ui import datasets_tab, export_tab, inspect_tab, review_tab, train_tab
 
-__all__ = ["build_app", "launch", "page_assets"]
+__all__ = ["build_app", "launch", "page_assets", "check_exposure", "parse_auth"]
 
 
 def page_assets() -> dict:
@@ -43,17 +43,50 @@ def build_app(db_url: Optional[str] = None) -> gr.Blocks:
     return demo
 
 
-def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Optional[str]) -> int:
-    from db.engine import init_db
-    from rbft_core.settings import data_dir
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
+
+def check_exposure(host: str, *, auth: Optional[str], share: bool, insecure: bool) -> None:
+    """Refuse to serve reviewers' videos beyond this machine without a password, unless told explicitly."""
+    from rbft_core.errors import ConfigError
+
+    if insecure or auth:
+        return
+    if share:
+        raise ConfigError("--share publishes the app on a public gradio.live link; add --auth user:pass "
+                          "(or pass --insecure to share it without a password)")
+    if host not in LOCAL_HOSTS:
+        raise ConfigError(f"--host {host} lets other machines reach the app; add --auth user:pass "
+                          "(or pass --insecure to serve it without a password)")
+
+
+def parse_auth(auth: Optional[str]) -> Optional[tuple[str, str]]:
+    """``user:pass`` -> (user, pass). The message never repeats the value: it holds a password."""
+    from rbft_core.errors import ConfigError
+
+    if not auth:
+        return None
+    user, _, password = auth.partition(":")
+    if not user or not password:
+        raise ConfigError("--auth (or RBFT_AUTH) must be user:pass with both parts non-empty")
+    return user, password
+
+
+def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Optional[str],
+           insecure: bool = False, max_upload_mb: float = 500) -> int:
+    from db.engine import init_db
+    from rbft_core.review_media import source_roots
+    from rbft_core.settings import data_dir
+    from ui.media import serve_dirs
+
+    check_exposure(host, auth=auth, share=share, insecure=insecure)
+    credentials = parse_auth(auth)
     init_db(db_url)
-    credentials = None
-    if auth:
-        user, _, password = auth.partition(":")
-        if not user or not password:
-            raise SystemExit("--auth must be user:pass")
-        credentials = (user, password)
+    from rbft_core.jobs import recover_jobs
+
+    recover_jobs(db_url)  # jobs whose process died while the app was down; live ones are left running
+    assets = page_assets()
+    serve_dirs(*source_roots(db_url))  # datasets imported later are added when first shown (ui.media.serve)
     app = build_app(db_url)
     app.queue(default_concurrency_limit=8).launch(
         server_name=host,
@@ -62,8 +95,9 @@ def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Op
         auth=credentials,
         allowed_paths=[str(data_dir())],
         blocked_paths=_database_files(db_url),
+        max_file_size=int(max_upload_mb * 1024 * 1024),
         show_error=True,
-        **page_assets(),
+        **assets,
     )
     return 0
 

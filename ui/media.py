@@ -1,11 +1,12 @@
-"""Serving media files to the page without copying them.
+"""Serving media files to the page without copying them, and only from folders the app owns.
 
 Gradio copies (and hashes) every returned file into its cache unless the file lies in a static path;
 a review page returns a video and eight frames per item, so copying would cost a full read of the
-video on every "next". Instead the folder of each file shown is registered once as a static path
-(the cache folders for previews and frames at start-up, and each video's own folder when first shown).
-Gradio checks every returned file against every static path, so the list is kept short: a file inside
-an already served folder adds nothing.
+video on every "next". Static paths are also what ``/gradio_api/file=`` serves, so they are kept to
+the folders the app may show: the data directory's media caches and the source roots of imported
+datasets (``db.queries.source_roots``). A file outside all of them is never made servable (Gradio then
+refuses it). Gradio checks every returned file against every static path, so the list stays short:
+one entry per source root, not per video folder.
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ from typing import Optional
 
 import gradio as gr
 
-__all__ = ["serve", "serve_dirs"]
+__all__ = ["serve", "serve_dirs", "served_roots"]
 
 _lock = threading.Lock()
 _served: list[str] = []
 
 
-def _covered(folder: str) -> bool:
-    return any(folder == root or folder.startswith(root + os.sep) for root in _served)
+def _covered(path: str) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in _served)
+
+
+def served_roots() -> list[str]:
+    """The folders whose files the page may load (for the launch's allowed paths and tests)."""
+    with _lock:
+        return list(_served)
 
 
 def serve_dirs(*folders: os.PathLike | str) -> None:
@@ -37,9 +44,17 @@ def serve_dirs(*folders: os.PathLike | str) -> None:
                 _served.append(resolved)
 
 
-def serve(*paths: Optional[str]) -> None:
-    """Let the page load these files directly (their folders become static paths unless already served)."""
-    folders = {str(Path(p).resolve().parent) for p in paths if p}
-    new = [f for f in folders if not _covered(f)]
-    if new:
-        serve_dirs(*new)
+def serve(db_url: Optional[str], *paths: Optional[str]) -> None:
+    """Let the page load these files directly when they lie under the data directory or a source root.
+
+    A file under a dataset imported since start-up serves that dataset's source root; a file under no
+    known root stays unserved.
+    """
+    pending = [str(Path(p).resolve()) for p in paths if p]
+    pending = [p for p in pending if not _covered(p)]
+    if not pending:
+        return
+    from rbft_core.review_media import source_roots
+
+    roots = [str(root) for root in source_roots(db_url)]
+    serve_dirs(*[r for r in roots if any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for p in pending)])

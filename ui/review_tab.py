@@ -86,7 +86,7 @@ def _render(db_url: Optional[str], flt: review.ReviewFilter, review_id: Optional
     item = review.load_item(db_url, review_id)
     params = (item.suggestion or {}).get("gen_params")
     media = review_media.item_media(item.video_path, item.sha256, params)
-    serve(media.video, *[path for path, _ in media.frames])
+    serve(db_url, media.video, *[path for path, _ in media.frames])
     review.warm_next(db_url, flt, review_id)
     return (item.review_id, item.version, nav, render.header_html(item), media.video, media.frames,
             render.notice_html(media.notice), render.suggestion_html(item), *[item.fields[d] for d in DIMENSIONS],

@@ -21,6 +21,8 @@ from rbft_core.prompts import classification_prompt, preset_from_record, rationa
 from rbft_core.rationale import parse_rationale, render_target
 from tests.export_world import build_world
 
+pytestmark = pytest.mark.both_backends  # export reads run on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def world(db_url, tmp_path, data_dir):

@@ -27,6 +27,7 @@ def _long_train(name, model):
             "--frames", "4", "--max-pixels", "3136", "--lora-rank", "4", "--save-steps", "1000"]
 
 
+@pytest.mark.both_backends
 def test_job_runs_detached_and_reports(world_dataset, data_dir):
     name, url = world_dataset
     job_id = start_job(url, "datasets", ["datasets", "--json"])
@@ -71,6 +72,7 @@ def test_second_compute_job_is_queued_then_runs(world_dataset, tiny_model_dir, d
     assert _wait(url, second, {"succeeded", "failed"})["status"] == "succeeded"
 
 
+@pytest.mark.both_backends
 def test_kill_9_is_marked_interrupted_with_resume_hint(world_dataset, tiny_model_dir, data_dir):
     name, url = world_dataset
     job_id = start_job(url, "train", _long_train(name, tiny_model_dir))
@@ -86,6 +88,7 @@ def test_kill_9_is_marked_interrupted_with_resume_hint(world_dataset, tiny_model
     assert "resume with: rbft train" in status["error"] and "--resume" in status["error"]
 
 
+@pytest.mark.both_backends
 def test_stop_of_finished_job_is_a_no_op(world_dataset, data_dir):
     name, url = world_dataset
     job_id = start_job(url, "datasets", ["datasets"])

@@ -10,6 +10,8 @@ from rbft_core.errors import ConfigError, ConflictError, DataError
 from rbft_core.review import ReviewFilter
 from tests.review_world import SUGGESTIONS, make_review_world
 
+pytestmark = pytest.mark.both_backends  # review logic runs on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def world(tmp_path, db_url, data_dir):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from db import queries as q
 from db.engine import session_scope
 from tests.export_world import TRICKY_TEXT, build_world
+
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
 
 
 def _rows(db_url, **kw):

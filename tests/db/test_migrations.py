@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+import pytest
 from sqlalchemy import inspect, text
 
 from db.engine import alembic_config, init_db, make_engine
 from db.models import Base
 
-
-def _url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'nested' / 'dir' / 'm.db'}"
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
 
 
-def test_head_matches_models(tmp_path: Path) -> None:
-    engine = init_db(_url(tmp_path))
+def test_head_matches_models(empty_db_url: str) -> None:
+    engine = init_db(empty_db_url)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(ctx, Base.metadata)
@@ -27,8 +25,8 @@ def test_head_matches_models(tmp_path: Path) -> None:
     assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
 
 
-def test_init_db_is_idempotent(tmp_path: Path) -> None:
-    url = _url(tmp_path)
+def test_init_db_is_idempotent(empty_db_url: str) -> None:
+    url = empty_db_url
     assert init_db(url) is init_db(url)
     cfg = alembic_config(url)
     with make_engine(url).begin() as conn:  # a real second upgrade, not just the in-process cache
@@ -38,8 +36,8 @@ def test_init_db_is_idempotent(tmp_path: Path) -> None:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
 
 
-def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
-    url = _url(tmp_path)
+def test_downgrade_to_base_and_back(empty_db_url: str) -> None:
+    url = empty_db_url
     engine = init_db(url)
     cfg = alembic_config(url)
     with engine.begin() as conn:
@@ -52,9 +50,11 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     assert "reviews" in inspect(engine).get_table_names()
 
 
-def test_sqlite_pragmas(tmp_path: Path) -> None:
-    engine = init_db(_url(tmp_path))  # migrations switch foreign keys off for a while: they must come back
-    assert engine is make_engine(_url(tmp_path))
+def test_sqlite_pragmas(empty_db_url: str, db_backend: str) -> None:
+    if db_backend != "sqlite":
+        pytest.skip("SQLite pragmas only")
+    engine = init_db(empty_db_url)  # migrations switch foreign keys off for a while: they must come back
+    assert engine is make_engine(empty_db_url)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -62,9 +62,9 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
 
 
-def test_0002_scores_existing_suggestions(tmp_path: Path) -> None:
+def test_0002_scores_existing_suggestions(empty_db_url: str) -> None:
     """Suggestions stored before the doubt columns existed get their score and reason on upgrade."""
-    url = _url(tmp_path)
+    url = empty_db_url
     engine = make_engine(url)
     cfg = alembic_config(url)
     with engine.begin() as conn:
@@ -74,10 +74,10 @@ def test_0002_scores_existing_suggestions(tmp_path: Path) -> None:
                           "VALUES (1, 'h', 'smart-home', '', '', '[\"normal\", \"abnormal\"]', '', '2025-01-01')"))
         conn.execute(text("INSERT INTO videos (id, dataset_id, external_id, path, source_root, sha256, size_bytes, "
                           "split, label, readable, meta, created_at) VALUES (1, 1, 'v', '/v.mp4', '', 'ab', 0, "
-                          "'train', 'abnormal', 1, '{}', '2025-01-01')"))
+                          "'train', 'abnormal', TRUE, '{}', '2025-01-01')"))
         conn.execute(text("INSERT INTO suggestions (video_id, model_id, prompt_version, subjects, attributes, actions, "
                           "scenes, conclusion, raw_text, parse_status, label_hint, mean_logprob, gen_params, created_at) "
-                          "VALUES (1, 'm', 'p', 'a', 'b', 'c', 'd', 'This is normal.', '', 'ok', 1, -0.5, '{}', "
+                          "VALUES (1, 'm', 'p', 'a', 'b', 'c', 'd', 'This is normal.', '', 'ok', TRUE, -0.5, '{}', "
                           "'2025-01-01')"))
         command.upgrade(cfg, "head")
         score, reason = conn.execute(text("SELECT doubt_score, doubt_reason FROM suggestions")).one()

@@ -12,6 +12,8 @@ from db.engine import session_factory, session_scope
 from db.models import Review, ReviewRevision
 from rbft_core.errors import ConfigError, ConflictError, DataError
 
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
+
 
 def _dataset_with_videos(session: Session, n: int = 3) -> tuple[int, list[int]]:
     ds = q.get_or_create_dataset(session, "home", preset="smart-home", labels=["abnormal", "normal"])
@@ -212,3 +214,18 @@ def test_session_scope_rolls_back(db_url: str) -> None:
         raise RuntimeError("boom")
     with session_scope(db_url) as s:
         assert q.list_datasets(s) == []
+
+
+def test_begin_snapshot_pins_one_view_of_the_database(db_url: str) -> None:
+    """An export reads everything from one snapshot: a commit landing meanwhile is not half-seen."""
+    with session_scope(db_url) as s:
+        _dataset_with_videos(s, 2)
+    factory = session_factory(db_url)
+    with factory() as reader:
+        q.begin_snapshot(reader)
+        before = len(q.list_datasets(reader))
+        with session_scope(factory) as writer:
+            q.get_or_create_dataset(writer, "late", labels=["a", "b"])
+        assert len(q.list_datasets(reader)) == before == 1
+        reader.rollback()
+        assert len(q.list_datasets(reader)) == 2  # a new transaction sees the commit

@@ -9,6 +9,8 @@ from db import queries as q
 from db import review_queries as rq
 from rbft_core.errors import ConfigError
 
+pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
+
 
 def _world(session: Session) -> tuple[int, list[int]]:
     ds = q.get_or_create_dataset(session, "home", labels=["normal", "abnormal"])

@@ -1,0 +1,177 @@
+"""Crash recovery with real processes and kill -9: the app, a training job, a generation job.
+
+After each crash the database passes ``PRAGMA integrity_check`` (SQLite) and every review committed
+before the crash is still there with its revision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+import urllib.request
+
+import pytest
+from sqlalchemy import func, select
+
+from db import job_queries as jq
+from db import queries
+from db.engine import session_scope
+from db.models import Suggestion, Video
+from rbft_core import review
+from rbft_core.jobs import job_status, recover_jobs, start_job, stop_job
+from tests.review_world import REPO_ROOT, start_app, stop_app
+
+pytestmark = pytest.mark.slow
+
+
+def _wait(url, job_id, pred, timeout_s=180.0, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = job_status(url, job_id)
+        if pred(status):
+            return status
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id}: {what} not reached in {timeout_s} s: {job_status(url, job_id)}")
+
+
+def _step(status) -> int:
+    found = re.search(r"step (\d+)", status["progress_text"] or "")
+    return int(found.group(1)) if found else 0
+
+
+def _commit_a_review(url: str, dataset: str) -> tuple[int, int]:
+    """A reviewer's saved edit before the crash: (review id, version)."""
+    with session_scope(url) as s:
+        video = s.scalars(select(Video).where(Video.dataset_id == queries.get_dataset(s, dataset).id)
+                          .order_by(Video.id)).first()
+        review_id = video.review.id
+    item = review.load_item(url, review_id)
+    review.save(url, review_id, expected_version=item.version, reviewer="before-crash", action="edit",
+                fields={"subjects": "kept across the crash"}, label=item.label)
+    return review_id, item.version + 1
+
+
+def _assert_intact(url: str, committed: tuple[int, int]) -> None:
+    review_id, version = committed
+    with session_scope(url) as s:
+        if s.bind.dialect.name == "sqlite":
+            assert s.connection().exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            assert s.connection().exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        saved = queries.get_review(s, review_id)
+        assert (saved.version, saved.subjects, saved.reviewer) == (version, "kept across the crash", "before-crash")
+        assert [r.after["subjects"] for r in queries.review_history(s, review_id)] == ["kept across the crash"]
+
+
+def _train_argv(name, model, *extra):
+    return ["train", name, "--stage", "2", "--model", str(model), "--batch-size", "1", "--frames", "4",
+            "--max-pixels", "3136", "--lora-rank", "4", *extra]
+
+
+def test_app_kill_9_leaves_the_training_job_running_and_restart_reattaches(world_dataset, tiny_model_dir, data_dir):
+    name, url = world_dataset
+    committed = _commit_a_review(url, name)
+    argv = _train_argv(name, tiny_model_dir, "--max-steps", "100000", "--save-steps", "100000")
+    os.environ["RBFT_TEST_JOB_ARGV"] = json.dumps(argv)
+    try:
+        app, base = start_app(url, data_dir, script=REPO_ROOT / "tests" / "app_with_job.py")
+    finally:
+        del os.environ["RBFT_TEST_JOB_ARGV"]
+    with session_scope(url) as s:
+        job_id = jq.list_jobs(s, 1)[0].id
+    try:
+        running = _wait(url, job_id, lambda st: _step(st) >= 1, what="first training step")
+        assert running["status"] == "running"
+        os.kill(app.pid, signal.SIGKILL)  # the app dies without any clean-up
+        app.wait(timeout=30)
+        time.sleep(1.5)
+        assert job_status(url, job_id)["status"] == "running"  # the job is in its own process group
+        app, base = start_app(url, data_dir)  # restart: the app recovers jobs at launch
+        with urllib.request.urlopen(base, timeout=10) as page:
+            assert page.status == 200
+        after = job_status(url, job_id)
+        assert after["status"] == "running" and after["error"] is None  # reattached, not marked interrupted
+        assert recover_jobs(url) == []
+        later = _wait(url, job_id, lambda st: _step(st) > _step(after), what="progress after the restart")
+        assert later["status"] == "running" and later["progress"] > running["progress"]
+    finally:
+        stop_app(app)
+        stop_job(url, job_id, timeout_s=60)
+    _assert_intact(url, committed)
+
+
+def test_training_kill_9_mid_epoch_resumes_to_the_same_final_step(world_dataset, tiny_model_dir, data_dir):
+    name, url = world_dataset
+    committed = _commit_a_review(url, name)
+    argv = _train_argv(name, tiny_model_dir, "--epochs", "2", "--save-steps", "1")
+    reference = start_job(url, "train", _train_argv(name, tiny_model_dir, "--epochs", "2", "--save-steps", "1000",
+                                                   "--run-id", "reference"))
+    expected = _wait(url, reference, lambda st: st["status"] in ("succeeded", "failed"), what="reference run")
+    assert expected["status"] == "succeeded", expected
+    final_steps = json.loads((data_dir / "runs" / "reference" / "all_results.json").read_text())["global_step"]
+    assert final_steps >= 6
+
+    job_id = start_job(url, "train", argv)  # no --run-id: the resume hint must name the run
+    deadline, found = time.monotonic() + 180, []
+    while time.monotonic() < deadline:
+        found = [p for p in (data_dir / "runs").glob("*/checkpoints/checkpoint-3") if "reference" not in str(p)]
+        if found:
+            break
+        time.sleep(0.2)
+    assert found, "no checkpoint-3 within 180 s"
+    run_dir = found[0].parents[1]
+    status = job_status(url, job_id)
+    assert status["status"] == "running" and _step(status) < final_steps, status  # mid-run, not at the end
+    with session_scope(url) as s:
+        os.killpg(jq.get_job(s, job_id).pgid, signal.SIGKILL)
+    _wait(url, job_id, lambda st: job_id in recover_jobs(url) or st["status"] == "interrupted", what="interrupted")
+    interrupted = job_status(url, job_id)
+    assert interrupted["status"] == "interrupted"
+    hint = interrupted["error"].split("resume with: ", 1)[1].split()
+    assert hint[0] == "rbft" and hint[-3:] == ["--run-id", run_dir.name, "--resume"]
+
+    resumed = start_job(url, "train", hint[1:])  # exactly the command the message gives
+    done = _wait(url, resumed, lambda st: st["status"] in ("succeeded", "failed"), what="resumed run")
+    assert done["status"] == "succeeded", done
+    results = json.loads((run_dir / "all_results.json").read_text())
+    assert results["global_step"] == final_steps
+    assert results["resumed_from"].startswith("checkpoint-")
+    _assert_intact(url, committed)
+
+
+def test_generation_kill_9_leaves_no_partial_rows_and_rerun_completes(world_dataset, tiny_model_dir, data_dir):
+    name, url = world_dataset
+    committed = _commit_a_review(url, name)
+    model = str(tiny_model_dir.resolve())
+    argv = ["generate", name, "--model", model, "--split", "all", "--batch-size", "2", "--frames", "4",
+            "--max-pixels", "3136", "--max-new-tokens", "24"]
+
+    def generated() -> list[tuple[int, str]]:
+        with session_scope(url) as s:
+            return list(s.execute(select(Suggestion.video_id, Suggestion.parse_status)
+                                  .where(Suggestion.model_id == model)).all())
+
+    with session_scope(url) as s:
+        total = s.scalar(select(func.count()).select_from(Video).where(Video.readable.is_(True)))
+    job_id = start_job(url, "generate", argv)
+    deadline = time.monotonic() + 180
+    while not generated() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with session_scope(url) as s:
+        os.killpg(jq.get_job(s, job_id).pgid, signal.SIGKILL)
+    rows = generated()
+    assert 0 < len(rows) < total, "the kill must land mid-run"
+    assert job_id in recover_jobs(url)
+    assert job_status(url, job_id)["status"] == "interrupted"
+    assert len(rows) % 2 == 0  # whole batches only: a batch commits all its rows or none
+    assert len({video for video, _ in rows}) == len(rows)  # never two rows for one video
+    assert all(status in ("ok", "partial", "failed") for _, status in rows)
+
+    rerun = start_job(url, "generate", argv)
+    done = _wait(url, rerun, lambda st: st["status"] in ("succeeded", "failed"), what="rerun")
+    assert done["status"] == "succeeded", done
+    rows = generated()
+    assert len(rows) == total and len({video for video, _ in rows}) == total  # the rest, and nothing twice
+    _assert_intact(url, committed)
