@@ -44,17 +44,22 @@ def _open_tab(page, url) -> None:
     page.wait_for_function("el => el.value === 'world'", arg=dataset.element_handle())
 
 
+def _set_up(page, url, model, epochs: dict[int, int]) -> None:
+    """Open the tab, type the model, and small-clip settings with ``epochs`` per stage."""
+    _open_tab(page, url)
+    page.locator("#train-model textarea, #train-model input").first.fill(str(model))
+    page.get_by_text("Settings per stage").click()
+    for stage, n in epochs.items():
+        _fill(page, f"train-s{stage}-num_frames", 4)
+        _fill(page, f"train-s{stage}-max_pixels", 3136)
+        _fill(page, f"train-s{stage}-epochs", n)
+
+
 def test_one_click_rbft_progress_survives_reload_and_comparison_lists_four_runs(
         start_app, page, world_dataset, tiny_model_dir, data_dir):
     name, url_db = world_dataset
     url = start_app(url_db, data_dir)
-    _open_tab(page, url)
-    page.locator("#train-model textarea, #train-model input").first.fill(str(tiny_model_dir))
-    page.get_by_text("Settings per stage").click()
-    for stage, epochs in ((1, 40), (2, 2)):
-        _fill(page, f"train-s{stage}-num_frames", 4)
-        _fill(page, f"train-s{stage}-max_pixels", 3136)
-        _fill(page, f"train-s{stage}-epochs", epochs)
+    _set_up(page, url, tiny_model_dir, {1: 40, 2: 2})
     page.locator("#train-check").click()
     page.get_by_text("Ready to train.").wait_for()
 
@@ -90,12 +95,7 @@ def test_app_restart_reattaches_then_stop_cancels_and_lists_the_saved_adapter(
         start_app, page, world_dataset, tiny_model_dir, data_dir):
     name, url_db = world_dataset
     url = start_app(url_db, data_dir)
-    _open_tab(page, url)
-    page.locator("#train-model textarea, #train-model input").first.fill(str(tiny_model_dir))
-    page.get_by_text("Settings per stage").click()
-    _fill(page, "train-s2-num_frames", 4)
-    _fill(page, "train-s2-max_pixels", 3136)
-    _fill(page, "train-s2-epochs", 500)
+    _set_up(page, url, tiny_model_dir, {2: 500})
     page.locator("#train-run-direct").click()
     before = _wait_progress(page, lambda s: s["status"] == "running" and s["step"] > 0, 180, "direct SFT steps")
 
