@@ -161,10 +161,11 @@ def test_generation_kill_9_leaves_no_partial_rows_and_rerun_completes(world_data
         time.sleep(0.05)
     with session_scope(url) as s:
         os.killpg(jq.get_job(s, job_id).pgid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously: recover once the process is really gone (dead or a zombie)
+    _wait(url, job_id, lambda st: job_id in recover_jobs(url) or st["status"] == "interrupted", what="interrupted")
+    assert job_status(url, job_id)["status"] == "interrupted"
     rows = generated()
     assert 0 < len(rows) < total, "the kill must land mid-run"
-    assert job_id in recover_jobs(url)
-    assert job_status(url, job_id)["status"] == "interrupted"
     assert len(rows) % 2 == 0  # whole batches only: a batch commits all its rows or none
     assert len({video for video, _ in rows}) == len(rows)  # never two rows for one video
     assert all(status in ("ok", "partial", "failed") for _, status in rows)
