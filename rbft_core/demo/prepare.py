@@ -21,7 +21,7 @@ from rbft_core.demo.pretrain import PretrainConfig, caption_accuracy, pretrain_b
 from rbft_core.demo.render import WorldSpec, render_world
 from rbft_core.errors import ConfigError
 
-__all__ = ["DemoConfig", "DemoBuild", "build_demo", "prepare_demo", "demo_root", "DEMO_DATASET"]
+__all__ = ["DemoConfig", "DemoBuild", "build_demo", "prepare_demo", "demo_root", "demo_model_path", "DEMO_DATASET"]
 
 DEMO_DATASET = "demo-smart-home"
 Progress = Callable[[int, int, str], None]
@@ -106,6 +106,12 @@ def demo_root() -> Path:
     from rbft_core.settings import data_dir
 
     return data_dir() / "demo"
+
+
+def demo_model_path() -> str:
+    """The built full demo base model's folder, or "" when ``rbft demo build`` has not run (a UI default)."""
+    model_dir = _folders(DemoConfig(), demo_root())[1]
+    return str(model_dir) if (model_dir / "build.json").is_file() else ""
 
 
 def _folders(cfg: DemoConfig, root: Path) -> tuple[Path, Path]:

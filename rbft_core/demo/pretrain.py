@@ -36,6 +36,14 @@ GENERIC_PROMPTS = (
     "Caption this clip as JSON with the keys subjects, attributes, actions and scenes.",
     "Watch the video and say who is there, what they look like, what they do and where. Answer with JSON.",
 )
+# Short questions, one field each: every answer token is content, so the vision tower learns to ground
+# subjects, looks, actions and places far sooner than from whole captions (mostly format tokens).
+QUESTIONS = {
+    "subjects": ("Who or what appears in the video? Answer in a few words.", "Which person or animal is in this clip?"),
+    "attributes": ("Describe their size and look in a few words.", "What do they look like?"),
+    "actions": ("What are they doing? Answer in a few words.", "Which action happens in the clip?"),
+    "scenes": ("Where and when was this filmed? Answer in a few words.", "Name the place and the time of day."),
+}
 # Other experts, so the rationale prompt's form (not one task) is what the model learns to answer.
 OTHER_EXPERTS = (
     Preset(name="wildlife-survey", role="Wildlife Observer", task="Note which animals appear in the video.",
@@ -51,6 +59,7 @@ class PretrainConfig:
 
     Args:
         num_clips: generic caption clips (rendered once, kept as uint8 frames).
+        qa_share: share of steps that ask one field as a short question instead of the whole JSON caption.
         heldout_clips: further generic clips for the caption-accuracy check.
         steps: optimiser steps (a fixed count: the build is deterministic).
         batch_size, lr, warmup_steps, weight_decay: optimisation (AdamW, cosine decay, all weights).
@@ -64,6 +73,7 @@ class PretrainConfig:
     num_clips: int = 1200
     heldout_clips: int = 64
     steps: int = 700
+    qa_share: float = 0.6
     batch_size: int = 16
     lr: float = 3e-3
     warmup_steps: int = 30
@@ -82,6 +92,8 @@ class PretrainConfig:
         for name in ("num_clips", "heldout_clips", "steps", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"pretrain.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.qa_share < 1:
+            raise ConfigError(f"pretrain.qa_share must be within [0, 1), got {self.qa_share}")
         if not self.lr > 0:
             raise ConfigError(f"pretrain.lr must be > 0, got {self.lr}")
 
@@ -108,7 +120,8 @@ def _vocabulary_corpus() -> list[str]:
     words = [*SUBJECT_WORDS.values(), *PLURAL_WORDS.values(), *ANIMAL_LOOK.values(), *ACTIONS, *CLOTHING,
              COURIER_CLOTHING, *SIZES, *HOME_SCENES, *OTHER_SCENES, "at night", "during the day",
              "a package is visible", "and an adult"]
-    return [*prompt_variants(), *(classification_prompt(p) for p in PRESETS.values()), ", ".join(words)] * 4
+    questions = [q for qs in QUESTIONS.values() for q in qs]
+    return [*prompt_variants(), *questions, *(classification_prompt(p) for p in PRESETS.values()), ", ".join(words)] * 4
 
 
 def clip_video(spec: ClipSpec, *, total_frames: int, num_frames: int, size: tuple[int, int], fps: float):
@@ -170,7 +183,8 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
         videos.append(clip_video(spec, total_frames=world_frames, num_frames=num_frames, size=size, fps=fps))
         if progress and (i + 1) % 100 == 0:
             progress(i + 1, cfg.num_clips + cfg.steps, "rendering the caption corpus")
-    answers = [render_target(s.scene_graph()) for s in specs]
+    graphs = [s.scene_graph() for s in specs]
+    answers = [render_target(g) for g in graphs]
     prompts = prompt_variants()
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
@@ -184,10 +198,15 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
     started, losses = time.perf_counter(), []
     for step in range(cfg.steps):
         picks = [rng.randrange(len(specs)) for _ in range(cfg.batch_size)]
-        # one prompt per batch (no padding between prompts); half the batches use a generic phrasing
-        prompt = rng.choice(prompts[: len(GENERIC_PROMPTS)] if rng.random() < 0.5 else prompts[len(GENERIC_PROMPTS) :])
-        batch = _batch(processor, [prompt] * len(picks), [videos[i] for i in picks],
-                       [answers[i] for i in picks])
+        # one prompt per batch (no padding between prompts): a one-field question, or the whole caption
+        # after a generic phrasing or an expert rationale prompt (half each)
+        if rng.random() < cfg.qa_share:
+            dim = rng.choice(DIMENSIONS)
+            prompt, targets = rng.choice(QUESTIONS[dim]), [graphs[i][dim] for i in picks]
+        else:
+            prompt = rng.choice(prompts[: len(GENERIC_PROMPTS)] if rng.random() < 0.5 else prompts[len(GENERIC_PROMPTS) :])
+            targets = [answers[i] for i in picks]
+        batch = _batch(processor, [prompt] * len(picks), [videos[i] for i in picks], targets)
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step)
         loss = model(**batch).loss

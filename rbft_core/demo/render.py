@@ -36,13 +36,14 @@ SCENE_COLOURS = {  # wall / sky (top), floor (bottom)
 CLOTHING_RGB = {"red": (200, 40, 40), "blue": (40, 70, 200), "grey": (125, 125, 125), "yellow": (230, 200, 40),
                 "green": (40, 150, 60), "brown": (120, 75, 30)}
 ANIMALS = {  # colour, (width, height) as fractions of the frame
-    "dog": ((135, 85, 40), (0.17, 0.11)),
-    "cat": ((105, 105, 110), (0.10, 0.07)),
-    "bear": ((35, 22, 12), (0.28, 0.24)),
-    "deer": ((185, 135, 80), (0.18, 0.26)),
-    "raccoon": ((120, 120, 115), (0.12, 0.08)),
+    "dog": ((135, 85, 40), (0.24, 0.16)),
+    "cat": ((105, 105, 110), (0.15, 0.10)),
+    "bear": ((35, 22, 12), (0.36, 0.32)),
+    "deer": ((185, 135, 80), (0.25, 0.36)),
+    "raccoon": ((120, 120, 115), (0.17, 0.12)),
 }
-PERSON_HEIGHT = {"person": 0.40, "courier": 0.40, "child": 0.24}
+# Large on purpose: at the model's 112 x 84 px a sprite must span whole 14-px patches to be recognisable.
+PERSON_HEIGHT = {"person": 0.52, "courier": 0.52, "child": 0.32}
 SCALE = {"small": 0.85, "medium": 1.0, "large": 1.2}
 SKIN, PACKAGE = (230, 190, 160), (205, 160, 95)
 
@@ -147,7 +148,7 @@ def _centre(spec: ClipSpec, t: float, w: int, h: int) -> tuple[float, float]:
 
 def _person(img, spec: ClipSpec, cx: float, feet: float, w: int, h: int, held: bool) -> list[float]:
     height = PERSON_HEIGHT[spec.subject] * h * SCALE[spec.size]
-    width = height * 0.3
+    width = height * 0.34
     lying = spec.action == "lying still"
     if lying:
         width, height = height, width

@@ -65,8 +65,7 @@ def stage_configs(demo: DemoConfig, rep: ReportConfig, model: str, seed: int, so
                   lora_rank=rep.lora_rank, lora_alpha=2 * rep.lora_rank, batch_size=rep.batch_size, seed=seed,
                   warmup_ratio=0.1, lora_dropout=0.0)
     stage1 = TrainConfig(stage=1, epochs=rep.stage1_epochs, rationale_source=source, **common)
-    stage2 = TrainConfig(stage=2, kind="stage2", init_from="pending", epochs=rep.stage2_epochs, **common)
-    stage2.init_from = ""  # run_pipeline sets it to the Stage-I run
+    stage2 = TrainConfig(stage=2, kind="stage2", epochs=rep.stage2_epochs, **common)  # run_pipeline sets init_from
     return stage1, stage2
 
 
