@@ -201,7 +201,8 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
         # one prompt per batch (no padding between prompts): a one-field question, or the whole caption
         # after a generic phrasing or an expert rationale prompt (half each)
         if rng.random() < cfg.qa_share:
-            dim = rng.choice(DIMENSIONS)
+            # who is there is the hardest to ground (a small sprite among many patches): asked half the time
+            dim = "subjects" if rng.random() < 0.5 else rng.choice(DIMENSIONS)
             prompt, targets = rng.choice(QUESTIONS[dim]), [graphs[i][dim] for i in picks]
         else:
             prompt = rng.choice(prompts[: len(GENERIC_PROMPTS)] if rng.random() < 0.5 else prompts[len(GENERIC_PROMPTS) :])

@@ -36,11 +36,11 @@ SCENE_COLOURS = {  # wall / sky (top), floor (bottom)
 CLOTHING_RGB = {"red": (200, 40, 40), "blue": (40, 70, 200), "grey": (125, 125, 125), "yellow": (230, 200, 40),
                 "green": (40, 150, 60), "brown": (120, 75, 30)}
 ANIMALS = {  # colour, (width, height) as fractions of the frame
-    "dog": ((135, 85, 40), (0.24, 0.16)),
-    "cat": ((105, 105, 110), (0.15, 0.10)),
-    "bear": ((35, 22, 12), (0.36, 0.32)),
-    "deer": ((185, 135, 80), (0.25, 0.36)),
-    "raccoon": ((120, 120, 115), (0.17, 0.12)),
+    "dog": ((135, 85, 40), (0.28, 0.20)),
+    "cat": ((105, 105, 110), (0.20, 0.14)),
+    "bear": ((35, 22, 12), (0.38, 0.36)),
+    "deer": ((185, 135, 80), (0.28, 0.40)),
+    "raccoon": ((120, 120, 115), (0.22, 0.15)),
 }
 # Large on purpose: at the model's 112 x 84 px a sprite must span whole 14-px patches to be recognisable.
 PERSON_HEIGHT = {"person": 0.52, "courier": 0.52, "child": 0.32}

@@ -99,14 +99,12 @@ def oracle_review(db_url: Optional[str], dataset: str) -> int:
 def faithfulness(db_url: Optional[str], dataset: str, run_id: str) -> dict[str, Optional[float]]:
     """Masking drop (critical object vs random boxes) and attention share on the critical object for a run.
 
-    Uses ``rbft_core.masking`` / ``rbft_core.attention`` where they exist, with the per-frame boxes that the
-    demo keeps in every video's metadata; until then both values are None (the report says pending).
+    The one place the report gets these numbers. This branch has no ``rbft_core.masking`` /
+    ``rbft_core.attention`` yet (issue 6), so every value is None and the report prints "pending"; wire
+    them here with the per-frame boxes the demo keeps in each video's metadata (``meta["boxes"]``, pixels
+    of the clip's ``meta["frame_size"]``). Never fill these with anything but measured values.
     """
-    try:
-        from rbft_core import attention, masking  # noqa: F401  (built on another branch)
-    except ImportError:
-        return {"masking_drop": None, "random_mask_drop": None, "attention_share": None}
-    raise NotImplementedError("wire rbft_core.masking / rbft_core.attention here (issue 6)")
+    return {"masking_drop": None, "random_mask_drop": None, "attention_share": None}
 
 
 @dataclass
