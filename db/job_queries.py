@@ -8,7 +8,7 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import JOB_STATUSES, Job, Metric, Prediction, Run
+from db.models import JOB_STATUSES, Job, Metric, Prediction, Run, Video
 from rbft_core.errors import JobError
 
 __all__ = [
@@ -22,6 +22,8 @@ __all__ = [
     "list_runs",
     "replace_predictions",
     "replace_metrics",
+    "runs_of_job",
+    "run_predictions",
     "ACTIVE_STATUSES",
 ]
 
@@ -114,3 +116,21 @@ def replace_metrics(session: Session, run_id: str, split: str, values: dict[str,
     session.flush()
     session.add_all(Metric(run_id=run_id, split=split, name=k, value=float(v)) for k, v in values.items())
     session.flush()
+
+
+def runs_of_job(session: Session, job_id: int) -> list[Run]:
+    """The runs a job created, oldest first (a pipeline job makes Stage I, Stage II, baselines)."""
+    return list(session.scalars(select(Run).where(Run.job_id == job_id).order_by(Run.created_at, Run.id)))
+
+
+def run_predictions(session: Session, run_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Per-video predictions of a run with the video's name and path, in video order."""
+    rows = session.execute(
+        select(Prediction, Video.external_id, Video.path)
+        .join(Video, Video.id == Prediction.video_id)
+        .where(Prediction.run_id == run_id)
+        .order_by(Prediction.video_id)
+        .limit(limit)
+    ).all()
+    return [{"video_id": p.video_id, "video": external_id, "path": path, "truth": p.truth, "predicted": p.predicted,
+             "probs": dict(p.probs or {}), "answer_text": p.answer_text} for p, external_id, path in rows]

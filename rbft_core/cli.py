@@ -303,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rbft_core import cli_train
 
     cli_train.register(sub, _common)
+    from rbft_core import cli_inspect
+
+    cli_inspect.register(sub, _common)
     return parser
 
 

@@ -96,14 +96,41 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     check_model_source(cfg.model)
     if (args.nproc_per_node > 1 or args.nnodes > 1) and "LOCAL_RANK" not in os.environ:
-        return _launch_distributed(args, cfg)
+        rc = _launch_distributed(args, cfg)
+        if rc == 0 and args.evaluate:
+            _evaluate_after(args, cfg)
+        return rc
+    if args.evaluate:
+        from rbft_core.jobs import set_phase
+
+        set_phase(0, 2, f"train {cfg.kind}")
     result = train_stage(args.db, cfg, resume=args.resume)
+    if args.evaluate and result.status == "succeeded" and int(os.environ.get("RANK", "0")) == 0:
+        _evaluate_after(args, cfg)
     payload = {"run_id": result.run_id, "run_dir": str(result.run_dir), "status": result.status,
                "global_step": result.global_step, "train_loss": result.train_loss}
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(payload) if args.json else
               f"run {result.run_id} {result.status} after {result.global_step} steps (loss {result.train_loss}); {result.run_dir}")
     return 0 if result.status in ("succeeded", "cancelled") else 1
+
+
+def _evaluate_after(args, cfg) -> None:
+    """``rbft train --evaluate``: the trained run on the test split, with the frames it trained on."""
+    from rbft_core.evaluate import EvalConfig, evaluate_run
+    from rbft_core.jobs import set_phase
+
+    set_phase(1, 2, f"evaluate {cfg.kind}")
+    update, close = _progress(args)
+    try:
+        report = evaluate_run(args.db, cfg.dataset, run_id=cfg.run_id, progress=None if args.json else update,
+                              cfg=EvalConfig(num_frames=cfg.num_frames, fps=cfg.fps, max_frames=cfg.max_frames,
+                                             max_pixels=cfg.max_pixels))
+    finally:
+        close()
+    if not args.json:
+        m = report.metrics
+        print(f"evaluated {cfg.run_id} on {m['n']} test videos: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
 
 
 def _launch_distributed(args, cfg) -> int:
@@ -125,6 +152,7 @@ def _launch_distributed(args, cfg) -> int:
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from db.engine import init_db
+    from rbft_core.errors import ConfigError
     from rbft_core.evaluate import EvalConfig
     from rbft_core.generate import GenerateConfig
     from rbft_core.models import check_model_source
@@ -132,16 +160,22 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from rbft_core.train import TrainConfig
 
     init_db(args.db)
-    check_model_source(args.model)
-    common = _overrides(args)
-    stage1 = TrainConfig(dataset=args.dataset, stage=1, model=args.model, **{**common, **_overrides(args, "s1_")})
-    stage2 = TrainConfig(dataset=args.dataset, stage=2, kind="stage2", model=args.model,
-                         **{**common, **_overrides(args, "s2_")})
-    gen = GenerateConfig(num_frames=stage1.num_frames, max_pixels=stage1.max_pixels, label_hint=args.label_hint)
+    if args.config:
+        stage1, stage2, with_baselines, label_hint = _pipeline_config(args.config)
+    else:
+        if not args.dataset or not args.model:
+            raise ConfigError("give DATASET and --model (or --config pipeline.yaml, as the Train tab shows it)")
+        common = _overrides(args)
+        stage1 = TrainConfig(dataset=args.dataset, stage=1, model=args.model, **{**common, **_overrides(args, "s1_")})
+        stage2 = TrainConfig(dataset=args.dataset, stage=2, kind="stage2", model=args.model,
+                             **{**common, **_overrides(args, "s2_")})
+        with_baselines, label_hint = args.with_baselines, args.label_hint
+    check_model_source(stage1.model)
+    gen = GenerateConfig(num_frames=stage1.num_frames, max_pixels=stage1.max_pixels, label_hint=label_hint)
     ev = EvalConfig(num_frames=stage2.num_frames, fps=stage2.fps, max_pixels=stage2.max_pixels)
     update, close = _progress(args)
     try:
-        result = run_pipeline(args.db, stage1, stage2, gen_cfg=gen, eval_cfg=ev, with_baselines=args.with_baselines,
+        result = run_pipeline(args.db, stage1, stage2, gen_cfg=gen, eval_cfg=ev, with_baselines=with_baselines,
                               progress=None if args.json else update)
     finally:
         close()
@@ -152,6 +186,25 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         if "comparison" in result:
             print(_table(result["comparison"]))
     return 0
+
+
+def _pipeline_config(path: str):
+    """A pipeline YAML (``stage1:``, ``stage2:``, ``with_baselines``, ``label_hint``) -> validated configs."""
+    import yaml
+
+    from rbft_core.errors import ConfigError
+    from rbft_core.train import TrainConfig
+
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read pipeline config {path}: {exc}") from None
+    if not isinstance(values, dict) or not {"stage1", "stage2"} <= set(values):
+        raise ConfigError(f"pipeline config {path} needs `stage1:` and `stage2:` sections (see the Train tab's "
+                          "Show command)")
+    stage1 = TrainConfig.from_dict({**values["stage1"], "run_id": ""})
+    stage2 = TrainConfig.from_dict({**values["stage2"], "run_id": "", "stage": 2, "kind": "stage2"})
+    return stage1, stage2, bool(values.get("with_baselines", False)), bool(values.get("label_hint", True))
 
 
 def _table(comparison: dict) -> str:
@@ -239,6 +292,7 @@ def register(sub, common) -> None:
     p.add_argument("--config", help="runs/<id>/config.yaml: rerun exactly that configuration")
     p.add_argument("--run-id", help="name of the run folder (default: time-kind-random)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of --run-id / --config")
+    p.add_argument("--evaluate", action="store_true", help="evaluate the trained run on the test split afterwards")
     p.add_argument("--json", action="store_true")
     _add_train_flags(p)
     _add_dist_flags(p)
@@ -246,8 +300,9 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("pipeline", help="generate missing rationales -> Stage I -> Stage II -> evaluate")
-    p.add_argument("dataset")
-    p.add_argument("--model", required=True)
+    p.add_argument("dataset", nargs="?")
+    p.add_argument("--model")
+    p.add_argument("--config", help="a pipeline YAML (stage1: / stage2: sections), as the Train tab shows it")
     p.add_argument("--with-baselines", action="store_true", help="also zero-shot and direct SFT")
     p.add_argument("--label-hint", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--json", action="store_true")

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 from rbft_core.errors import ConfigError, DataError
 
-__all__ = ["EvalConfig", "EvalReport", "evaluate_run", "classification_metrics", "compare_runs", "KIND_ORDER"]
+__all__ = ["EvalConfig", "EvalReport", "evaluate_run", "score_labels", "classification_metrics", "compare_runs", "KIND_ORDER"]
 
 KIND_ORDER = ("zero_shot", "direct_sft", "stage1", "stage2")
 KIND_NAMES = {"zero_shot": "zero-shot", "direct_sft": "direct SFT", "stage1": "Stage I", "stage2": "RB-FT"}
@@ -32,6 +32,8 @@ class EvalConfig:
     batch_size: int = 4
     generate_answer: bool = True
     max_new_tokens: int = 8
+    # A Stage-I model is a rationale writer: its kept answer is the rationale it writes for the video.
+    rationale_tokens: int = 160
     dtype: str = "auto"
     device: str = "auto"
 
@@ -119,6 +121,24 @@ def _label_logprobs(lm, collator, examples_per_label: list[list]) -> list[list[f
     return [sums[i * width : (i + 1) * width] for i in range(len(examples_per_label))]
 
 
+def score_labels(lm, collator, prompt: str, labels: Sequence[str], rows: Sequence[dict]) -> list[tuple[dict, list]]:
+    """Label probabilities (softmax over each label answer's log-likelihood) for curated ``rows``.
+
+    Returns one (probs by label, the label examples) per row. The collator decides which frames the model sees
+    (masking passes one that masks them), so evaluation and masking share this one scoring path.
+    """
+    from rbft_core import sft_data
+
+    groups = [[sft_data.Example(r["video_id"], r["path"], r["sha256"], prompt, label, r["label"]) for label in labels]
+              for r in rows]
+    out = []
+    for group, s in zip(groups, _label_logprobs(lm, collator, groups)):
+        top = max(s)
+        z = sum(math.exp(v - top) for v in s)
+        out.append(({label: math.exp(v - top) / z for label, v in zip(labels, s)}, group))
+    return out
+
+
 def _generate_answers(lm, prompts, videos, max_new_tokens: int) -> list[str]:
     import torch
 
@@ -154,36 +174,37 @@ def evaluate_run(db_url: Optional[str], dataset: str, *, run_id: Optional[str] =
     from rbft_core import sft_data
     from rbft_core.jobs import cancel_requested
     from rbft_core.models import load_vlm, sample_spec_for
-    from rbft_core.prompts import classification_prompt
+    from rbft_core.prompts import classification_prompt, rationale_prompt
     from rbft_core.train import _frame_cache, load_run_model, new_run_id, runs_root
 
     cfg = cfg or EvalConfig()
     preset, rows, dataset_id = _test_rows(db_url, dataset, cfg.split)
     if run_id:
-        lm, kind = load_run_model(db_url, run_id, dtype=cfg.dtype, device=cfg.device), None
+        kind = None
+        run_kind = _run_kind(db_url, run_id)
+        lm = load_run_model(db_url, run_id, dtype=cfg.dtype, device=cfg.device)
     elif model:
         lm, kind, run_id = load_vlm(model, dtype=cfg.dtype, device=cfg.device), "zero_shot", new_run_id("zero_shot")
+        run_kind = kind
     else:
         raise ConfigError("evaluate needs a run id (--run) or a base model (--model) for zero-shot")
     spec = sample_spec_for(lm.processor, num_frames=cfg.num_frames, fps=cfg.fps, max_frames=cfg.max_frames,
                            max_pixels=cfg.max_pixels)
     collator = sft_data.VideoSFTCollator(lm.processor, spec, _frame_cache())
     prompt = classification_prompt(preset)
+    answer_prompt, answer_tokens = ((rationale_prompt(preset), cfg.rationale_tokens) if run_kind == "stage1"
+                                    else (prompt, cfg.max_new_tokens))
     labels = list(preset.labels)
     predictions = []
     for start in range(0, len(rows), cfg.batch_size):
         if cancel_requested():
             break
         chunk = rows[start : start + cfg.batch_size]
-        groups = [[sft_data.Example(r["video_id"], r["path"], r["sha256"], prompt, label, r["label"]) for label in labels]
-                  for r in chunk]
-        scores = _label_logprobs(lm, collator, groups)
-        answers = (_generate_answers(lm, [prompt] * len(chunk), collator.videos([g[0] for g in groups]), cfg.max_new_tokens)
+        scored = score_labels(lm, collator, prompt, labels, chunk)
+        answers = (_generate_answers(lm, [answer_prompt] * len(chunk),
+                                     collator.videos([examples[0] for _, examples in scored]), answer_tokens)
                    if cfg.generate_answer else [""] * len(chunk))
-        for row, s, answer in zip(chunk, scores, answers):
-            top = max(s)
-            z = sum(math.exp(v - top) for v in s)
-            probs = {label: math.exp(v - top) / z for label, v in zip(labels, s)}
+        for row, (probs, _), answer in zip(chunk, scored, answers):
             predictions.append({"video_id": row["video_id"], "truth": row["label"], "predicted": max(probs, key=probs.get),
                                 "probs": probs, "answer_text": answer.strip()})
         if progress:
@@ -191,7 +212,7 @@ def evaluate_run(db_url: Optional[str], dataset: str, *, run_id: Optional[str] =
     metrics = classification_metrics([p["truth"] for p in predictions], [p["predicted"] for p in predictions], labels,
                                      [p["probs"][labels[1]] for p in predictions])
     _store(db_url, dataset_id, run_id, kind, model, cfg, metrics, predictions, runs_root())
-    return EvalReport(run_id=run_id, kind=kind or _run_kind(db_url, run_id), split=cfg.split, metrics=metrics, predictions=predictions)
+    return EvalReport(run_id=run_id, kind=run_kind, split=cfg.split, metrics=metrics, predictions=predictions)
 
 
 def _run_kind(db_url, run_id: str) -> str:

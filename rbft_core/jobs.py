@@ -31,6 +31,7 @@ __all__ = [
     "COMPUTE_KINDS",
     "start_job",
     "stop_job",
+    "stop_job_async",
     "job_status",
     "recover_jobs",
     "cancel_requested",
@@ -152,6 +153,15 @@ def stop_job(db_url: Optional[str], job_id: int, *, timeout_s: float = 30.0) -> 
         if job.status in ("queued", "running"):  # killed before it could write its own status
             jq.update_job(s, job_id, status="cancelled")
         return job.status
+
+
+def stop_job_async(db_url: Optional[str], job_id: int, *, timeout_s: float = 60.0) -> threading.Thread:
+    """``stop_job`` in a daemon thread: a UI asks for a stop and keeps showing the job while it saves its
+    adapter and ends (or is killed after ``timeout_s``)."""
+    thread = threading.Thread(target=stop_job, args=(db_url, job_id), kwargs={"timeout_s": timeout_s},
+                              name=f"stop-job-{job_id}", daemon=True)
+    thread.start()
+    return thread
 
 
 def recover_jobs(db_url: Optional[str]) -> list[int]:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import gradio as gr
 
-from ui import datasets_tab, export_tab, review_tab
+from ui import datasets_tab, export_tab, inspect_tab, review_tab, train_tab
 
 __all__ = ["build_app", "launch", "page_assets"]
 
@@ -31,6 +31,12 @@ def build_app(db_url: Optional[str] = None) -> gr.Blocks:
         with gr.Tab("Review"):
             review = review_tab.build_review_tab(db_url)
         review.attach_page_load(demo)
+        with gr.Tab("Train"):
+            train = train_tab.build_train_tab(db_url)
+        demo.load(train.load_fn, inputs=None, outputs=train.load_outputs, api_visibility="private")
+        with gr.Tab("Inspect"):
+            inspect = inspect_tab.build_inspect_tab(db_url)
+        demo.load(inspect.load_fn, inputs=None, outputs=inspect.load_outputs, api_visibility="private")
         with gr.Tab("Export"):
             export = export_tab.build_export_tab(db_url)
         demo.load(export.load_fn, inputs=None, outputs=export.load_outputs)

@@ -68,7 +68,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def start_app(tmp_path):
-    """``start_app(db_url, data_dir, timeout_s=120) -> base URL``; every app started is stopped after the test."""
+    """``start_app(db_url, data_dir, timeout_s=120) -> base URL``; every app started is stopped after the test.
+    ``start_app.kill(url)`` kills one with SIGKILL, as a crash would."""
     started: list[tuple[subprocess.Popen, object]] = []
 
     def start(db_url: str, data_dir: Path, timeout_s: float = 120.0) -> str:
@@ -86,6 +87,15 @@ def start_app(tmp_path):
         _wait_until_up(url, proc, log_path, timeout_s)
         return url
 
+    def kill(url: str) -> None:
+        """kill -9 the app serving ``url`` (its detached jobs live on, as after a crash)."""
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        for proc, _log in started:
+            if f"--port {port} " in " ".join(map(str, proc.args)) + " " and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    start.kill = kill
     yield start
     for proc, log in started:
         _stop(proc)

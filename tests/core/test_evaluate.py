@@ -67,6 +67,20 @@ def test_pipeline_with_baselines_fills_the_comparison(world_dataset, tiny_model_
     compare = subprocess.run([sys.executable, "-m", "rbft_core.cli", "compare", name, "--json"], env=_env(url, data_dir),
                              capture_output=True, text=True, timeout=120)
     assert [r["name"] for r in json.loads(compare.stdout)["rows"]] == names
+    # what the Train tab shows: the Stage-I model's rationale beside each RB-FT prediction, plots of all four
+    from rbft_core import run_view
+
+    os.environ["RBFT_DATA_DIR"] = str(data_dir)
+    preds = run_view.predictions(url, result["runs"]["stage2"])
+    assert preds and all(0.0 <= p["probability"] <= 1.0 and p["truth"] in ("normal", "abnormal") for p in preds)
+    assert all(p["rationale"] for p in preds), "the Stage-I model wrote no rationale for some test video"
+    assert run_view.predictions(url, result["runs"]["direct_sft"])[0]["rationale"] == ""  # no Stage I behind it
+    table = run_view.comparison(url, name)
+    assert [r["name"] for r in table["rows"]] == names and all(r["confusion"] for r in table["rows"])
+    assert len(run_view.confusion_figure(table).axes) >= 4 and run_view.per_class_figure(table).axes
+    history = {r["run_id"]: r for r in run_view.run_history(url, name)}
+    stage2 = history[result["runs"]["stage2"]]
+    assert stage2["parent"] == result["runs"]["stage1"] and stage2["adapter"] and stage2["accuracy"] is not None
 
 
 @pytest.mark.slow
