@@ -59,7 +59,9 @@ class PretrainConfig:
 
     Args:
         num_clips: generic caption clips (rendered once, kept as uint8 frames).
-        qa_share: share of steps that ask one field as a short question instead of the whole JSON caption.
+        qa_first_steps: the first steps ask one field as a short question (cheap, short sequences; every answer
+            token is content), so the model learns to look before it learns the caption format.
+        qa_share: share of the later steps that still ask one field instead of the whole JSON caption.
         heldout_clips: further generic clips for the caption-accuracy check.
         steps: optimiser steps (a fixed count: the build is deterministic).
         batch_size, lr, warmup_steps, weight_decay: optimisation (AdamW, cosine decay, all weights).
@@ -72,17 +74,18 @@ class PretrainConfig:
 
     num_clips: int = 1200
     heldout_clips: int = 64
-    steps: int = 700
-    qa_share: float = 0.6
+    steps: int = 1100
+    qa_first_steps: int = 650
+    qa_share: float = 0.3
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 1e-3
     warmup_steps: int = 30
     weight_decay: float = 0.01
     hidden_size: int = 128
     num_layers: int = 3
     num_heads: int = 4
     intermediate_size: int = 384
-    vision_hidden_size: int = 64
+    vision_hidden_size: int = 96
     vision_depth: int = 2
     vocab_size: int = 1024
     seed: int = 0
@@ -92,6 +95,8 @@ class PretrainConfig:
         for name in ("num_clips", "heldout_clips", "steps", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"pretrain.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.qa_first_steps < self.steps:
+            raise ConfigError(f"pretrain.qa_first_steps must be within [0, steps), got {self.qa_first_steps}")
         if not 0 <= self.qa_share < 1:
             raise ConfigError(f"pretrain.qa_share must be within [0, 1), got {self.qa_share}")
         if not self.lr > 0:
@@ -199,13 +204,13 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
     for step in range(cfg.steps):
         picks = [rng.randrange(len(specs)) for _ in range(cfg.batch_size)]
         # one prompt per batch (no padding between prompts): a one-field question, or the whole caption
-        # after a generic phrasing or an expert rationale prompt (half each)
-        if rng.random() < cfg.qa_share:
+        # after a generic phrasing (60 %; short, so cheap) or an expert rationale prompt (40 %)
+        if step < cfg.qa_first_steps or rng.random() < cfg.qa_share:
             # who is there is the hardest to ground (a small sprite among many patches): asked half the time
             dim = "subjects" if rng.random() < 0.5 else rng.choice(DIMENSIONS)
             prompt, targets = rng.choice(QUESTIONS[dim]), [graphs[i][dim] for i in picks]
         else:
-            prompt = rng.choice(prompts[: len(GENERIC_PROMPTS)] if rng.random() < 0.5 else prompts[len(GENERIC_PROMPTS) :])
+            prompt = rng.choice(prompts[: len(GENERIC_PROMPTS)] if rng.random() < 0.6 else prompts[len(GENERIC_PROMPTS) :])
             targets = [answers[i] for i in picks]
         batch = _batch(processor, [prompt] * len(picks), [videos[i] for i in picks], targets)
         for group in optimiser.param_groups:

@@ -229,7 +229,7 @@ def render_clip(spec: ClipSpec, *, num_frames: int = 12, size: tuple[int, int] =
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         # whole pixels, rounded outwards: the box holds every pixel the sprite painted
         box = [max(0, math.floor(x0)), max(0, math.floor(y0)), min(w, math.ceil(x1)), min(h, math.ceil(y1))]
-        spec.boxes.append([float(v) for v in box] if box[0] < box[2] and box[1] < box[3] else [0.0, 0.0, 0.0, 0.0])
+        spec.boxes.append([float(v) for v in box] if box[0] < box[2] and box[1] < box[3] else [])  # [] = out of frame
         if spec.night:
             img = img * np.array([0.3, 0.32, 0.42], np.float32)
         if noise:

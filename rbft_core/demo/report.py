@@ -5,7 +5,7 @@ evaluate, with the zero-shot and direct-SFT baselines), in a report folder with 
 numbers are what a user would get. RB-FT is run on two rationale sources, each named in the table: the base
 model's suggestions as generated, and the same suggestions after a *simulated* expert review that rewrites
 every rationale from the clip's scene graph (``oracle_review``). The faithfulness columns (masking drop,
-attention share) come from ``faithfulness``, kept apart so it can be wired to the masking/attention modules.
+attention share) come from ``demo.faithfulness`` (the project's masking and attention modules).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from typing import Callable, Optional, Sequence
 from rbft_core.demo.prepare import DEMO_DATASET, DemoConfig, build_demo
 from rbft_core.errors import ConfigError
 
-__all__ = ["ReportConfig", "run_report", "oracle_review", "faithfulness", "stage_configs", "ORACLE_REVIEWER"]
+__all__ = ["ReportConfig", "run_report", "oracle_review", "stage_configs", "ORACLE_REVIEWER"]
 
 ORACLE_REVIEWER = "oracle (simulated expert: scene graph)"
 Progress = Callable[[int, int, str], None]
-PENDING = "pending: needs masking/attention (issue 6)"
 
 
 @dataclass
@@ -42,8 +41,8 @@ class ReportConfig:
 
     seeds: tuple[int, ...] = (0, 1, 2)
     stage1_epochs: float = 3.0
-    stage2_epochs: float = 4.0
-    lr: float = 2e-3
+    stage2_epochs: float = 5.0
+    lr: float = 1e-3
     lora_rank: int = 16
     batch_size: int = 8
     oracle: bool = True
@@ -96,17 +95,6 @@ def oracle_review(db_url: Optional[str], dataset: str) -> int:
     return saved
 
 
-def faithfulness(db_url: Optional[str], dataset: str, run_id: str) -> dict[str, Optional[float]]:
-    """Masking drop (critical object vs random boxes) and attention share on the critical object for a run.
-
-    The one place the report gets these numbers. This branch has no ``rbft_core.masking`` /
-    ``rbft_core.attention`` yet (issue 6), so every value is None and the report prints "pending"; wire
-    them here with the per-frame boxes the demo keeps in each video's metadata (``meta["boxes"]``, pixels
-    of the clip's ``meta["frame_size"]``). Never fill these with anything but measured values.
-    """
-    return {"masking_drop": None, "random_mask_drop": None, "attention_share": None}
-
-
 @dataclass
 class _Row:
     method: str
@@ -125,12 +113,16 @@ def _metrics(db_url, run_id: str) -> dict:
         return dict(jq.get_run(s, run_id).metrics["eval"]["test"])
 
 
-def _add(row: _Row, db_url, run_id: str) -> None:
+def _add(row: _Row, db_url, run_id: str, num_frames: int = 0, seed: int = 0) -> None:
+    """One run's metrics; with ``num_frames``, also its faithfulness (masking drops, attention share)."""
+    from rbft_core.demo.faithfulness import faithfulness
+
     m = _metrics(db_url, run_id)
     row.runs.append(run_id)
     row.accuracy.append(m["accuracy"])
     row.macro_f1.append(m["macro_f1"])
-    row.faith.append(faithfulness(db_url, DEMO_DATASET, run_id))
+    if num_frames:
+        row.faith.append(faithfulness(db_url, DEMO_DATASET, run_id, num_frames=num_frames, seed=seed))
 
 
 def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = None, *, out_md: Optional[Path] = None,
@@ -162,8 +154,8 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
                 progress(done, total, f"seed {seed}: zero-shot, direct SFT, RB-FT (model suggestions)")
             result = run_pipeline(db_url, s1, s2, gen_cfg=gen, with_baselines=True)
             _add(rows[("zero-shot", "-")], db_url, result["runs"]["zero_shot"])
-            _add(rows[("direct SFT", "-")], db_url, result["runs"]["direct_sft"])
-            _add(rows[("RB-FT", "model suggestions")], db_url, result["runs"]["stage2"])
+            _add(rows[("direct SFT", "-")], db_url, result["runs"]["direct_sft"], demo.sample_frames, seed)
+            _add(rows[("RB-FT", "model suggestions")], db_url, result["runs"]["stage2"], demo.sample_frames, seed)
             done += 1
         generation = result["runs"].get("generate") or {}
         if rep.oracle:
@@ -174,7 +166,7 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
                     progress(done, total, f"seed {seed}: RB-FT (oracle-reviewed rationales)")
                 s1, s2 = stage_configs(demo, rep, str(build.model_dir), seed, "reviewed")
                 result = run_pipeline(db_url, s1, s2, gen_cfg=gen)
-                _add(rows[("RB-FT", "oracle-reviewed")], db_url, result["runs"]["stage2"])
+                _add(rows[("RB-FT", "oracle-reviewed")], db_url, result["runs"]["stage2"], demo.sample_frames, seed)
                 done += 1
         summary = {"demo": demo.to_dict(), "report": {**rep.__dict__, "seeds": list(rep.seeds)}, "db": db_url,
                    "seconds": round(time.perf_counter() - started, 1), "build": build.to_json(),

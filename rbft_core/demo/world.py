@@ -70,7 +70,8 @@ class ClipSpec:
     reason: str = ""
     category: str = ""
     seed: int = 0
-    boxes: list[list[float]] = field(default_factory=list)  # per-frame critical-object box, pixels x0,y0,x1,y1
+    # per-frame critical-object box in pixels [x0, y0, x1, y1]; [] where it is out of the frame
+    boxes: list[list[float]] = field(default_factory=list)
 
     def subjects_text(self) -> str:
         who = PLURAL_WORDS[self.subject] if self.count > 1 and self.subject in PLURAL_WORDS else SUBJECT_WORDS[self.subject]
