@@ -24,6 +24,27 @@ def _attention(row: dict) -> str:
     return f"{_faith(row, 'attention_share')} (box area {_faith(row, 'box_area_share')})"
 
 
+def _stage_seconds(summary: dict) -> str:
+    """Wall time of every training stage of the report, read back from its run folders."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    runs = Path(summary["db"].removeprefix("sqlite:///")).parent / "runs"
+    seconds: dict[str, list[float]] = {}
+    for results in sorted(runs.glob("*/all_results.json")):
+        config = results.parent / "config.yaml"
+        if not config.is_file():
+            continue
+        kind = (yaml.safe_load(config.read_text()) or {}).get("kind", "?")
+        value = json.loads(results.read_text()).get("seconds")
+        if value is not None:
+            seconds.setdefault(kind, []).append(float(value))
+    names = {"stage1": "Stage I", "stage2": "Stage II (RB-FT)", "direct_sft": "direct SFT"}
+    return "; ".join(f"{names.get(k, k)} {min(v):.0f}-{max(v):.0f} s ({len(v)} runs)" for k, v in sorted(seconds.items()))
+
+
 def render_markdown(summary: dict) -> str:
     demo, rep, build = summary["demo"], summary["report"], summary["build"]
     world, pre = demo["world"], demo["pretrain"]
@@ -74,6 +95,7 @@ def render_markdown(summary: dict) -> str:
         f"Stage II / direct SFT {rep['stage2_epochs']:g} epochs, lr {rep['lr']:g}, rank {rep['lora_rank']}, batch "
         f"{rep['batch_size']}. RB-FT Stage II starts from M_inter (Stage-I adapter merged). Predictions by label "
         "likelihood (`rbft_core/evaluate.py`). Zero-shot is deterministic, so its sd is 0.",
+        f"- Training time per stage on this machine (CPU, 2 cores shared with other jobs): {_stage_seconds(summary)}.",
         "- Faithfulness (`rbft_core/demo/faithfulness.py`): `rbft_core.masking.run_experiment` blacks out the "
         "critical object's per-frame boxes (from each video's metadata) vs 2 same-size random boxes on the test split "
         "(drops in accuracy points); `rbft_core.attention` gives the answer position's attention on the video, and "
