@@ -139,8 +139,9 @@ def clip_video(spec: ClipSpec, *, total_frames: int, num_frames: int, size: tupl
                         duration_s=total_frames / fps, source_size=tuple(size), total_num_frames=total_frames)
 
 
-def _batch(processor, prompts, videos, answers):
-    """Inputs with answer-only labels, through the project's encoder and collator rule."""
+def _batch(processor, prompts, videos, answers, *, whole_text: bool = False):
+    """Inputs with answer-only labels (the project's collator rule), or with ``whole_text`` a loss on every
+    text token (prompt included; never the video placeholders or padding)."""
     from rbft_core.models import encode_prompts
     from rbft_core.sft_data import IGNORE_INDEX
 
@@ -150,6 +151,10 @@ def _batch(processor, prompts, videos, answers):
     im_start = tok.convert_tokens_to_ids("<|im_start|>")
     header = len(tok("assistant\n", add_special_tokens=False)["input_ids"])
     labels = batch["input_ids"].clone()
+    if whole_text:
+        labels[(batch["attention_mask"] == 0) | (labels == tok.convert_tokens_to_ids("<|video_pad|>"))] = IGNORE_INDEX
+        batch["labels"] = labels
+        return dict(batch)
     for row in range(labels.shape[0]):
         starts = (batch["input_ids"][row] == im_start).nonzero().flatten()
         real_len = int(batch["attention_mask"][row].sum())
@@ -205,14 +210,20 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
         picks = [rng.randrange(len(specs)) for _ in range(cfg.batch_size)]
         # one prompt per batch (no padding between prompts): a one-field question, or the whole caption
         # after a generic phrasing (60 %; short, so cheap) or an expert rationale prompt (40 %)
+        whole_text = False
         if step < cfg.qa_first_steps or rng.random() < cfg.qa_share:
             # who is there is the hardest to ground (a small sprite among many patches): asked half the time
             dim = "subjects" if rng.random() < 0.5 else rng.choice(DIMENSIONS)
             prompt, targets = rng.choice(QUESTIONS[dim]), [graphs[i][dim] for i in picks]
         else:
-            prompt = rng.choice(prompts[: len(GENERIC_PROMPTS)] if rng.random() < 0.6 else prompts[len(GENERIC_PROMPTS) :])
+            expert = rng.random() >= 0.6
+            prompt = rng.choice(prompts[len(GENERIC_PROMPTS) :] if expert else prompts[: len(GENERIC_PROMPTS)])
             targets = [answers[i] for i in picks]
-        batch = _batch(processor, [prompt] * len(picks), [videos[i] for i in picks], targets)
+            # Half the expert-prompt batches are plain language modelling of the whole text: the output rows of
+            # words the model never answers with (a real LM's vocabulary is all trained) stay usable. The
+            # prompts' label hints are random, so this teaches words, not the task.
+            whole_text = expert and rng.random() < 0.5
+        batch = _batch(processor, [prompt] * len(picks), [videos[i] for i in picks], targets, whole_text=whole_text)
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step)
         loss = model(**batch).loss
