@@ -37,6 +37,7 @@ class ReportConfig:
         stage1_epochs / stage2_epochs / lr / lora_rank / batch_size: the training recipe (same for both arms).
         oracle: also run RB-FT on simulated-expert-reviewed rationales.
         label_hint: tell the base model the label while it writes rationales (the authors' default).
+        threads: torch CPU threads (1: on shared cores a second thread mostly waits, and runs are repeatable).
     """
 
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -47,6 +48,7 @@ class ReportConfig:
     batch_size: int = 8
     oracle: bool = True
     label_hint: bool = True
+    threads: int = 1
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -133,7 +135,10 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
     from rbft_core.importer import import_videos
     from rbft_core.pipeline import run_pipeline
 
+    import torch
+
     demo, rep = demo or DemoConfig(), rep or ReportConfig()
+    torch.set_num_threads(rep.threads)
     started = time.perf_counter()
     build = build_demo(demo)
     workdir = Path(workdir or build.model_dir.parent / f"report-{demo.name}")
