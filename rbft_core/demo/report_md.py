@@ -91,7 +91,8 @@ def render_markdown(summary: dict) -> str:
         "- Oracle-reviewed: the same suggestions after a *simulated* expert review that rewrites each train "
         "rationale from the clip's scene graph (reviewer recorded as `oracle (simulated expert: scene graph)`); "
         "it stands in for the human review step and is not a model output.",
-        f"- Training (LoRA on the language model, same recipe for every arm): Stage I {rep['stage1_epochs']:g} epochs, "
+        f"- Training (LoRA on the language model and lm_head, vision merger trained, same recipe for every arm): "
+        f"Stage I {rep['stage1_epochs']:g} epochs, "
         f"Stage II / direct SFT {rep['stage2_epochs']:g} epochs, lr {rep['lr']:g}, rank {rep['lora_rank']}, batch "
         f"{rep['batch_size']}. RB-FT Stage II starts from M_inter (Stage-I adapter merged). Predictions by label "
         "likelihood (`rbft_core/evaluate.py`). Zero-shot is deterministic, so its sd is 0.",
@@ -101,6 +102,21 @@ def render_markdown(summary: dict) -> str:
         "(drops in accuracy points); `rbft_core.attention` gives the answer position's attention on the video, and "
         "the share inside the boxes is shown beside the boxes' share of the frame (uniform attention). Not computed "
         "for zero-shot.",
+        "",
+        "## Notes from building the demo (measured during development, not by this run)",
+        "",
+        "- Subject grounding is the weak point of the tiny base model: the vision tower's tokens do differ by subject, "
+        "but within a ~5-minute CPU budget the language model learns to read the scene and lighting (whole-frame "
+        "colour) far sooner than the subject (a sprite on a few tokens). Tried: larger sprites, 4 instead of 8 sampled "
+        "frames, one-field questions before whole captions (subject-weighted), learning rates 3e-3 / 2e-3 / 1e-3 "
+        "(only 1e-3 started to ground subjects; held-out subject accuracy varied between 12 % and 34 % across builds "
+        "of 900-1100 steps).",
+        "- LoRA on the decoder alone could not teach the label words: their output rows were never trained, and "
+        "Stage II plateaued with p(label) near 1 % (loss ~2.2). Whole-text language modelling on half the "
+        "expert-prompt batches did not fix it; adding lm_head to the LoRA targets did (loss to ~0.35, i.e. the "
+        "class prior). With base-model features this weak, Stage II then learns the prior, not the evidence, "
+        "for direct SFT and RB-FT alike; a trainable vision merger and 8 epochs did not change that.",
+        "",
         f"- Reproduce: `rbft demo report{' --fast' if demo['name'] == 'fast' else ''} --seeds "
         f"{','.join(map(str, rep['seeds']))}`.",
         "",
