@@ -25,8 +25,8 @@ __all__ = ["DemoConfig", "DemoBuild", "build_demo", "prepare_demo", "demo_root",
 
 DEMO_DATASET = "demo-smart-home"
 Progress = Callable[[int, int, str], None]
-_SOURCES = ("demo/world.py", "demo/render.py", "demo/pretrain.py", "demo/prepare.py", "tiny.py", "prompts.py",
-            "models.py", "rationale.py")
+# what the built model depends on besides the config (prepare.py itself is left out: its values are the config)
+_SOURCES = ("demo/world.py", "demo/render.py", "demo/pretrain.py", "tiny.py", "prompts.py", "models.py", "rationale.py")
 
 
 @dataclass
@@ -67,7 +67,7 @@ class DemoConfig:
             name="fast",
             world=WorldSpec(num_clips=32, num_frames=8, size=(112, 84), fps=8.0, seed=0, test_fraction=0.25),
             sample_frames=4,
-            pretrain=PretrainConfig(num_clips=400, heldout_clips=16, steps=300, qa_first_steps=80, qa_share=0.2, batch_size=16, lr=3e-3, hidden_size=64,
+            pretrain=PretrainConfig(num_clips=400, heldout_clips=16, steps=400, qa_first_steps=60, qa_share=0.15, batch_size=16, lr=3e-3, hidden_size=64,
                                     num_layers=2, num_heads=4, intermediate_size=192, vision_hidden_size=32,
                                     vision_depth=1, vocab_size=768),
         )
