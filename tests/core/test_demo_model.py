@@ -75,3 +75,19 @@ def test_demo_build_command_reuses_the_cache(demo_base_model):
     assert payload["reused"] is True and payload["model"] == str(demo_base_model.model_dir)
     assert stamp.stat().st_mtime_ns == before
     assert time.perf_counter() - started < 60
+
+
+def test_prepare_reuses_the_build_and_imports_the_dataset_with_boxes(demo_base_model, db_url, monkeypatch):
+    from sqlalchemy import select
+
+    from db.engine import session_scope
+    from db.models import Video
+    from rbft_core.demo import DemoConfig, prepare_demo
+
+    monkeypatch.setenv("RBFT_DATA_DIR", str(demo_base_model.model_dir.parents[1]))
+    info = prepare_demo(db_url, config=DemoConfig.fast())
+    assert info["reused"] is True and info["videos"] == 32 and info["dataset"] == "demo-smart-home"
+    with session_scope(db_url) as s:
+        videos = list(s.scalars(select(Video)))
+        assert {v.split for v in videos} == {"train", "test"}
+        assert all(len(v.meta["boxes"]) == 8 and v.meta["scene_graph"]["subjects"] for v in videos)
