@@ -31,9 +31,12 @@ def _stage_seconds(summary: dict) -> str:
 
     import yaml
 
-    runs = Path(summary["db"].removeprefix("sqlite:///")).parent / "runs"
+    db = Path(summary["db"].removeprefix("sqlite:///"))
+    runs, started = db.parent / "runs", db.stem.removeprefix("report-")  # run ids start with their UTC time
     seconds: dict[str, list[float]] = {}
     for results in sorted(runs.glob("*/all_results.json")):
+        if results.parent.name < started:  # an earlier report in the same folder
+            continue
         config = results.parent / "config.yaml"
         if not config.is_file():
             continue
@@ -102,6 +105,8 @@ def render_markdown(summary: dict) -> str:
         "(drops in accuracy points); `rbft_core.attention` gives the answer position's attention on the video, and "
         "the share inside the boxes is shown beside the boxes' share of the frame (uniform attention). Not computed "
         "for zero-shot.",
+        f"- Reproduce: `rbft demo report{' --fast' if demo['name'] == 'fast' else ''} --seeds "
+        f"{','.join(map(str, rep['seeds']))}`.",
         "",
         "## Notes from building the demo (measured during development, not by this run)",
         "",
@@ -116,9 +121,6 @@ def render_markdown(summary: dict) -> str:
         "expert-prompt batches did not fix it; adding lm_head to the LoRA targets did (loss to ~0.35, i.e. the "
         "class prior). With base-model features this weak, Stage II then learns the prior, not the evidence, "
         "for direct SFT and RB-FT alike; a trainable vision merger and 8 epochs did not change that.",
-        "",
-        f"- Reproduce: `rbft demo report{' --fast' if demo['name'] == 'fast' else ''} --seeds "
-        f"{','.join(map(str, rep['seeds']))}`.",
         "",
     ]
     return "\n".join(lines)
