@@ -210,7 +210,6 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
         picks = [rng.randrange(len(specs)) for _ in range(cfg.batch_size)]
         # one prompt per batch (no padding between prompts): a one-field question, or the whole caption
         # after a generic phrasing (60 %; short, so cheap) or an expert rationale prompt (40 %)
-        whole_text = False
         if step < cfg.qa_first_steps or rng.random() < cfg.qa_share:
             # who is there is the hardest to ground (a small sprite among many patches): asked half the time
             dim = "subjects" if rng.random() < 0.5 else rng.choice(DIMENSIONS)
@@ -219,11 +218,7 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
             expert = rng.random() >= 0.6
             prompt = rng.choice(prompts[len(GENERIC_PROMPTS) :] if expert else prompts[: len(GENERIC_PROMPTS)])
             targets = [answers[i] for i in picks]
-            # Half the expert-prompt batches are plain language modelling of the whole text: the output rows of
-            # words the model never answers with (a real LM's vocabulary is all trained) stay usable. The
-            # prompts' label hints are random, so this teaches words, not the task.
-            whole_text = expert and rng.random() < 0.5
-        batch = _batch(processor, [prompt] * len(picks), [videos[i] for i in picks], targets, whole_text=whole_text)
+        batch = _batch(processor, [prompt] * len(picks), [videos[i] for i in picks], targets)
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step)
         loss = model(**batch).loss
