@@ -118,9 +118,10 @@ def render_markdown(summary: dict) -> str:
         "of 900-1100 steps).",
         "- LoRA on the decoder alone could not teach the label words: their output rows were never trained, and "
         "Stage II plateaued with p(label) near 1 % (loss ~2.2). Whole-text language modelling on half the "
-        "expert-prompt batches did not fix it; adding lm_head to the LoRA targets did (loss to ~0.35, i.e. the "
-        "class prior). With base-model features this weak, Stage II then learns the prior, not the evidence, "
-        "for direct SFT and RB-FT alike; a trainable vision merger and 8 epochs did not change that.",
+        "expert-prompt batches did not fix it (and cost subject grounding: held-out subjects 12 %, so it was "
+        "dropped); adding lm_head to the LoRA targets did (loss to ~0.35, i.e. the class prior). With that "
+        "whole-text base model, Stage II learned the prior, not the evidence, for direct SFT and RB-FT alike; a "
+        "trainable vision merger and 8 epochs did not change that.",
         "",
     ]
     return "\n".join(lines)
