@@ -155,15 +155,64 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_config(args: argparse.Namespace):
+    from rbft_core.demo import DemoConfig
+
+    return DemoConfig.fast() if args.fast else DemoConfig()
+
+
+def cmd_demo_build(args: argparse.Namespace) -> int:
+    from rbft_core.demo import build_demo
+
+    update, close = _tqdm_progress("demo build", "step")
+    try:
+        build = build_demo(_demo_config(args), progress=None if args.json else update, rebuild=args.rebuild)
+    finally:
+        close()
+
+    def human(p: dict) -> str:
+        cap = p["caption"]
+        fields = ", ".join(f"{k} {100 * v:.0f}%" for k, v in cap["field_exact"].items())
+        return (f"{'reused' if p['reused'] else 'built'} the {p['config']} demo (key {p['key']}, build {p['build_seconds']} s)\n"
+                f"  world: {p['manifest']}\n  base model: {p['model']}\n"
+                f"  held-out captions ({cap['clips']} clips): parse ok {100 * cap['parse_ok']:.0f}%, exact fields {fields}, "
+                f"right subject {100 * cap['subject_named']:.0f}%")
+
+    _print(build.to_json(), args.json, human)
+    return 0
+
+
 def cmd_demo_prepare(args: argparse.Namespace) -> int:
     from rbft_core.demo import prepare_demo
 
     update, close = _tqdm_progress("demo", "step")
     try:
-        info = prepare_demo(args.db, progress=update)
+        info = prepare_demo(args.db, config=_demo_config(args), progress=None if args.json else update)
     finally:
         close()
     _print(info, args.json, lambda p: "\n".join(f"{k}: {v}" for k, v in p.items()))
+    return 0
+
+
+def cmd_demo_report(args: argparse.Namespace) -> int:
+    from rbft_core.demo.report import ReportConfig, run_report
+
+    seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    rep = ReportConfig(seeds=seeds, oracle=args.oracle)
+    update, close = _tqdm_progress("demo report", "run")
+    try:
+        summary = run_report(_demo_config(args), rep, out_md=args.out, progress=None if args.json else update)
+    finally:
+        close()
+
+    def human(p: dict) -> str:
+        from rbft_core.demo.report import mean_sd
+
+        rows = [f"  {r['method']} ({r['source']}): accuracy {mean_sd(r['accuracy'])}, macro-F1 {mean_sd(r['macro_f1'])}"
+                for r in p["rows"]]
+        return "\n".join([f"demo report ({p['seconds']} s), written to {args.out}", *rows])
+
+    _print(summary, args.json, human)
     return 0
 
 
@@ -227,10 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the embedded demo: generated videos and a tiny model")
     demosub = p.add_subparsers(dest="demo_command", required=True)
-    prep = demosub.add_parser("prepare", help="build (or reuse) the demo videos and model and import them")
+    build = demosub.add_parser("build", help="render the demo world and pre-train the tiny base model (cached)")
+    build.add_argument("--fast", action="store_true", help="the small configuration the tests use (seconds)")
+    build.add_argument("--rebuild", action="store_true", help="build even when the cache matches")
+    build.add_argument("--json", action="store_true")
+    _common(build)
+    build.set_defaults(func=cmd_demo_build)
+    prep = demosub.add_parser("prepare", help="build (or reuse) the demo world and base model and import the dataset")
+    prep.add_argument("--fast", action="store_true", help="the small configuration the tests use (seconds)")
     prep.add_argument("--json", action="store_true")
     _common(prep)
     prep.set_defaults(func=cmd_demo_prepare)
+    rep = demosub.add_parser("report", help="zero-shot / direct SFT / RB-FT over seeds -> docs/demo-results.md")
+    rep.add_argument("--fast", action="store_true", help="the small configuration (a smoke run, not the result)")
+    rep.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    rep.add_argument("--oracle", action=argparse.BooleanOptionalAction, default=True,
+                     help="also run RB-FT on simulated-expert-reviewed rationales")
+    rep.add_argument("--out", default="docs/demo-results.md", help="Markdown file to write")
+    rep.add_argument("--json", action="store_true")
+    _common(rep)
+    rep.set_defaults(func=cmd_demo_report)
 
     from rbft_core import cli_admin
 

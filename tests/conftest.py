@@ -139,6 +139,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen2_5_vl", TinySpec(family="qwen2_5_vl"))
 
 
+@pytest.fixture(scope="session")
+def demo_base_model(tmp_path_factory):
+    """The fast demo (``DemoConfig.fast()``): world + pre-trained tiny base model, built once per session.
+
+    Returns the ``DemoBuild``; its cache lives in ``<data dir>/demo`` of a session data directory
+    (``build.model_dir.parents[1]``), so ``rbft --data-dir`` there reuses it.
+    """
+    from rbft_core.demo import DemoConfig, build_demo
+
+    root = tmp_path_factory.mktemp("demo-data") / "demo"
+    return build_demo(DemoConfig.fast(), root=root)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch) -> Path:
     """A fresh data directory (frame cache, previews, runs) for this test."""

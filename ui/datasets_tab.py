@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import gradio as gr
 
 from rbft_core import catalog, datasets
+from rbft_core.demo import demo_model_path
 from rbft_core.importer import FORMATS
 from rbft_core.prompts import PRESETS
 from ui.common import bind, ui_errors
@@ -153,7 +154,9 @@ def _import_form():
 def _generate_form():
     with gr.Accordion("Generate rationales (runs as a job)", open=False):
         with gr.Row():
-            model = gr.Textbox(label="Model (local folder or hub id)", placeholder="Qwen/Qwen2.5-VL-7B-Instruct")
+            # the demo's pre-trained base model when `rbft demo build` has run (make run does)
+            model = gr.Textbox(label="Model (local folder or hub id)", placeholder="Qwen/Qwen2.5-VL-7B-Instruct",
+                               value=demo_model_path())
             frames = gr.Number(label="Frames", value=8, precision=0, minimum=1, maximum=32)
             batch = gr.Number(label="Batch size", value=4, precision=0, minimum=1)
             split = gr.Dropdown(label="Split", choices=["train", "val", "test", "all"], value="train")
