@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from rbft_core.errors import ConfigError, DataError
+from rbft_core.train import DEFAULT_TARGETS as _LM
 
 __all__ = ["PRESETS", "STAGE_FIELDS", "LaunchRequest", "Readiness", "stage_configs", "readiness", "command_argv",
            "command_text", "config_yaml", "launch", "FIELD_NAMES", "demo_model_dir"]
@@ -41,13 +42,21 @@ _CPU = {"num_frames": 8, "fps": 0.0, "max_pixels": 112 * 112, "lora_rank": 8, "l
 _GPU24 = {"num_frames": 16, "fps": 0.0, "max_pixels": 360 * 420, "lora_rank": 16, "lora_alpha": 32, "batch_size": 1,
           "grad_accum": 8, "max_steps": 0}
 _GPU80 = {**_GPU24, "num_frames": 32, "max_pixels": 448 * 448, "batch_size": 2, "grad_accum": 4}
-# Stage I learns long rationales (more steps, lower lr); Stage II learns one word per video.
+# Stage I learns long rationales (more steps, lower lr); Stage II learns one word per video. The demo's tiny
+# base model never answered with label words, so its recipe also adapts lm_head and trains the vision merger
+# (what `rbft demo report` uses; see docs/demo-results.md).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "CPU demo (tiny model)": {"stage1": {**_CPU, "lr": 1e-3, "epochs": 3.0}, "stage2": {**_CPU, "lr": 1e-3, "epochs": 3.0}},
+    "CPU demo (tiny model)": {"stage1": {**_CPU, "num_frames": 4, "lora_rank": 16, "lora_alpha": 32, "lr": 2e-3,
+                                         "epochs": 3.0, "batch_size": 8},
+                              "stage2": {**_CPU, "num_frames": 4, "lora_rank": 16, "lora_alpha": 32, "lr": 2e-3,
+                                         "epochs": 5.0, "batch_size": 8},
+                              "common": {"target_modules": _LM + "|lm_head", "train_vision_merger": True}},
     "1 GPU, 24 GB (7B, LoRA r16)": {"stage1": {**_GPU24, "lr": 1e-4, "epochs": 3.0},
-                                    "stage2": {**_GPU24, "lr": 5e-5, "epochs": 2.0}},
+                                    "stage2": {**_GPU24, "lr": 5e-5, "epochs": 2.0},
+                                    "common": {"target_modules": _LM, "train_vision_merger": False}},
     "1 GPU, 80 GB (7B, 32 frames)": {"stage1": {**_GPU80, "lr": 1e-4, "epochs": 3.0},
-                                     "stage2": {**_GPU80, "lr": 5e-5, "epochs": 2.0}},
+                                     "stage2": {**_GPU80, "lr": 5e-5, "epochs": 2.0},
+                                     "common": {"target_modules": _LM, "train_vision_merger": False}},
 }
 
 
@@ -73,6 +82,8 @@ class LaunchRequest:
     with_baselines: bool = True
     label_hint: bool = True
     seed: int = 0
+    target_modules: str = _LM
+    train_vision_merger: bool = False
 
     def __post_init__(self) -> None:
         self.dataset, self.model = (self.dataset or "").strip(), (self.model or "").strip()
@@ -103,7 +114,8 @@ def stage_configs(req: LaunchRequest):
     """The two validated TrainConfigs; a bad value is refused with the stage and the field named."""
     from rbft_core.train import TrainConfig
 
-    common = {"dataset": req.dataset, "model": req.model, "seed": req.seed}
+    common = {"dataset": req.dataset, "model": req.model, "seed": req.seed,
+              "target_modules": req.target_modules or _LM, "train_vision_merger": req.train_vision_merger}
     out = []
     for stage, name, values in ((1, "Stage I", req.stage1), (2, "Stage II", req.stage2)):
         extra = {"rationale_source": req.rationale_source, "human_share": req.human_share} if stage == 1 else {}
@@ -184,8 +196,12 @@ def readiness(db_url: Optional[str], dataset: str, *, action: Action = "rbft", r
     return Readiness(ok=not blocking, blocking=blocking, warnings=warnings, per_class=per_class, rationales=rationales)
 
 
-def _flags(values: dict[str, Any], prefix: str = "") -> list[str]:
+def _flags(values: dict[str, Any], prefix: str = "", req: Optional[LaunchRequest] = None) -> list[str]:
     out = []
+    if req is not None and req.target_modules and req.target_modules != _LM:
+        out += ["--target-modules", req.target_modules]
+    if req is not None and req.train_vision_merger:
+        out.append("--train-vision-merger")
     for key, flag in STAGE_FIELDS.items():
         if key in values:
             out += [flag.replace("--", f"--{prefix}", 1), _fmt(values[key])]
@@ -207,8 +223,8 @@ def command_argv(req: LaunchRequest) -> list[str]:
             argv += ["--fps", _fmt(s2["fps"])]
         return argv
     if req.action == "direct_sft":
-        return ["train", req.dataset, "--stage", "2", "--model", req.model, "--seed", str(req.seed), *_flags(s2),
-                "--evaluate"]
+        return ["train", req.dataset, "--stage", "2", "--model", req.model, "--seed", str(req.seed),
+                *_flags(s2, req=req), "--evaluate"]
     argv = ["pipeline", req.dataset, "--model", req.model, "--seed", str(req.seed),
             "--rationale-source", req.rationale_source]
     if req.rationale_source == "mix":
@@ -217,7 +233,7 @@ def command_argv(req: LaunchRequest) -> list[str]:
         argv.append("--with-baselines")
     if not req.label_hint:
         argv.append("--no-label-hint")
-    return argv + _flags(s1, "s1-") + _flags(s2, "s2-")
+    return argv + _flags({}, req=req) + _flags(s1, "s1-") + _flags(s2, "s2-")
 
 
 def command_text(req: LaunchRequest) -> str:
@@ -253,11 +269,7 @@ def launch(db_url: Optional[str], req: LaunchRequest) -> int:
 
 
 def demo_model_dir() -> Optional[str]:
-    """The tiny demo base model built by ``rbft demo prepare`` in this data directory, if there is one."""
-    from rbft_core.settings import data_dir
+    """The demo base model built by ``rbft demo build`` / ``make run`` in this data directory, if built."""
+    from rbft_core.demo.prepare import demo_model_path
 
-    found = sorted((data_dir() / "demo").glob("**/config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for config in found:
-        if (config.parent / "tokenizer_config.json").is_file() or (config.parent / "tokenizer.json").is_file():
-            return str(config.parent)
-    return None
+    return demo_model_path() or None

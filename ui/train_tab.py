@@ -40,23 +40,25 @@ class TrainTab:
     load_outputs: list
 
 
-def _request(action, dataset, model, source, share, baselines, hint, values) -> LaunchRequest:
+def _request(action, dataset, model, source, share, baselines, hint, targets, merger, values) -> LaunchRequest:
     n = len(STAGE_FIELDS)
     keys = list(STAGE_FIELDS)
     return LaunchRequest(dataset=dataset or "", model=model or "", action=action,
                          stage1=dict(zip(keys, values[:n])), stage2=dict(zip(keys, values[n:2 * n])),
                          rationale_source=source or "reviewed", human_share=float(share if share is not None else 1.0),
-                         with_baselines=bool(baselines), label_hint=bool(hint))
+                         with_baselines=bool(baselines), label_hint=bool(hint), target_modules=(targets or "").strip(),
+                         train_vision_merger=bool(merger))
 
 
 def on_preset(preset):
     values = PRESETS.get(preset) or PRESETS[_DEFAULT_PRESET]
-    return [values["stage1"][k] for k in STAGE_FIELDS] + [values["stage2"][k] for k in STAGE_FIELDS]
+    return [values["common"]["target_modules"], values["common"]["train_vision_merger"],
+            *[values["stage1"][k] for k in STAGE_FIELDS], *[values["stage2"][k] for k in STAGE_FIELDS]]
 
 
 @ui_errors
-def on_check(db_url, dataset, model, source, share, baselines, hint, *values):
-    req = _request("rbft", dataset, model, source, share, baselines, hint, values)
+def on_check(db_url, dataset, model, source, share, baselines, hint, targets, merger, *values):
+    req = _request("rbft", dataset, model, source, share, baselines, hint, targets, merger, values)
     ready = train_launch.readiness(db_url, req.dataset, rationale_source=req.rationale_source,
                                    human_share=req.human_share)
     r = ready.rationales
@@ -67,8 +69,8 @@ def on_check(db_url, dataset, model, source, share, baselines, hint, *values):
 
 
 @ui_errors
-def on_show_command(db_url, action, dataset, model, source, share, baselines, hint, *values):
-    req = _request(action, dataset, model, source, share, baselines, hint, values)
+def on_show_command(db_url, action, dataset, model, source, share, baselines, hint, targets, merger, *values):
+    req = _request(action, dataset, model, source, share, baselines, hint, targets, merger, values)
     yaml_text = train_launch.config_yaml(req)
     hint_text = {"rbft": "rbft pipeline --config pipeline.yaml", "direct_sft": "rbft train --config config.yaml --evaluate",
                  "zero_shot": "(settings of the command above)"}[action]
@@ -77,8 +79,8 @@ def on_show_command(db_url, action, dataset, model, source, share, baselines, hi
 
 def _start(action):
     @ui_errors
-    def start(db_url, dataset, model, source, share, baselines, hint, *values):
-        req = _request(action, dataset, model, source, share, baselines, hint, values)
+    def start(db_url, dataset, model, source, share, baselines, hint, targets, merger, *values):
+        req = _request(action, dataset, model, source, share, baselines, hint, targets, merger, values)
         job_id = train_launch.launch(db_url, req)
         view = run_view.job_view(db_url, job_id)
         queued = view["job"]["status"] == "queued"
@@ -219,6 +221,10 @@ def build_train_tab(db_url: Optional[str]) -> TrainTab:
                 share = gr.Slider(0, 1, value=1.0, step=0.05, label="Human share (mix)")
                 baselines = gr.Checkbox(True, label="Also zero-shot and direct SFT (the comparison's four rows)")
                 hint = gr.Checkbox(True, label="Tell the model the label when generating missing rationales")
+                targets = gr.Textbox(preset_values["common"]["target_modules"], label="LoRA target modules (regex)",
+                                     elem_id="train-targets")
+                merger = gr.Checkbox(preset_values["common"]["train_vision_merger"],
+                                     label="Also train the vision-language merger", elem_id="train-merger")
     with gr.Row():
         run_rbft = gr.Button("Run RB-FT", variant="primary", elem_id="train-run-rbft")
         run_direct = gr.Button("Direct SFT baseline", elem_id="train-run-direct")
@@ -252,10 +258,10 @@ def build_train_tab(db_url: Optional[str]) -> TrainTab:
     # The job id is a hidden number (not State) so API clients can poll and stop by id like the page does.
     job = gr.Number(None, visible=False, precision=0, label="job id", elem_id="train-job-id")
     points, timer = gr.State(None), gr.Timer(1.5, active=False)
-    form = [dataset, model, source, share, baselines, hint, *stage1, *stage2]
+    form = [dataset, model, source, share, baselines, hint, targets, merger, *stage1, *stage2]
     live = [job, points, timer, progress, loss, log, command]
     results = [runs, compare, confusion, per_class_f1, run_pick, preds]
-    preset.input(on_preset, [preset], [*stage1, *stage2], api_visibility="private")
+    preset.input(on_preset, [preset], [targets, merger, *stage1, *stage2], api_visibility="private")
     check.click(bind(on_check, db_url), form, [readiness, per_class], api_name="train_check")
     show.click(bind(on_show_command, db_url), [action, *form], [command, config], api_name="train_command")
     for button, name in ((run_rbft, "rbft"), (run_direct, "direct_sft"), (run_zero, "zero_shot")):

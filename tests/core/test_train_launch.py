@@ -11,7 +11,7 @@ import time
 import pytest
 
 from rbft_core.errors import ConfigError, DataError, ModelError
-from rbft_core.train_launch import LaunchRequest, command_argv, command_text, config_yaml, launch, readiness, stage_configs
+from rbft_core.train_launch import PRESETS, LaunchRequest, command_argv, command_text, config_yaml, launch, readiness, stage_configs
 
 FAST = {"num_frames": 4, "max_pixels": 3136, "lr": 1e-3, "epochs": 1.0, "lora_rank": 4, "lora_alpha": 8, "batch_size": 2}
 
@@ -108,6 +108,11 @@ def test_command_and_yaml_rerun_the_same_configuration(world_dataset, tiny_model
     want1, want2 = stage_configs(req)
     assert s1.to_dict() == {**want1.to_dict(), "run_id": ""} and s1.rationale_source == "mix"
     assert s2.lr == want2.lr and s2.num_frames == 4 and with_baselines
+    demo = LaunchRequest(name, str(tiny_model_dir), stage1=FAST, stage2=FAST,
+                         **PRESETS["CPU demo (tiny model)"]["common"])  # lm_head in the targets, merger trained
+    args = build_parser().parse_args(command_argv(demo))
+    assert args.target_modules.endswith("|lm_head") and args.train_vision_merger
+    assert all(c.target_modules.endswith("|lm_head") and c.train_vision_merger for c in stage_configs(demo))
     direct = LaunchRequest(name, str(tiny_model_dir), action="direct_sft", stage2=FAST)
     assert command_argv(direct)[:4] == ["train", name, "--stage", "2"] and "--evaluate" in command_argv(direct)
     assert yaml.safe_load(config_yaml(direct))["kind"] == "direct_sft"

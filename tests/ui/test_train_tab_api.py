@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from rbft_core.train import DEFAULT_TARGETS
 from rbft_core.train_launch import STAGE_FIELDS
 from tests.review_world import free_port
 
@@ -30,9 +31,10 @@ def client(world_dataset, data_dir):
     demo.close()
 
 
-def _form(dataset, model, s1=None, s2=None, source="reviewed", share=1.0, baselines=True, hint=True):
+def _form(dataset, model, s1=None, s2=None, source="reviewed", share=1.0, baselines=True, hint=True,
+          targets=DEFAULT_TARGETS, merger=False):
     s1, s2 = {**FAST, **(s1 or {})}, {**FAST, **(s2 or {})}
-    return [dataset, model, source, share, baselines, hint, *[s1[k] for k in STAGE_FIELDS],
+    return [dataset, model, source, share, baselines, hint, targets, merger, *[s1[k] for k in STAGE_FIELDS],
             *[s2[k] for k in STAGE_FIELDS]]
 
 
