@@ -160,7 +160,7 @@ def readiness(db_url: Optional[str], dataset: str, *, action: Action = "rbft", r
         labels = list(ds.labels or [])
         counts = queries.dataset_counts(s, ds.id)
     splits = counts["label_split"]
-    per_class = [{"label": label, **{s: splits.get(s, {}).get(label, 0) for s in ("train", "val", "test")}}
+    per_class = [{"label": label, **{split: splits.get(split, {}).get(label, 0) for split in ("train", "val", "test")}}
                  for label in [*labels, *sorted(set(counts["labels"]) - set(labels))]]
     blocking, warnings = [], []
     train = {row["label"]: row["train"] for row in per_class if row["train"]}
@@ -171,8 +171,8 @@ def readiness(db_url: Optional[str], dataset: str, *, action: Action = "rbft", r
         blocking.append(f"every train video is labelled {only!r}: a classifier needs at least two classes; "
                         "import videos of the other label(s)")
     elif max(train.values()) >= 3 * min(train.values()):
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(train.items()))
-        warnings.append(f"class imbalance in train ({counts}); consider more videos of the rare class")
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(train.items()))
+        warnings.append(f"class imbalance in train ({shown}); consider more videos of the rare class")
     missing = set(labels) - set(train)
     if train and missing and len(train) >= 2:
         warnings.append(f"no train videos for label(s) {', '.join(sorted(missing))}")
