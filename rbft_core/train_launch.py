@@ -49,7 +49,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "CPU demo (tiny model)": {"stage1": {**_CPU, "num_frames": 4, "lora_rank": 16, "lora_alpha": 32, "lr": 2e-3,
                                          "epochs": 3.0, "batch_size": 8},
                               "stage2": {**_CPU, "num_frames": 4, "lora_rank": 16, "lora_alpha": 32, "lr": 2e-3,
-                                         "epochs": 5.0, "batch_size": 8},
+                                         "epochs": 12.0, "batch_size": 8},
                               "common": {"target_modules": _LM + "|lm_head", "train_vision_merger": True}},
     "1 GPU, 24 GB (7B, LoRA r16)": {"stage1": {**_GPU24, "lr": 1e-4, "epochs": 3.0},
                                     "stage2": {**_GPU24, "lr": 5e-5, "epochs": 2.0},
