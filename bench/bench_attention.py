@@ -90,24 +90,14 @@ def _sync(device: str) -> None:
 def _qwen25_7b(attn: str, device: str):
     """A random-weight model with Qwen2.5-VL-7B's configuration and a processor with the same patch grid."""
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
     from rbft_core.models import LoadedModel
-    from rbft_core.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_processor, train_tokenizer
+    from rbft_core.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_processor, qwen2_5_vl_7b_config, train_tokenizer
 
     tokenizer = train_tokenizer([PROMPT] * 4, 512)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-    config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                         num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-                         pad_token_id=ids["<|endoftext|>"]),
-        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                           fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-    )
+    config = qwen2_5_vl_7b_config(ids)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     torch.manual_seed(0)
     with torch.device(device):

@@ -16,7 +16,7 @@ from typing import Iterable, Literal
 
 from rbft_core.errors import ConfigError
 
-__all__ = ["Family", "TinySpec", "build_tiny_model", "QWEN_SPECIAL_TOKENS", "CHAT_TEMPLATE"]
+__all__ = ["Family", "TinySpec", "build_tiny_model", "QWEN_SPECIAL_TOKENS", "CHAT_TEMPLATE", "qwen2_5_vl_7b_config"]
 
 Family = Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
@@ -288,3 +288,21 @@ def build_tiny_model(
     processor.save_pretrained(out)
     (out / "rbft_tiny.json").write_text(json.dumps({"family": spec.family, **spec.__dict__}, indent=2))
     return out
+
+
+def qwen2_5_vl_7b_config(ids: dict[str, int]):
+    """Qwen2.5-VL-7B's configuration (for random-weight memory and speed checks without its weights);
+    ``ids``: the ids of the Qwen special tokens in the tokenizer used with it."""
+    from transformers import Qwen2_5_VLConfig
+
+    return Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                         num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                         pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                           fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
