@@ -92,8 +92,8 @@ def _qwen25_7b(attn: str, device: str):
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from rbft_core.models import LoadedModel
-    from rbft_core.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_processor, qwen2_5_vl_7b_config, train_tokenizer
+    from rbft_core.models.loading import LoadedModel
+    from rbft_core.models.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_processor, qwen2_5_vl_7b_config, train_tokenizer
 
     tokenizer = train_tokenizer([PROMPT] * 4, 512)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
@@ -110,7 +110,7 @@ def _qwen25_7b(attn: str, device: str):
 def _load(args, attn: str):
     import torch
 
-    from rbft_core.models import load_vlm
+    from rbft_core.models.loading import load_vlm
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     if args.shape == "7b":
@@ -123,8 +123,8 @@ def _inputs(lm, frames: int, height: int, width: int):
     """Encoded inputs for one random video of ``frames`` frames at height x width (kept at that size)."""
     import numpy as np
 
-    from rbft_core.models import encode_prompts
-    from rbft_core.video import SampledVideo
+    from rbft_core.models.loading import encode_prompts
+    from rbft_core.data.video import SampledVideo
 
     vp = lm.processor.video_processor
     vp.size = {"shortest_edge": 4 * 28 * 28, "longest_edge": height * width}  # keep the frames as given
@@ -140,7 +140,7 @@ def _forward(variant: str, lm, inputs: dict, layers: list[int], groups_per_chunk
     """One attention map's forward; returns the last token's row on every layer, [layers, H, L] (None for sdpa)."""
     import torch
 
-    from rbft_core.attention_rows import forward_rows
+    from rbft_core.inspection.attention_rows import forward_rows
 
     last = int(inputs["input_ids"].shape[1]) - 1
     if variant == "rows":
@@ -158,7 +158,7 @@ def measure_variant(args) -> dict:
     import numpy as np
     import torch
 
-    from rbft_core.attention_rows import text_attention_layers
+    from rbft_core.inspection.attention_rows import text_attention_layers
 
     lm = _load(args, "eager" if args.measure == "eager" else "sdpa")
     layers = [m.layer_idx for m in text_attention_layers(lm.model)]
@@ -206,8 +206,8 @@ def measure_stages(args) -> dict:
     """
     import torch
 
-    from rbft_core.attention_rows import capture_rows, text_attention_layers
-    from rbft_core.video_features import encode_video_features, serve_video_features, served_pixels
+    from rbft_core.inspection.attention_rows import capture_rows, text_attention_layers
+    from rbft_core.models.video_features import encode_video_features, serve_video_features, served_pixels
 
     lm = _load(args, "sdpa")
     layers = [m.layer_idx for m in text_attention_layers(lm.model)]
@@ -304,7 +304,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = ""
         if args.shape == "tiny":
-            from rbft_core.tiny import TinySpec, build_tiny_model
+            from rbft_core.models.tiny import TinySpec, build_tiny_model
 
             model_dir = str(build_tiny_model(Path(tmp) / "tiny", TinySpec(family="qwen2_5_vl")))
         results = {v: _child(args, v, model_dir, str(Path(tmp) / f"{v}.npy")) for v in VARIANTS}

@@ -25,9 +25,9 @@ def naive_loop(lm, items, num_frames: int, max_new_tokens: int, spec) -> float:
     import torch
     from moviepy import VideoFileClip
 
-    from rbft_core.models import chat_text
-    from rbft_core.prompts import get_preset, rationale_prompt
-    from rbft_core.video import smart_resize
+    from rbft_core.models.loading import chat_text
+    from rbft_core.models.prompts import get_preset, rationale_prompt
+    from rbft_core.data.video import smart_resize
 
     preset = get_preset("smart-home")
     started = time.perf_counter()
@@ -63,11 +63,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from db.engine import init_db
     from rbft_core.demo import WorldSpec, render_world
-    from rbft_core.generate import GenerateConfig, generate_rationales
-    from rbft_core.importer import import_videos
-    from rbft_core.models import load_vlm
-    from rbft_core.tiny import TinySpec, build_tiny_model
-    from rbft_core.video import SampleSpec
+    from rbft_core.specs.data import GenerateSpec
+    from rbft_core.models.generate import generate_rationales
+    from rbft_core.data.importer import import_videos
+    from rbft_core.models.loading import load_vlm
+    from rbft_core.models.tiny import TinySpec, build_tiny_model
+    from rbft_core.data.video import SampleSpec
 
     out = Path(__file__).resolve().parent / "out"
     manifest = render_world(out / "gen_world", WorldSpec(num_clips=args.videos, num_frames=16, size=(224, 160), test_fraction=0.0))
@@ -80,7 +81,7 @@ def main() -> None:
         lm = load_vlm(str(model_dir))
         vp = lm.processor.video_processor
         factor = vp.patch_size * vp.merge_size
-        cfg = GenerateConfig(split=None, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_frames=8)
+        cfg = GenerateSpec(split=None, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_frames=8)
         spec = SampleSpec(num_frames=8, max_pixels=cfg.max_pixels, min_pixels=4 * factor * factor, size_factor=factor)
 
         import json

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rbft_core.video import FrameCache, SampleSpec, probe_video, sample_frames, smart_resize  # noqa: E402
+from rbft_core.data.video import FrameCache, SampleSpec, probe_video, sample_frames, smart_resize  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 CLIP = OUT_DIR / "bench_60s_720p30.mp4"

@@ -28,8 +28,8 @@ def _decode_every_step_collator():
     from moviepy import VideoFileClip
     from PIL import Image
 
-    from rbft_core.sft_data import VideoSFTCollator
-    from rbft_core.video import smart_resize
+    from rbft_core.training.sft_data import VideoSFTCollator
+    from rbft_core.data.video import smart_resize
 
     class DecodeEveryStep(VideoSFTCollator):
         def videos(self, examples):
@@ -66,11 +66,12 @@ def main() -> None:
     from db import queries
     from db.engine import init_db, session_scope
     from db.models import Video
-    from rbft_core import sft_data
+    from rbft_core.training import sft_data
     from rbft_core.demo import WorldSpec, render_world
-    from rbft_core.importer import import_videos
-    from rbft_core.tiny import TinySpec, build_tiny_model
-    from rbft_core.train import TrainConfig, train_stage
+    from rbft_core.data.importer import import_videos
+    from rbft_core.models.tiny import TinySpec, build_tiny_model
+    from rbft_core.specs.training import TrainSpec
+    from rbft_core.training.train import train_stage
     from sqlalchemy import select
 
     out = Path(__file__).resolve().parent / "out"
@@ -90,7 +91,7 @@ def main() -> None:
         for stage in (1, 2):
             for name, collator in (("plain Trainer, decode every step", _decode_every_step_collator()), ("project", real)):
                 sft_data.VideoSFTCollator = collator
-                cfg = TrainConfig(dataset="bench", stage=stage, model=str(model_dir), epochs=args.epochs, batch_size=2,
+                cfg = TrainSpec(dataset="bench", stage=stage, model=str(model_dir), epochs=args.epochs, batch_size=2,
                                   num_frames=8, lora_rank=8)
                 started = time.perf_counter()
                 result = train_stage(url, cfg)

@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 def _make_export(work: Path) -> tuple[Path, Path]:
     sys.path.insert(0, str(REPO))
     from db.engine import init_db
-    from rbft_core.curation import Selection
-    from rbft_core.export import ExportConfig, export_dataset
-    from rbft_core.tiny import TinySpec, build_tiny_model
+    from rbft_core.review.curation import Selection
+    from rbft_core.export.dataset import ExportConfig, export_dataset
+    from rbft_core.models.tiny import TinySpec, build_tiny_model
     from tests.export_world import build_world
 
     model = build_tiny_model(work / "tiny", TinySpec(family="qwen2_5_vl"))

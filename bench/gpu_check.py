@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 class _Frames:
-    """Stands in for rbft_core.video.SampledVideo (same two members the processor path reads)."""
+    """Stands in for rbft_core.data.video.SampledVideo (same two members the processor path reads)."""
 
     def __init__(self, frames: np.ndarray, fps: float = 2.0):
         self.frames = frames
@@ -37,7 +37,7 @@ class _Frames:
 
 
 def _collator(processor, videos):
-    from rbft_core.sft_data import VideoSFTCollator
+    from rbft_core.training.sft_data import VideoSFTCollator
 
     class SyntheticCollator(VideoSFTCollator):
         def videos(self, examples):
@@ -47,9 +47,9 @@ def _collator(processor, videos):
 
 
 def _examples(n: int):
-    from rbft_core.prompts import get_preset, rationale_prompt
-    from rbft_core.rationale import render_target
-    from rbft_core.sft_data import Example
+    from rbft_core.models.prompts import get_preset, rationale_prompt
+    from rbft_core.models.rationale import render_target
+    from rbft_core.training.sft_data import Example
 
     target = render_target({"subjects": "a large dark bear", "attributes": "large, dark brown fur",
                             "actions": "climbs the porch steps and sniffs the door", "scenes": "front porch at night"})
@@ -60,16 +60,17 @@ def _examples(n: int):
 def tiny_bf16_training(steps: int = 8) -> dict:
     import torch
 
-    from rbft_core.models import load_vlm
-    from rbft_core.tiny import TinySpec, build_tiny_model
-    from rbft_core.train import TrainConfig, _wrap_lora
-    from rbft_core.train_loop import run_trainer
+    from rbft_core.models.loading import load_vlm
+    from rbft_core.models.tiny import TinySpec, build_tiny_model
+    from rbft_core.specs.training import TrainSpec
+    from rbft_core.training.train import _wrap_lora
+    from rbft_core.training.train_loop import run_trainer
 
     tmp = Path(tempfile.mkdtemp())
     model_dir = build_tiny_model(tmp / "tiny", TinySpec())
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = load_vlm(str(model_dir), device=device)
-    cfg = TrainConfig(dataset="gpu", stage=1, model=str(model_dir), max_steps=steps, batch_size=2, lr=3e-3, device=device)
+    cfg = TrainSpec(dataset="gpu", stage=1, model=str(model_dir), max_steps=steps, batch_size=2, lr=3e-3, device=device)
     lm.model = _wrap_lora(lm.model, cfg)
     rng = np.random.default_rng(0)
     videos = [_Frames(rng.integers(0, 255, (8, 112, 112, 3), dtype=np.uint8)) for _ in range(4)]
@@ -85,8 +86,9 @@ def qwen25_7b_stage1_step(num_frames: int = 16, steps: int = 4, height: int = 25
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from rbft_core.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_processor, qwen2_5_vl_7b_config, train_tokenizer
-    from rbft_core.train import TrainConfig, _wrap_lora
+    from rbft_core.models.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_processor, qwen2_5_vl_7b_config, train_tokenizer
+    from rbft_core.specs.training import TrainSpec
+    from rbft_core.training.train import _wrap_lora
 
     tokenizer = train_tokenizer(["a bear on the porch at night"] * 4, 512)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
@@ -97,7 +99,7 @@ def qwen25_7b_stage1_step(num_frames: int = 16, steps: int = 4, height: int = 25
     with torch.device("cuda"):
         model = Qwen2_5_VLForConditionalGeneration(config).to(torch.bfloat16)
     build_s = time.perf_counter() - started
-    cfg = TrainConfig(dataset="gpu", stage=1, model="7b-shape", lora_rank=16, lora_alpha=32, gradient_checkpointing=True)
+    cfg = TrainSpec(dataset="gpu", stage=1, model="7b-shape", lora_rank=16, lora_alpha=32, gradient_checkpointing=True)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
     model = _wrap_lora(model, cfg)

@@ -35,8 +35,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def create_job(session: Session, kind: str, command: list[str], *, device: Optional[str], run_dir: Optional[str]) -> Job:
-    job = Job(kind=kind, command=list(command), device=device, run_dir=run_dir, status="queued")
+def create_job(session: Session, kind: str, command: list[str], *, device: Optional[str], run_dir: Optional[str],
+               dataset: Optional[str] = None, model: Optional[str] = None, spec_path: Optional[str] = None) -> Job:
+    job = Job(kind=kind, command=list(command), device=device, run_dir=run_dir, status="queued", dataset=dataset,
+              model=model, spec_path=spec_path)
     session.add(job)
     session.flush()
     return job

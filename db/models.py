@@ -148,7 +148,7 @@ class Suggestion(Base):
     # Mean log-probability per generated token: the lowest are reviewed first.
     mean_logprob: Mapped[Optional[float]] = mapped_column(Float)
     gen_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Computed once at insert (rbft_core.doubt): the review queue sorts by it, most doubtful first.
+    # Computed once at insert (rbft_core.review.doubt): the review queue sorts by it, most doubtful first.
     doubt_score: Mapped[float] = mapped_column(Float, default=0.0)
     doubt_reason: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -206,6 +206,10 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     command: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # what the job runs: its spec file (``rbft run SPEC``) and the dataset / model it names
+    dataset: Mapped[Optional[str]] = mapped_column(String(300), index=True)
+    model: Mapped[Optional[str]] = mapped_column(Text)
+    spec_path: Mapped[Optional[str]] = mapped_column(Text)
     device: Mapped[Optional[str]] = mapped_column(String(32))
     pid: Mapped[Optional[int]] = mapped_column(Integer)
     pgid: Mapped[Optional[int]] = mapped_column(Integer)

@@ -245,8 +245,8 @@ def add_suggestion(session: Session, video_id: int, **fields: Any) -> Suggestion
 
 
 def _doubt_columns(session: Session, video_id: int, review: Review | None, fields: dict[str, Any]) -> dict[str, Any]:
-    """doubt_score / doubt_reason for a new suggestion (rbft_core.doubt), unless the caller gave them."""
-    from rbft_core.doubt import doubt_of
+    """doubt_score / doubt_reason for a new suggestion (rbft_core.review.doubt), unless the caller gave them."""
+    from rbft_core.review.doubt import doubt_of
 
     if "doubt_score" in fields:
         return {}

@@ -17,7 +17,7 @@ import app  # noqa: E402  (the repository root must be importable first)
 
 
 def main() -> int:
-    from rbft_core.jobs import start_job
+    from rbft_core.jobs.runner import start_job
 
     args = app.parse_args(sys.argv[1:])
     if args.data_dir:

@@ -134,7 +134,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random-weight Qwen2.5-VL folder built offline once per test session."""
-    from rbft_core.tiny import TinySpec, build_tiny_model
+    from rbft_core.models.tiny import TinySpec, build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen2_5_vl", TinySpec(family="qwen2_5_vl"))
 
@@ -172,7 +172,7 @@ def world_dataset(tmp_path, db_url, data_dir):
     from db.engine import session_scope
     from db.models import Video
     from rbft_core.demo import WorldSpec, render_world
-    from rbft_core.importer import import_videos
+    from rbft_core.data.importer import import_videos
     from sqlalchemy import select
 
     manifest = render_world(tmp_path / "world", WorldSpec(num_clips=12, num_frames=8, size=(112, 84), test_fraction=0.3))

@@ -8,7 +8,7 @@ from pathlib import Path
 from db import queries
 from db.engine import session_scope
 from db.models import Video
-from rbft_core.importer import import_videos
+from rbft_core.data.importer import import_videos
 from tests.helpers import make_video
 
 __all__ = ["CuratedWorld", "build_world", "TRICKY_TEXT"]

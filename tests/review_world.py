@@ -60,7 +60,7 @@ def make_review_world(db_url: str, root: Path, *, dataset: str = "homes", xss: b
     """
     from db import queries
     from db.engine import session_scope
-    from rbft_core.importer import import_videos
+    from rbft_core.data.importer import import_videos
 
     src = root / "videos"
     rows = list(SUGGESTIONS) + [(f"clip_{3 + i}", "normal", dict(SUGGESTIONS[1][2], mean_logprob=-0.2 - i / 10))

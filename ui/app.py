@@ -13,7 +13,7 @@ __all__ = ["build_app", "launch", "page_assets", "check_exposure", "parse_auth"]
 
 def page_assets() -> dict:
     """The js and css ``launch()`` needs (Gradio 6 takes them there): keyboard shortcuts, review styles."""
-    from rbft_core.review_media import media_dirs
+    from rbft_core.review.media import media_dirs
     from ui.keys import shortcut_js
     from ui.media import serve_dirs
     from ui.review_render import CSS
@@ -75,14 +75,14 @@ def parse_auth(auth: Optional[str]) -> Optional[tuple[str, str]]:
 def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Optional[str],
            insecure: bool = False, max_upload_mb: float = 500) -> int:
     from db.engine import init_db
-    from rbft_core.review_media import source_roots
+    from rbft_core.review.media import source_roots
     from rbft_core.settings import data_dir
     from ui.media import serve_dirs
 
     check_exposure(host, auth=auth, share=share, insecure=insecure)
     credentials = parse_auth(auth)
     init_db(db_url)
-    from rbft_core.jobs import recover_jobs
+    from rbft_core.jobs.runner import recover_jobs
 
     recover_jobs(db_url)  # jobs whose process died while the app was down; live ones are left running
     assets = page_assets()

@@ -1,6 +1,6 @@
 """Datasets tab: create a dataset, import videos and generate rationales (as jobs), counts and reports.
 
-Imports and generation run as background jobs (rbft_core.jobs); a gr.Timer polls the job only while
+Imports and generation run as background jobs (rbft_core.jobs.runner); a gr.Timer polls the job only while
 one runs, and the page re-attaches to a running job when it loads. State holds only the job id,
 its kind and dataset.
 """
@@ -13,10 +13,11 @@ from typing import Callable, Optional
 
 import gradio as gr
 
-from rbft_core import catalog, datasets
+from rbft_core.data import catalog
+from rbft_core.tabs import datasets
 from rbft_core.demo import demo_model_path
-from rbft_core.importer import FORMATS
-from rbft_core.prompts import PRESETS
+from rbft_core.data.importer import FORMATS
+from rbft_core.models.prompts import PRESETS
 from ui.common import bind, ui_errors
 from ui.review_render import job_html
 
@@ -103,7 +104,7 @@ def on_select(db_url, dataset):
 @ui_errors
 def on_poll(db_url, job, selected):
     """Poll the running job; when it ends, stop the timer and refresh the counts and the report."""
-    from rbft_core.jobs import job_status
+    from rbft_core.jobs.runner import job_status
 
     if not job:
         return None, gr.Timer(active=False), "", *[gr.skip()] * 6

@@ -14,8 +14,8 @@ from typing import Callable, Optional
 
 import gradio as gr
 
-from rbft_core import inspect as ins
-from rbft_core.mask_reports import TABLE_COLUMNS, latest_experiment, table_rows
+from rbft_core.tabs import inspect as ins
+from rbft_core.inspection.mask_reports import TABLE_COLUMNS, latest_experiment, table_rows
 from ui.common import bind, ui_errors
 from ui.review_render import job_html
 
@@ -60,7 +60,7 @@ def on_dataset(db_url, dataset):
 
 @ui_errors
 def on_page_load(db_url):
-    from rbft_core.catalog import dataset_overview
+    from rbft_core.data.catalog import dataset_overview
 
     names = [r["name"] for r in dataset_overview(db_url)]
     first = names[0] if names else None
@@ -161,7 +161,7 @@ def on_start(db_url, dataset, run_a, run_b, source, fill, k_random, seed, align)
 
 @ui_errors
 def on_poll(db_url, job):
-    from rbft_core.jobs import job_status
+    from rbft_core.jobs.runner import job_status
 
     if not job:
         return None, gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip()

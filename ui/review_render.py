@@ -6,8 +6,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Optional
 
-from rbft_core.prompts import DIMENSIONS
-from rbft_core.review import ReviewItem, field_diff
+from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.review.workspace import ReviewItem, field_diff
 
 __all__ = ["header_html", "place_html", "suggestion_html", "status_html", "diff_html", "history_html", "counts_html",
            "empty_html", "notice_html", "job_html"]

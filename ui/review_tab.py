@@ -2,7 +2,7 @@
 
 Keyboard first (ui/keys.py), autosaves a draft when the reviewer moves on, refuses to save over a
 newer version, and shows every revision. State holds only ids, the filter and the visited ids; all
-logic lives in rbft_core.review (queue, saves) and rbft_core.review_media (player, frame strip).
+logic lives in rbft_core.review.workspace (queue, saves) and rbft_core.review.media (player, frame strip).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any, Callable, Optional
 
 import gradio as gr
 
-from rbft_core import review, review_media
+from rbft_core.review import workspace as review
+from rbft_core.review import media as review_media
 from rbft_core.errors import ConfigError, ConflictError
-from rbft_core.prompts import DIMENSIONS
+from rbft_core.models.prompts import DIMENSIONS
 from ui import review_render as render
 from ui.common import bind, ui_errors
 from ui.keys import label as key_label
@@ -225,7 +226,7 @@ def on_regenerate(db_url, review_id):
 @ui_errors
 def on_regen_tick(db_url, regen, state, review_id, nav, reviewer, request: gr.Request):
     """Poll the regeneration job; when it succeeds, adopt the new suggestion and reload the item."""
-    from rbft_core.jobs import job_status
+    from rbft_core.jobs.runner import job_status
 
     if not regen:
         return (None, gr.Timer(active=False), "", *[gr.skip()] * len(_OUTPUT_NAMES))

@@ -1,8 +1,8 @@
 """Train tab: settings and presets, a readiness check, the exact command, one-click RB-FT / baselines as
 background jobs, the live view (progress, loss, log) and the results (runs, comparison, predictions).
 
-Every start goes through ``rbft_core.train_launch.launch`` (which calls ``rbft_core.jobs.start_job`` with
-an ``rbft`` command); every view is read by ``rbft_core.run_view`` from the run folders. A gr.Timer polls
+Every start goes through ``rbft_core.tabs.train.launch`` (which calls ``rbft_core.jobs.runner.start_job`` with
+an ``rbft`` command); every view is read by ``rbft_core.tabs.runs`` from the run folders. A gr.Timer polls
 only while a job runs; the page re-attaches to a running job on load, so a reload or an app restart
 shows it again.
 """
@@ -16,8 +16,10 @@ from typing import Any, Callable, Optional
 import gradio as gr
 import pandas as pd
 
-from rbft_core import catalog, run_view, train_launch
-from rbft_core.train_launch import PRESETS, STAGE_FIELDS, LaunchRequest
+from rbft_core.data import catalog
+from rbft_core.tabs import runs as run_view
+from rbft_core.tabs import train as train_launch
+from rbft_core.tabs.train import PRESETS, STAGE_FIELDS, LaunchRequest
 from ui.common import bind, ui_errors
 
 __all__ = ["TrainTab", "build_train_tab", "on_start", "on_check", "on_show_command", "on_poll", "on_stop",
@@ -141,7 +143,7 @@ def on_poll(db_url, job_id, points, dataset):
 
 @ui_errors
 def on_stop(db_url, job_id):
-    from rbft_core.jobs import stop_job_async
+    from rbft_core.jobs.runner import stop_job_async
 
     if not job_id:
         raise gr.Error("no training job is running on this page")

@@ -1,7 +1,7 @@
 """Build (or reuse) the demo: the home-security world and the pre-trained tiny base model; import the dataset.
 
 Both live under ``<data dir>/demo/``: ``world/`` (clips + manifest) and ``base-model/`` (a model folder that
-``rbft_core.models.load_vlm`` loads like any checkpoint, with ``build.json``: the cache key, the config, the
+``rbft_core.models.loading.load_vlm`` loads like any checkpoint, with ``build.json``: the cache key, the config, the
 build time and the caption-accuracy check). The key hashes the build config and the source of every module
 the build depends on, so a change of either rebuilds and an unchanged repeat returns at once.
 ``DemoConfig.fast()`` is the same world and model, smaller: it builds in seconds for the tests.
@@ -158,7 +158,7 @@ def prepare_demo(db_url: Optional[str] = None, *, config: Optional[DemoConfig] =
                  progress: Optional[Progress] = None) -> dict:
     """Build (or reuse) the world and base model, then import the clips as dataset ``demo-smart-home``."""
     from db.engine import init_db
-    from rbft_core.importer import import_videos
+    from rbft_core.data.importer import import_videos
 
     build = build_demo(config, progress=progress)
     init_db(db_url)

@@ -4,9 +4,9 @@ A caption corpus comes from the same renderer with a different distribution (``w
 other places, daytime-heavy, no labels). Each clip's target is its scene graph as the four-field JSON the
 rationale prompt asks for; prompts vary between a few generic phrasings and expert rationale prompts (with
 a random, unrelated label hint, so the model learns to describe whatever the hint says). ALL weights of a
-tiny Qwen2.5-VL (``rbft_core.tiny``) are trained with plain torch for a fixed number of steps; frames are
+tiny Qwen2.5-VL (``rbft_core.models.tiny``) are trained with plain torch for a fixed number of steps; frames are
 rendered once to arrays and kept as uint8, and the official processor turns each batch into inputs, so the
-folder that ``rbft_core.models.load_vlm`` loads is exactly what generation and training use.
+folder that ``rbft_core.models.loading.load_vlm`` loads is exactly what generation and training use.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from rbft_core.demo.render import render_clip, uniform_indices
 from rbft_core.demo.world import (ACTIONS, ANIMAL_LOOK, CLOTHING, COURIER_CLOTHING, HOME_SCENES, OTHER_SCENES,
                                   PLURAL_WORDS, SIZES, SUBJECT_WORDS, ClipSpec, sample_caption_spec)
 from rbft_core.errors import ConfigError
-from rbft_core.prompts import DIMENSIONS, PRESETS, Preset, classification_prompt, rationale_prompt
-from rbft_core.rationale import parse_rationale, render_target
+from rbft_core.models.prompts import DIMENSIONS, PRESETS, Preset, classification_prompt, rationale_prompt
+from rbft_core.models.rationale import parse_rationale, render_target
 
 __all__ = ["PretrainConfig", "pretrain_base_model", "caption_accuracy", "prompt_variants", "clip_video"]
 
@@ -107,7 +107,7 @@ class PretrainConfig:
             raise ConfigError(f"pretrain.lr must be > 0, got {self.lr}")
 
     def tiny_spec(self):
-        from rbft_core.tiny import TinySpec
+        from rbft_core.models.tiny import TinySpec
 
         return TinySpec(family="qwen2_5_vl", vocab_size=self.vocab_size, hidden_size=self.hidden_size,
                         num_layers=self.num_layers, num_heads=self.num_heads, num_kv_heads=max(1, self.num_heads // 2),
@@ -135,7 +135,7 @@ def _vocabulary_corpus() -> list[str]:
 
 def clip_video(spec: ClipSpec, *, total_frames: int, num_frames: int, size: tuple[int, int], fps: float):
     """A ``SampledVideo`` rendered straight to arrays, with the frames and metadata the mp4 path would give."""
-    from rbft_core.video import SampledVideo
+    from rbft_core.data.video import SampledVideo
 
     indices = uniform_indices(total_frames, num_frames)
     frames = render_clip(spec, num_frames=total_frames, size=size, frame_indices=indices)
@@ -146,8 +146,8 @@ def clip_video(spec: ClipSpec, *, total_frames: int, num_frames: int, size: tupl
 def _batch(processor, prompts, videos, answers, *, whole_text: bool = False):
     """Inputs with answer-only labels (the project's collator rule), or with ``whole_text`` a loss on every
     text token (prompt included; never the video placeholders or padding)."""
-    from rbft_core.models import encode_prompts
-    from rbft_core.sft_data import IGNORE_INDEX
+    from rbft_core.models.loading import encode_prompts
+    from rbft_core.training.sft_data import IGNORE_INDEX
 
     processor.tokenizer.padding_side = "right"
     batch = encode_prompts(processor, prompts, videos, answers=answers)
@@ -183,7 +183,7 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from rbft_core.tiny import build_tiny_model
+    from rbft_core.models.tiny import build_tiny_model
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -245,8 +245,8 @@ def caption_accuracy(model_dir: Path, cfg: PretrainConfig, *, world_frames: int,
 
     Returns the parse-ok share, the exact-match share per field, and the share that names the right subject.
     """
-    from rbft_core.generate import _generate_batch
-    from rbft_core.models import load_vlm
+    from rbft_core.models.generate import _generate_batch
+    from rbft_core.models.loading import load_vlm
 
     lm = load_vlm(str(model_dir), device="cpu")
     rng = random.Random(f"heldout:{cfg.seed}")

@@ -239,7 +239,7 @@ def render_clip(spec: ClipSpec, *, num_frames: int = 12, size: tuple[int, int] =
 
 
 def uniform_indices(total: int, count: int) -> list[int]:
-    """The frames ``rbft_core.video`` samples uniformly (centre of equal segments)."""
+    """The frames ``rbft_core.data.video`` samples uniformly (centre of equal segments)."""
     return [min(total - 1, int((i + 0.5) * total / count)) for i in range(count)]
 
 

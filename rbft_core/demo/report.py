@@ -60,7 +60,7 @@ class ReportConfig:
 
 def stage_configs(demo: DemoConfig, rep: ReportConfig, model: str, seed: int, source: str):
     """The Stage I / Stage II configs of one RB-FT run (Stage II is also direct SFT, from the base model)."""
-    from rbft_core.train import DEFAULT_TARGETS, TrainConfig
+    from rbft_core.specs.training import DEFAULT_TARGETS, TrainSpec
 
     # lm_head joins the LoRA targets: the tiny base model never answered with the label words, so their
     # output rows are untrained and LoRA on the decoder alone plateaus at p(label) ~ 1 % (measured).
@@ -68,8 +68,8 @@ def stage_configs(demo: DemoConfig, rep: ReportConfig, model: str, seed: int, so
                   lora_rank=rep.lora_rank, lora_alpha=2 * rep.lora_rank, batch_size=rep.batch_size, seed=seed,
                   warmup_ratio=0.1, lora_dropout=0.0, target_modules=DEFAULT_TARGETS + "|lm_head",
                   train_vision_merger=True)
-    stage1 = TrainConfig(stage=1, epochs=rep.stage1_epochs, rationale_source=source, **common)
-    stage2 = TrainConfig(stage=2, kind="stage2", epochs=rep.stage2_epochs, **common)  # run_pipeline sets init_from
+    stage1 = TrainSpec(stage=1, epochs=rep.stage1_epochs, rationale_source=source, **common)
+    stage2 = TrainSpec(stage=2, kind="stage2", epochs=rep.stage2_epochs, **common)  # run_pipeline sets init_from
     return stage1, stage2
 
 
@@ -134,9 +134,9 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
                workdir: Optional[Path] = None, progress: Optional[Progress] = None) -> dict:
     """Build (or reuse) the demo, then run every method for every seed; write the Markdown table."""
     from db.engine import init_db
-    from rbft_core.generate import GenerateConfig
-    from rbft_core.importer import import_videos
-    from rbft_core.pipeline import run_pipeline
+    from rbft_core.specs.data import GenerateSpec
+    from rbft_core.data.importer import import_videos
+    from rbft_core.training.pipeline import run_pipeline
 
     import torch
 
@@ -153,7 +153,7 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
         init_db(db_url)
         import_videos(db_url, DEMO_DATASET, build.manifest.parent, manifest=build.manifest, fmt="jsonl", preset="smart-home")
         rows = {key: _Row(*key) for key in [("zero-shot", "-"), ("direct SFT", "-"), ("RB-FT", "model suggestions")]}
-        gen = GenerateConfig(num_frames=demo.sample_frames, label_hint=rep.label_hint, batch_size=8)
+        gen = GenerateSpec(num_frames=demo.sample_frames, label_hint=rep.label_hint, batch_size=8)
         total = len(rep.seeds) * (2 if rep.oracle else 1)
         done = 0
         for seed in rep.seeds:
@@ -199,7 +199,7 @@ def _rationale_quality(db_url) -> dict:
 
     from db.engine import session_scope
     from db.models import Suggestion, Video
-    from rbft_core.prompts import DIMENSIONS
+    from rbft_core.models.prompts import DIMENSIONS
 
     with session_scope(db_url) as s:
         pairs = [(sug, vid.meta.get("scene_graph", {})) for sug, vid in

@@ -98,11 +98,11 @@ def render_markdown(summary: dict) -> str:
         f"Stage I {rep['stage1_epochs']:g} epochs, "
         f"Stage II / direct SFT {rep['stage2_epochs']:g} epochs, lr {rep['lr']:g}, rank {rep['lora_rank']}, batch "
         f"{rep['batch_size']}. RB-FT Stage II starts from M_inter (Stage-I adapter merged). Predictions by label "
-        "likelihood (`rbft_core/evaluate.py`). Zero-shot is deterministic, so its sd is 0.",
+        "likelihood (`rbft_core/training/evaluate.py`). Zero-shot is deterministic, so its sd is 0.",
         f"- Training time per stage on this machine (CPU, 2 cores shared with other jobs): {_stage_seconds(summary)}.",
-        "- Faithfulness (`rbft_core/demo/faithfulness.py`): `rbft_core.masking.run_experiment` blacks out the "
+        "- Faithfulness (`rbft_core/demo/faithfulness.py`): `rbft_core.inspection.masking.run_experiment` blacks out the "
         "critical object's per-frame boxes (from each video's metadata) vs 2 same-size random boxes on the test split "
-        "(drops in accuracy points); `rbft_core.attention` gives the answer position's attention on the video, and "
+        "(drops in accuracy points); `rbft_core.inspection.attention` gives the answer position's attention on the video, and "
         "the share inside the boxes is shown beside the boxes' share of the frame (uniform attention). Not computed "
         "for zero-shot.",
         f"- Reproduce: `rbft demo report{' --fast' if demo['name'] == 'fast' else ''} --seeds "

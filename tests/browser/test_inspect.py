@@ -17,13 +17,14 @@ FAST = dict(max_steps=2, batch_size=2, lora_rank=4, num_frames=4, max_pixels=313
 def two_trained_runs(world_dataset, tiny_model_dir):
     """Direct SFT and RB-FT (Stage I -> Stage II), a few steps each, on the 12-clip demo world."""
     from db.engine import dispose_engines
-    from rbft_core.train import TrainConfig, train_stage
+    from rbft_core.specs.training import TrainSpec
+    from rbft_core.training.train import train_stage
 
     name, url = world_dataset
     model = str(tiny_model_dir)
-    sft = train_stage(url, TrainConfig(dataset=name, stage=2, model=model, **FAST))
-    s1 = train_stage(url, TrainConfig(dataset=name, stage=1, model=model, **FAST))
-    rbft = train_stage(url, TrainConfig(dataset=name, stage=2, model=model, init_from=s1.run_id, **FAST))
+    sft = train_stage(url, TrainSpec(dataset=name, stage=2, model=model, **FAST))
+    s1 = train_stage(url, TrainSpec(dataset=name, stage=1, model=model, **FAST))
+    rbft = train_stage(url, TrainSpec(dataset=name, stage=2, model=model, init_from=s1.run_id, **FAST))
     dispose_engines()
     return name, url, sft.run_id, rbft.run_id
 

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from rbft_core.attention import AttentionMap, VideoTokenLayout, _layout, attention_maps, attention_share
-from rbft_core.attention_rows import capture_rows, forward_rows
+from rbft_core.inspection.attention import AttentionMap, VideoTokenLayout, _layout, attention_maps, attention_share
+from rbft_core.inspection.attention_rows import capture_rows, forward_rows
 from rbft_core.errors import ConfigError, ModelError
-from rbft_core.models import encode_prompts, load_vlm
-from rbft_core.tiny import TinySpec, build_tiny_model
-from rbft_core.video import SampledVideo
-from rbft_core.video_features import encode_video_features, serve_video_features, served_pixels
+from rbft_core.models.loading import encode_prompts, load_vlm
+from rbft_core.models.tiny import TinySpec, build_tiny_model
+from rbft_core.data.video import SampledVideo
+from rbft_core.models.video_features import encode_video_features, serve_video_features, served_pixels
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 
@@ -211,8 +211,8 @@ def test_layout_refuses_a_count_mismatch():
 
 
 def test_overlay_png_and_heatmap_video(tmp_path):
-    from rbft_core.heatmaps import overlay_frames, save_overlay_png, write_heatmap_video
-    from rbft_core.video import probe_video
+    from rbft_core.inspection.heatmaps import overlay_frames, save_overlay_png, write_heatmap_video
+    from rbft_core.data.video import probe_video
 
     grid = np.zeros((2, 2, 2))
     grid[0, 0, 0], grid[1, 1, 1] = 0.5, 0.5
@@ -237,8 +237,8 @@ def test_attention_path_imports_without_pyav_or_sqlalchemy():
         "import sys, importlib.util\n"
         "for name in ('av', 'sqlalchemy', 'alembic', 'moviepy', 'gradio'):\n"
         "    sys.modules[name] = None\n"
-        "import rbft_core.attention, rbft_core.attention_rows, rbft_core.video_features, rbft_core.models\n"
-        "import rbft_core.tiny, rbft_core.video\n"
+        "import rbft_core.inspection.attention, rbft_core.inspection.attention_rows, rbft_core.models.video_features, rbft_core.models.loading\n"
+        "import rbft_core.models.tiny, rbft_core.data.video\n"
         f"spec = importlib.util.spec_from_file_location('bench_attention', {str(root / 'bench' / 'bench_attention.py')!r})\n"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
     )

@@ -10,8 +10,8 @@ import pytest
 
 from db import queries
 from db.engine import session_scope
-from rbft_core.cli import main as rbft
-from rbft_core.cli_admin import backup_database, restore_database
+from rbft_core.cli.main import main as rbft
+from rbft_core.cli.admin import backup_database, restore_database
 from rbft_core.errors import ConfigError, DataError, JobError
 
 
@@ -109,8 +109,8 @@ def test_restore_refuses_while_a_job_runs(db_url, tmp_path, data_dir):
     backup_database(db_url, tmp_path / "copy.db")
     with session_scope(db_url) as s:
         job_id = jq.create_job(s, "train", ["train", "home"], device="cpu", run_dir=None).id
-    # a live process whose command line is this job's runner (what rbft_core.jobs checks)
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "rbft_core.jobs", "run", str(job_id)])
+    # a live process whose command line is this job's runner (what rbft_core.jobs.runner checks)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "rbft_core.jobs.runner", "run", str(job_id)])
     try:
         with session_scope(db_url) as s:
             jq.update_job(s, job_id, status="running", pid=proc.pid, pgid=proc.pid)

@@ -12,7 +12,7 @@ import pytest
 from db import queries
 from db.engine import session_scope
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.importer import import_videos
+from rbft_core.data.importer import import_videos
 from tests.helpers import make_video
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,17 +40,18 @@ def test_overlong_label_is_refused_when_the_dataset_is_made(db_url):
 
 
 def test_evaluate_without_run_or_model_and_on_an_empty_split(world_dataset, tiny_model_dir):
-    from rbft_core.evaluate import EvalConfig, evaluate_run
+    from rbft_core.specs.training import EvaluateSpec
+    from rbft_core.training.evaluate import evaluate_run
 
     name, url = world_dataset
     with pytest.raises(ConfigError, match=r"needs a run id \(--run\) or a base model \(--model\)"):
-        evaluate_run(url, name, cfg=EvalConfig(num_frames=2))
+        evaluate_run(url, name, cfg=EvaluateSpec(num_frames=2))
     with pytest.raises(DataError, match="has no readable val videos to evaluate on; import some or choose another"):
-        evaluate_run(url, name, cfg=EvalConfig(num_frames=2, split="val"), model=str(tiny_model_dir))
+        evaluate_run(url, name, cfg=EvaluateSpec(num_frames=2, split="val"), model=str(tiny_model_dir))
 
 
 def test_unknown_export_format_and_stage(world_dataset):
-    from rbft_core.export import ExportConfig
+    from rbft_core.export.dataset import ExportConfig
 
     with pytest.raises(ConfigError, match="format 'parquet' is not supported; use one of"):
         ExportConfig(format="parquet")
@@ -59,7 +60,7 @@ def test_unknown_export_format_and_stage(world_dataset):
 
 
 def test_overlong_reviewer_name_saves_nothing(db_url, tmp_path, data_dir):
-    from rbft_core import review
+    from rbft_core.review import workspace as review
     from tests.review_world import make_review_world
 
     ids = make_review_world(db_url, tmp_path / "w")

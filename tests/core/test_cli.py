@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import make_text_as_mp4, make_video
 
-RBFT = [sys.executable, "-m", "rbft_core.cli"]
+RBFT = [sys.executable, "-m", "rbft_core.cli.main"]
 
 
 def run(args, env, cwd):

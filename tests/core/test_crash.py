@@ -20,8 +20,8 @@ from db import job_queries as jq
 from db import queries
 from db.engine import session_scope
 from db.models import Suggestion, Video
-from rbft_core import review
-from rbft_core.jobs import job_status, recover_jobs, start_job, stop_job
+from rbft_core.review import workspace as review
+from rbft_core.jobs.runner import job_status, recover_jobs, start_job, stop_job
 from tests.review_world import REPO_ROOT, start_app, stop_app
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rbft_core import datasets
+from rbft_core.tabs import datasets
 from rbft_core.errors import ConfigError, DataError
 from tests.helpers import make_video
 
@@ -38,7 +38,7 @@ def test_stage_manifest_accepts_text_manifests_only(tmp_path, data_dir):
 
 def test_jobs_get_the_cli_command_lines(tmp_path, db_url, monkeypatch):
     started = []
-    monkeypatch.setattr("rbft_core.jobs.start_job", lambda url, kind, argv, **kw: started.append((kind, argv)) or 1)
+    monkeypatch.setattr("rbft_core.jobs.runner.start_job", lambda url, kind, argv, **kw: started.append((kind, argv)) or 1)
     datasets.create_dataset(db_url, "homes")
     (tmp_path / "v").mkdir()
     datasets.start_import(db_url, "homes", str(tmp_path / "v"), manifest="/m.csv", labels="normal,abnormal")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def _import(db_url, build):
     from rbft_core.demo import DEMO_DATASET
-    from rbft_core.importer import import_videos
+    from rbft_core.data.importer import import_videos
 
     import_videos(db_url, DEMO_DATASET, build.manifest.parent, manifest=build.manifest, fmt="jsonl", preset="smart-home")
     return DEMO_DATASET
@@ -34,10 +34,11 @@ def test_base_model_writes_readable_rationales_in_its_caption_vocabulary(demo_ba
     from db.engine import session_scope
     from db.models import Suggestion, Video
     from rbft_core.demo.world import ACTIONS, PLURAL_WORDS, SUBJECT_WORDS
-    from rbft_core.generate import GenerateConfig, generate_rationales
+    from rbft_core.specs.data import GenerateSpec
+    from rbft_core.models.generate import generate_rationales
 
     dataset = _import(db_url, demo_base_model)
-    cfg = GenerateConfig(num_frames=demo_base_model.config.sample_frames, batch_size=8, max_new_tokens=80)
+    cfg = GenerateSpec(num_frames=demo_base_model.config.sample_frames, batch_size=8, max_new_tokens=80)
     report = generate_rationales(db_url, dataset, str(demo_base_model.model_dir), cfg)
     assert report.generated == 24
     with session_scope(db_url) as s:
@@ -53,10 +54,11 @@ def test_base_model_writes_readable_rationales_in_its_caption_vocabulary(demo_ba
 
 
 def test_zero_shot_is_near_chance(demo_base_model, db_url, data_dir):
-    from rbft_core.evaluate import EvalConfig, evaluate_run
+    from rbft_core.specs.training import EvaluateSpec
+    from rbft_core.training.evaluate import evaluate_run
 
     dataset = _import(db_url, demo_base_model)
-    cfg = EvalConfig(split="train", num_frames=demo_base_model.config.sample_frames, batch_size=8, generate_answer=False)
+    cfg = EvaluateSpec(split="train", num_frames=demo_base_model.config.sample_frames, batch_size=8, generate_answer=False)
     report = evaluate_run(db_url, dataset, model=str(demo_base_model.model_dir), cfg=cfg)
     assert report.metrics["n"] == 24
     assert 0.3 <= report.metrics["accuracy"] <= 0.7, report.metrics
@@ -67,7 +69,7 @@ def test_demo_build_command_reuses_the_cache(demo_base_model):
     before = stamp.stat().st_mtime_ns
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "rbft_core.cli", "demo", "build", "--fast", "--json",
+    out = subprocess.run([sys.executable, "-m", "rbft_core.cli.main", "demo", "build", "--fast", "--json",
                           "--data-dir", str(demo_base_model.model_dir.parents[1])],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from db.engine import session_scope
 from db.models import Prediction, Video
-from rbft_core.evaluate import EvalConfig, classification_metrics, compare_runs, evaluate_run
+from rbft_core.specs.training import EvaluateSpec
+from rbft_core.training.evaluate import classification_metrics, compare_runs, evaluate_run
 from rbft_core.errors import DataError
 
 
@@ -29,7 +30,7 @@ def test_metrics_on_a_known_confusion():
 
 def test_zero_shot_predicts_every_test_video_with_probabilities(world_dataset, tiny_model_dir):
     name, url = world_dataset
-    report = evaluate_run(url, name, model=str(tiny_model_dir), cfg=EvalConfig(num_frames=4, max_pixels=3136))
+    report = evaluate_run(url, name, model=str(tiny_model_dir), cfg=EvaluateSpec(num_frames=4, max_pixels=3136))
     with session_scope(url) as s:
         n_test = s.scalar(select(func.count()).select_from(Video).where(Video.split == "test"))
         assert s.scalar(select(func.count()).select_from(Prediction)) == n_test
@@ -56,7 +57,7 @@ def _env(url, data_dir):
 @pytest.mark.slow
 def test_pipeline_with_baselines_fills_the_comparison(world_dataset, tiny_model_dir, data_dir):
     name, url = world_dataset
-    out = subprocess.run([sys.executable, "-m", "rbft_core.cli", "pipeline", name, "--model", str(tiny_model_dir),
+    out = subprocess.run([sys.executable, "-m", "rbft_core.cli.main", "pipeline", name, "--model", str(tiny_model_dir),
                           "--with-baselines", "--epochs", "1", "--frames", "4", "--max-pixels", "3136", "--json"],
                          env=_env(url, data_dir), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -64,11 +65,11 @@ def test_pipeline_with_baselines_fills_the_comparison(world_dataset, tiny_model_
     assert set(result["runs"]) >= {"stage1", "stage2", "zero_shot", "direct_sft"}
     names = [r["name"] for r in result["comparison"]["rows"]]
     assert names == ["zero-shot", "direct SFT", "Stage I", "RB-FT"]
-    compare = subprocess.run([sys.executable, "-m", "rbft_core.cli", "compare", name, "--json"], env=_env(url, data_dir),
+    compare = subprocess.run([sys.executable, "-m", "rbft_core.cli.main", "compare", name, "--json"], env=_env(url, data_dir),
                              capture_output=True, text=True, timeout=120)
     assert [r["name"] for r in json.loads(compare.stdout)["rows"]] == names
     # what the Train tab shows: the Stage-I model's rationale beside each RB-FT prediction, plots of all four
-    from rbft_core import run_view
+    from rbft_core.tabs import runs as run_view
 
     os.environ["RBFT_DATA_DIR"] = str(data_dir)
     preds = run_view.predictions(url, result["runs"]["stage2"])
@@ -86,7 +87,7 @@ def test_pipeline_with_baselines_fills_the_comparison(world_dataset, tiny_model_
 @pytest.mark.slow
 def test_two_process_training_on_cpu(world_dataset, tiny_model_dir, data_dir):
     name, url = world_dataset
-    out = subprocess.run([sys.executable, "-m", "rbft_core.cli", "train", name, "--stage", "2", "--model", str(tiny_model_dir),
+    out = subprocess.run([sys.executable, "-m", "rbft_core.cli.main", "train", name, "--stage", "2", "--model", str(tiny_model_dir),
                           "--max-steps", "2", "--batch-size", "1", "--frames", "4", "--max-pixels", "3136", "--lora-rank", "4",
                           "--nproc-per-node", "2", "--master-port", "29517", "--run-id", "ddp", "--json"],
                          env=_env(url, data_dir), capture_output=True, text=True, timeout=600)

@@ -12,13 +12,13 @@ import pytest
 
 from db import queries as q
 from db.engine import session_factory, session_scope
-from rbft_core import export as export_mod
-from rbft_core.curation import Selection
+from rbft_core.export import dataset as export_mod
+from rbft_core.review.curation import Selection
 from rbft_core.errors import DataError
-from rbft_core.export import ExportConfig, export_dataset, preview_export
-from rbft_core.importer import import_videos
-from rbft_core.prompts import classification_prompt, preset_from_record, rationale_prompt
-from rbft_core.rationale import parse_rationale, render_target
+from rbft_core.export.dataset import ExportConfig, export_dataset, preview_export
+from rbft_core.data.importer import import_videos
+from rbft_core.models.prompts import classification_prompt, preset_from_record, rationale_prompt
+from rbft_core.models.rationale import parse_rationale, render_target
 from tests.export_world import build_world
 
 pytestmark = pytest.mark.both_backends  # export reads run on SQLite and on PostgreSQL
@@ -45,7 +45,7 @@ def _prompts():
 
 
 def _sha_of(folder: Path, video: str) -> str:
-    from rbft_core.video import file_sha256
+    from rbft_core.data.video import file_sha256
 
     return file_sha256(folder / video)
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.export_world import build_world
 
-RBFT = [sys.executable, "-m", "rbft_core.cli"]
+RBFT = [sys.executable, "-m", "rbft_core.cli.main"]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import torch
 from db import job_queries, queries
 from db.engine import session_scope
 from rbft_core.errors import JobError, ModelError
-from rbft_core.export_model import adapter_chain, export_model
+from rbft_core.export.model import adapter_chain, export_model
 
 LORA_TARGETS = r".*language_model.*\.(q|k|v|o)_proj"
 

@@ -7,10 +7,11 @@ from sqlalchemy import func, select
 
 from db.engine import session_scope
 from db.models import Review, Suggestion, Video
-from rbft_core import generate as gen
+from rbft_core.models import generate as gen
 from rbft_core.errors import ConfigError, DataError, ModelError
-from rbft_core.generate import GenerateConfig, generate_rationales
-from rbft_core.importer import import_videos
+from rbft_core.specs.data import GenerateSpec
+from rbft_core.models.generate import generate_rationales
+from rbft_core.data.importer import import_videos
 from tests.helpers import make_video
 
 
@@ -37,7 +38,7 @@ def _train_count(db_url):
 
 
 def test_one_suggestion_per_train_video_then_none(db_url, dataset, tiny_model_dir):
-    cfg = GenerateConfig(batch_size=3, max_new_tokens=12)
+    cfg = GenerateSpec(batch_size=3, max_new_tokens=12)
     calls = []
     report = generate_rationales(db_url, dataset, str(tiny_model_dir), cfg, progress=lambda d, t, n: calls.append((d, t)))
     n_train = _train_count(db_url)
@@ -58,10 +59,10 @@ def test_one_suggestion_per_train_video_then_none(db_url, dataset, tiny_model_di
 
 
 def test_overwrite_adds_rows_and_keeps_old(db_url, dataset, tiny_model_dir):
-    cfg = GenerateConfig(batch_size=4, max_new_tokens=6)
+    cfg = GenerateSpec(batch_size=4, max_new_tokens=6)
     generate_rationales(db_url, dataset, str(tiny_model_dir), cfg)
     first = _count(db_url)
-    generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(batch_size=4, max_new_tokens=6, overwrite=True))
+    generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(batch_size=4, max_new_tokens=6, overwrite=True))
     assert _count(db_url) == 2 * first
     with session_scope(db_url) as s:
         # pending, never-edited reviews follow the newest suggestion
@@ -82,10 +83,10 @@ def test_crash_mid_run_loses_at_most_one_batch(db_url, dataset, tiny_model_dir, 
 
     monkeypatch.setattr(gen, "_generate_batch", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(batch_size=2, max_new_tokens=6))
+        generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(batch_size=2, max_new_tokens=6))
     assert _count(db_url) == 2  # the first batch was committed
     monkeypatch.setattr(gen, "_generate_batch", real)
-    report = generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(batch_size=2, max_new_tokens=6))
+    report = generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(batch_size=2, max_new_tokens=6))
     assert report.already_done == 2
     assert _count(db_url) == _train_count(db_url)
 
@@ -97,7 +98,7 @@ def test_video_deleted_after_import_is_reported_and_rest_goes_on(db_url, dataset
     import os
 
     os.remove(path)
-    report = generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(batch_size=4, max_new_tokens=6))
+    report = generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(batch_size=4, max_new_tokens=6))
     assert [f["path"] for f in report.failed] == [path]
     assert "not found" in report.failed[0]["error"] or "does not exist" in report.failed[0]["error"]
     assert report.generated == _train_count(db_url) - 1
@@ -107,7 +108,7 @@ def test_no_label_hint_recorded(db_url, dataset, tiny_model_dir, monkeypatch):
     seen = []
     real = gen.rationale_prompt
     monkeypatch.setattr(gen, "rationale_prompt", lambda preset, label=None: seen.append(label) or real(preset, label))
-    generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateConfig(label_hint=False, max_new_tokens=4))
+    generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(label_hint=False, max_new_tokens=4))
     assert seen and all(label is None for label in seen)
     with session_scope(db_url) as s:
         assert not any(s.scalars(select(Suggestion.label_hint)))
@@ -115,9 +116,9 @@ def test_no_label_hint_recorded(db_url, dataset, tiny_model_dir, monkeypatch):
 
 def test_bad_settings_and_sources(db_url, dataset, tmp_path):
     with pytest.raises(ConfigError, match="num_frames must be >= 1, got 0"):
-        GenerateConfig(num_frames=0)
+        GenerateSpec(num_frames=0)
     with pytest.raises(ConfigError, match="batch_size must be >= 1"):
-        GenerateConfig(batch_size=0)
+        GenerateSpec(batch_size=0)
     with pytest.raises(ModelError, match="does not exist"):
         generate_rationales(db_url, dataset, str(tmp_path / "missing-model"))
     with pytest.raises(DataError, match="nope"):
@@ -128,7 +129,7 @@ def test_video_ids_regenerates_only_those(db_url, dataset, tiny_model_dir):
     """What the review page's Regenerate runs: one video, any split, a newer suggestion beside the old."""
     with session_scope(db_url) as s:
         test_video = s.scalars(select(Video).where(Video.split == "test")).first().id
-    cfg = GenerateConfig(split=None, video_ids=(test_video,), overwrite=True, max_new_tokens=4)
+    cfg = GenerateSpec(split=None, video_ids=(test_video,), overwrite=True, max_new_tokens=4)
     for _ in range(2):
         report = generate_rationales(db_url, dataset, str(tiny_model_dir), cfg)
         assert report.generated == 1

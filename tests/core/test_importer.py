@@ -14,7 +14,7 @@ from db import queries
 from db.engine import session_factory
 from db.models import Dataset, ImportRun, Video
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.importer import detect_format, import_videos
+from rbft_core.data.importer import detect_format, import_videos
 from tests.helpers import (
     make_audio_only,
     make_still_png_as_mp4,

@@ -9,7 +9,7 @@ import pytest
 
 from db.engine import session_scope
 from db import job_queries as jq
-from rbft_core.jobs import job_status, recover_jobs, start_job, stop_job
+from rbft_core.jobs.runner import job_status, recover_jobs, start_job, stop_job
 
 
 def _wait(url, job_id, statuses, timeout_s=120.0):
@@ -99,7 +99,7 @@ def test_stop_of_finished_job_is_a_no_op(world_dataset, data_dir):
 def test_cuda_out_of_memory_names_the_levers():
     import torch
 
-    from rbft_core.jobs import _describe
+    from rbft_core.jobs.runner import _describe
 
     text = _describe(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert text.startswith("CUDA out of memory")

@@ -6,10 +6,11 @@ import time
 import numpy as np
 import pytest
 
-from rbft_core import regions as rg
+from rbft_core.inspection import regions as rg
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.masking import MaskConfig, model_metrics, run_experiment
-from rbft_core.video import SampledVideo
+from rbft_core.specs.inspection import MaskSpec
+from rbft_core.inspection.masking import model_metrics, run_experiment
+from rbft_core.data.video import SampledVideo
 
 
 def _video(t=4, size=(112, 84), duration=2.0) -> SampledVideo:
@@ -116,21 +117,23 @@ def test_metrics_drop_ratio_and_bootstrap_interval():
     with pytest.raises(DataError, match="no videos with a region"):
         model_metrics([])
     with pytest.raises(ConfigError, match="k_random"):
-        MaskConfig(k_random=0)
+        MaskSpec(k_random=0)
 
 
 @pytest.fixture
 def two_runs(world_dataset, tiny_model_dir):
     """A zero-shot run and a direct-SFT run (two steps) of the tiny model on the demo-world dataset."""
-    from rbft_core.evaluate import EvalConfig, evaluate_run
-    from rbft_core.train import TrainConfig, train_stage
+    from rbft_core.specs.training import EvaluateSpec
+    from rbft_core.training.evaluate import evaluate_run
+    from rbft_core.specs.training import TrainSpec
+    from rbft_core.training.train import train_stage
 
     name, url = world_dataset
-    zero = evaluate_run(url, name, model=str(tiny_model_dir), cfg=EvalConfig(num_frames=4, max_pixels=3136,
+    zero = evaluate_run(url, name, model=str(tiny_model_dir), cfg=EvaluateSpec(num_frames=4, max_pixels=3136,
                                                                              generate_answer=False))
-    sft = train_stage(url, TrainConfig(dataset=name, stage=2, model=str(tiny_model_dir), max_steps=2, batch_size=2,
+    sft = train_stage(url, TrainSpec(dataset=name, stage=2, model=str(tiny_model_dir), max_steps=2, batch_size=2,
                                        lora_rank=4, num_frames=4, max_pixels=3136, lr=5e-3))
-    evaluate_run(url, name, run_id=sft.run_id, cfg=EvalConfig(num_frames=4, max_pixels=3136, generate_answer=False))
+    evaluate_run(url, name, run_id=sft.run_id, cfg=EvaluateSpec(num_frames=4, max_pixels=3136, generate_answer=False))
     return name, url, zero, sft.run_id
 
 
@@ -141,7 +144,7 @@ def test_experiment_uses_the_evaluation_path_and_writes_reports(two_runs, data_d
     from db.models import Prediction
 
     name, url, zero, sft_id = two_runs
-    cfg = MaskConfig(regions_source="meta", fill="mean", k_random=2, num_frames=4, max_pixels=3136, bootstrap=200)
+    cfg = MaskSpec(regions_source="meta", fill="mean", k_random=2, num_frames=4, max_pixels=3136, bootstrap=200)
     seen = []
     result = run_experiment(url, [zero.run_id, sft_id], name, progress=lambda d, t, n: seen.append((d, t)), cfg=cfg)
     assert [m["kind"] for m in result.models] == ["zero_shot", "direct_sft"]
@@ -163,9 +166,9 @@ def test_experiment_uses_the_evaluation_path_and_writes_reports(two_runs, data_d
 
 
 def test_experiment_runs_as_a_job_with_progress(two_runs, data_dir):
-    from rbft_core.inspect import start_experiment
-    from rbft_core.jobs import job_status
-    from rbft_core.mask_reports import latest_experiment
+    from rbft_core.tabs.inspect import start_experiment
+    from rbft_core.jobs.runner import job_status
+    from rbft_core.inspection.mask_reports import latest_experiment
 
     name, url, zero, _ = two_runs
     job_id = start_experiment(url, name, [zero.run_id], regions_source="motion", fill="black", k_random=1,

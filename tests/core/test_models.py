@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from rbft_core.errors import ConfigError, ModelError
-from rbft_core.models import check_model_source, encode_prompts, load_vlm, resolve_dtype
-from rbft_core.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_tiny_model
-from rbft_core.video import SampleSpec, sample_frames
+from rbft_core.models.loading import check_model_source, encode_prompts, load_vlm, resolve_dtype
+from rbft_core.models.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_tiny_model
+from rbft_core.data.video import SampleSpec, sample_frames
 from tests.helpers import make_video
 
 

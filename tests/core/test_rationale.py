@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rbft_core.errors import ConfigError
-from rbft_core.prompts import (
+from rbft_core.models.prompts import (
     PRESETS,
     RATIONALE_PROMPT_VERSION,
     Preset,
@@ -14,7 +14,7 @@ from rbft_core.prompts import (
     preset_from_record,
     rationale_prompt,
 )
-from rbft_core.rationale import Rationale, contradicts_label, parse_rationale, render_target
+from rbft_core.models.rationale import Rationale, contradicts_label, parse_rationale, render_target
 
 FULL = {"subjects": "a bear", "attributes": "large, dark brown", "actions": "climbs the steps", "scenes": "porch, night"}
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rbft_core import review, review_media
-from rbft_core.doubt import doubt_of
+from rbft_core.review import workspace as review
+from rbft_core.review import media as review_media
+from rbft_core.review.doubt import doubt_of
 from rbft_core.errors import ConfigError, ConflictError, DataError
-from rbft_core.review import ReviewFilter
+from rbft_core.review.workspace import ReviewFilter
 from tests.review_world import SUGGESTIONS, make_review_world
 
 pytestmark = pytest.mark.both_backends  # review logic runs on SQLite and on PostgreSQL
@@ -186,7 +187,7 @@ def test_deleted_video_still_opens_with_a_notice(db_url, world):
 
 def test_regenerate_starts_a_generate_job_for_one_video(db_url, world, monkeypatch):
     started = {}
-    monkeypatch.setattr("rbft_core.jobs.start_job", lambda url, kind, argv, **kw: started.update(kind=kind, argv=argv) or 7)
+    monkeypatch.setattr("rbft_core.jobs.runner.start_job", lambda url, kind, argv, **kw: started.update(kind=kind, argv=argv) or 7)
     item = review.load_item(db_url, world["clip_0"])
     assert review.regenerate(db_url, item.review_id) == 7
     argv = started["argv"]

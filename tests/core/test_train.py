@@ -10,11 +10,13 @@ from sqlalchemy import select
 from db import job_queries as jq
 from db.engine import session_scope
 from db.models import Review, Video
-from rbft_core import jobs, train_loop
+from rbft_core.jobs import runner as jobs
+from rbft_core.training import train_loop
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.models import encode_prompts, load_vlm, sample_spec_for
-from rbft_core.sft_data import IGNORE_INDEX, VideoSFTCollator, build_examples
-from rbft_core.train import TrainConfig, _apply_adapters, load_config, train_stage
+from rbft_core.models.loading import encode_prompts, load_vlm, sample_spec_for
+from rbft_core.training.sft_data import IGNORE_INDEX, VideoSFTCollator, build_examples
+from rbft_core.specs.training import TrainSpec
+from rbft_core.training.train import _apply_adapters, load_config, train_stage
 
 FAST = dict(batch_size=4, lora_rank=8, lora_alpha=16, num_frames=4, max_pixels=4 * 28 * 28)
 
@@ -40,7 +42,7 @@ def test_collator_masks_all_but_the_answer(world_dataset, tiny_model_dir):
 
 def test_stage1_loss_falls_and_run_folder_is_complete(world_dataset, tiny_model_dir):
     name, url = world_dataset
-    cfg = TrainConfig(dataset=name, stage=1, model=str(tiny_model_dir), lr=2e-2, epochs=10, warmup_ratio=0.0, **FAST)
+    cfg = TrainSpec(dataset=name, stage=1, model=str(tiny_model_dir), lr=2e-2, epochs=10, warmup_ratio=0.0, **FAST)
     result = train_stage(url, cfg)
     losses = _losses(result.run_dir)
     assert result.status == "succeeded"
@@ -61,7 +63,7 @@ def test_stage1_loss_falls_and_run_folder_is_complete(world_dataset, tiny_model_
 
 def test_stage2_starts_from_merged_stage1_and_adapters_reload(world_dataset, tiny_model_dir, monkeypatch):
     name, url = world_dataset
-    s1 = train_stage(url, TrainConfig(dataset=name, stage=1, model=str(tiny_model_dir), lr=3e-3, epochs=1, **FAST))
+    s1 = train_stage(url, TrainSpec(dataset=name, stage=1, model=str(tiny_model_dir), lr=3e-3, epochs=1, **FAST))
     captured = {}
     real = train_loop.run_trainer
 
@@ -74,7 +76,7 @@ def test_stage2_starts_from_merged_stage1_and_adapters_reload(world_dataset, tin
         return real(lm, cfg, *args, **kwargs)
 
     monkeypatch.setattr(train_loop, "run_trainer", spy)
-    s2 = train_stage(url, TrainConfig(dataset=name, stage=2, model=str(tiny_model_dir), init_from=s1.run_id, epochs=1, **FAST))
+    s2 = train_stage(url, TrainSpec(dataset=name, stage=2, model=str(tiny_model_dir), init_from=s1.run_id, epochs=1, **FAST))
     assert captured["differs"], "Stage II must start from M_inter (Stage-I adapter merged), not the base"
     with session_scope(url) as s:
         run = jq.get_run(s, s2.run_id)
@@ -97,7 +99,7 @@ def test_stage2_starts_from_merged_stage1_and_adapters_reload(world_dataset, tin
 
 def test_stop_then_resume_reaches_the_same_step(world_dataset, tiny_model_dir, monkeypatch):
     name, url = world_dataset
-    cfg = TrainConfig(dataset=name, stage=2, model=str(tiny_model_dir), max_steps=6, save_steps=2, batch_size=2,
+    cfg = TrainSpec(dataset=name, stage=2, model=str(tiny_model_dir), max_steps=6, save_steps=2, batch_size=2,
                       lora_rank=4, num_frames=4, max_pixels=4 * 28 * 28, run_id="resume-me")
     calls = {"n": 0}
     real_call = VideoSFTCollator.__call__
@@ -137,7 +139,7 @@ def test_stop_then_resume_reaches_the_same_step(world_dataset, tiny_model_dir, m
 )
 def test_invalid_settings_name_the_field(changes, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-        TrainConfig(dataset="d", stage=1, model="m", **changes)
+        TrainSpec(dataset="d", stage=1, model="m", **changes)
 
 
 def test_unknown_config_key_is_named(tmp_path):
@@ -152,7 +154,7 @@ def test_no_usable_rationales_names_the_count(world_dataset, tiny_model_dir):
         for review in s.scalars(select(Review)):
             review.status = "rejected"
     with pytest.raises(DataError, match=r"no usable rationales for Stage I among \d+ train videos \(\d+ rejected\)"):
-        train_stage(url, TrainConfig(dataset=name, stage=1, model=str(tiny_model_dir), **FAST))
+        train_stage(url, TrainSpec(dataset=name, stage=1, model=str(tiny_model_dir), **FAST))
 
 
 def test_single_class_refused_for_stage2(world_dataset, tiny_model_dir):
@@ -161,10 +163,10 @@ def test_single_class_refused_for_stage2(world_dataset, tiny_model_dir):
         for video in s.scalars(select(Video)):
             video.label = "normal"
     with pytest.raises(DataError, match="have the label 'normal'; Stage II needs at least two classes"):
-        train_stage(url, TrainConfig(dataset=name, stage=2, model=str(tiny_model_dir), **FAST))
+        train_stage(url, TrainSpec(dataset=name, stage=2, model=str(tiny_model_dir), **FAST))
 
 
 def test_no_training_videos(world_dataset, tiny_model_dir):
     name, url = world_dataset
     with pytest.raises(DataError, match="no readable val videos"):
-        train_stage(url, TrainConfig(dataset=name, stage=2, model=str(tiny_model_dir), split="val", **FAST))
+        train_stage(url, TrainSpec(dataset=name, stage=2, model=str(tiny_model_dir), split="val", **FAST))

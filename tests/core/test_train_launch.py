@@ -11,7 +11,7 @@ import time
 import pytest
 
 from rbft_core.errors import ConfigError, DataError, ModelError
-from rbft_core.train_launch import PRESETS, LaunchRequest, command_argv, command_text, config_yaml, launch, readiness, stage_configs
+from rbft_core.tabs.train import PRESETS, LaunchRequest, command_argv, command_text, config_yaml, launch, readiness, stage_configs
 
 FAST = {"num_frames": 4, "max_pixels": 3136, "lr": 1e-3, "epochs": 1.0, "lora_rank": 4, "lora_alpha": 8, "batch_size": 2}
 
@@ -50,7 +50,7 @@ def test_a_base_model_that_does_not_exist_is_refused(world_dataset, tmp_path):
 
 def test_a_dataset_with_one_class_is_refused(tmp_path, db_url, data_dir, tiny_model_dir):
     from rbft_core.demo import WorldSpec, render_world
-    from rbft_core.importer import import_videos
+    from rbft_core.data.importer import import_videos
 
     manifest = render_world(tmp_path / "world", WorldSpec(num_clips=6, num_frames=4, size=(64, 48)))
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
@@ -93,8 +93,8 @@ def test_readiness_counts_classes_and_rationales(world_dataset):
 def test_command_and_yaml_rerun_the_same_configuration(world_dataset, tiny_model_dir, tmp_path):
     import yaml
 
-    from rbft_core.cli import build_parser
-    from rbft_core.cli_train import _pipeline_config
+    from rbft_core.cli.main import build_parser
+    from rbft_core.cli.train import _pipeline_config
 
     name, url = world_dataset
     req = LaunchRequest(name, str(tiny_model_dir), stage1={**FAST, "lr": 5e-4}, stage2=FAST, rationale_source="mix",
@@ -119,8 +119,8 @@ def test_command_and_yaml_rerun_the_same_configuration(world_dataset, tiny_model
 
 
 def test_a_second_job_waits_queued_while_the_device_is_held(world_dataset, tiny_model_dir, data_dir):
-    from rbft_core import run_view
-    from rbft_core.jobs import default_device, job_status
+    from rbft_core.tabs import runs as run_view
+    from rbft_core.jobs.runner import default_device, job_status
 
     name, url = world_dataset
     lock_dir = data_dir / "locks"
@@ -143,7 +143,7 @@ def test_a_second_job_waits_queued_while_the_device_is_held(world_dataset, tiny_
 
 
 def test_trainer_log_reader_skips_a_line_being_written(tmp_path):
-    from rbft_core.run_view import log_tail, read_trainer_log
+    from rbft_core.tabs.runs import log_tail, read_trainer_log
 
     (tmp_path / "trainer_log.jsonl").write_text('{"current_steps": 1, "loss": 2.0}\n{"current_steps": 2, "lo')
     assert read_trainer_log(tmp_path) == [{"current_steps": 1, "loss": 2.0}]
@@ -152,7 +152,7 @@ def test_trainer_log_reader_skips_a_line_being_written(tmp_path):
 
 
 def test_direct_sft_job_reports_live_progress_and_ends_evaluated(world_dataset, tiny_model_dir, data_dir):
-    from rbft_core import run_view
+    from rbft_core.tabs import runs as run_view
 
     name, url = world_dataset
     job_id = launch(url, LaunchRequest(name, str(tiny_model_dir), action="direct_sft", stage2={**FAST, "epochs": 2.0}))

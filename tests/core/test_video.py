@@ -1,4 +1,4 @@
-"""rbft_core.video: probing (good and broken files), frame sampling, the frame cache, clips and previews."""
+"""rbft_core.data.video: probing (good and broken files), frame sampling, the frame cache, clips and previews."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import av
 import numpy as np
 import pytest
 
-from rbft_core import video as V
+from rbft_core.data import video as V
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.video import FrameCache, SampleSpec, make_preview, probe_video, sample_frames, smart_resize, write_clip
+from rbft_core.data.video import FrameCache, SampleSpec, make_preview, probe_video, sample_frames, smart_resize, write_clip
 from tests.helpers import (
     make_audio_only,
     make_still_png_as_mp4,

@@ -66,7 +66,7 @@ def test_videos_for_generation_by_id(session: Session) -> None:
 
 
 def test_generate_cli_takes_video_ids() -> None:
-    from rbft_core.cli import build_parser
+    from rbft_core.cli.main import build_parser
 
     args = build_parser().parse_args(["generate", "d", "--model", "m", "--video-id", "3", "--video-id", "4"])
     assert args.video_ids == [3, 4]

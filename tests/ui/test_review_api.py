@@ -123,7 +123,7 @@ def test_second_tab_save_is_refused_and_kept(served):
 
 
 def test_deleted_video_opens_with_a_notice(served, db_url):
-    from rbft_core import review
+    from rbft_core.review import workspace as review
 
     url, ids = served
     os.remove(review.load_item(db_url, ids["clip_2"]).video_path)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from rbft_core.train import DEFAULT_TARGETS
-from rbft_core.train_launch import STAGE_FIELDS
+from rbft_core.specs.training import DEFAULT_TARGETS
+from rbft_core.tabs.train import STAGE_FIELDS
 from tests.review_world import free_port
 
 FAST = {"num_frames": 4, "fps": 0.0, "max_pixels": 3136, "lora_rank": 4, "lora_alpha": 8, "lr": 1e-3, "epochs": 1.0,

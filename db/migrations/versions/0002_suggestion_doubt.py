@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2025-11-26
 
-Existing suggestions are scored here with the same rule new ones get at insert (rbft_core.doubt).
+Existing suggestions are scored here with the same rule new ones get at insert (rbft_core.review.doubt).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def upgrade() -> None:
 
 
 def _backfill() -> None:
-    from rbft_core.doubt import doubt_of
+    from rbft_core.review.doubt import doubt_of
 
     bind = op.get_bind()
     rows = bind.execute(

@@ -1,0 +1,196 @@
+"""What the review page plays and shows: a browser-playable video and the frames the model saw.
+
+The frame strip uses the suggestion's own sampling (``gen_params.sample_spec``, else its ``num_frames``
+and ``max_pixels`` on Qwen's 28-pixel grid), read through the shared frame cache, so the reviewer sees
+exactly the frames generation used, with their timestamps. Frames are written once as small JPEGs under
+``cache/thumbs`` (the page loads them as files). A missing or broken video never blocks the review: the
+page gets a notice instead, and cached frames when there are any.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tempfile
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from rbft_core.errors import ConfigError, DataError
+from rbft_core.settings import cache_dir
+
+__all__ = ["ItemMedia", "item_media", "sample_spec_of", "prefetch", "media_dirs"]
+
+_HEX = re.compile(r"^[0-9a-fA-F]{16,128}$")
+PREVIEW_WAIT_S = 1.0  # how long opening an item waits for a transcode before showing a notice instead
+_prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rbft-prefetch")
+_transcoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rbft-preview")
+_preview_lock = threading.Lock()
+_transcodes: OrderedDict[tuple, Future] = OrderedDict()
+_prefetch_lock = threading.Lock()
+_busy: list[bool] = []
+
+
+@dataclass
+class ItemMedia:
+    video: Optional[str] = None  # a browser-playable file, or None
+    frames: list[tuple[str, str]] = field(default_factory=list)  # (jpeg path, "t=1.25 s")
+    notice: str = ""
+
+
+def media_dirs() -> list[Path]:
+    """Folders the page loads media from (previews, thumbnails); the UI serves them."""
+    dirs = [cache_dir() / "previews", cache_dir() / "thumbs"]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def source_roots(db_url: Optional[str]) -> list[Path]:
+    """Folders datasets were imported from: with the data directory, the only places media is served from."""
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope(db_url) as s:
+        return [Path(root).resolve() for root in queries.source_roots(s)]
+
+
+def sample_spec_of(gen_params: Optional[dict[str, Any]]):
+    """The SampleSpec a suggestion was generated with (older rows: num_frames + max_pixels on a 28 px grid)."""
+    from rbft_core.data.video import SampleSpec
+
+    params = gen_params or {}
+    recorded = params.get("sample_spec")
+    if isinstance(recorded, dict):
+        try:
+            return SampleSpec(**recorded)
+        except (TypeError, ConfigError):
+            pass
+    num_frames = int(params.get("num_frames") or 8)
+    max_pixels = int(params.get("max_pixels") or 128 * 28 * 28)
+    return SampleSpec(num_frames=num_frames, max_frames=max(32, num_frames), max_pixels=max_pixels,
+                      min_pixels=min(max_pixels, 4 * 28 * 28), size_factor=28)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plays_as_is(path: str, mtime_ns: int, size: int) -> bool:
+    """clips.browser_playable, remembered per file version (it probes the file: a few ms)."""
+    from rbft_core.data.clips import browser_playable
+
+    return browser_playable(path)
+
+
+def _preview(path: Path, sha256: str) -> Optional[str]:
+    """The file itself when browsers play it; else its H.264 preview, or None while that is being made.
+
+    Transcoding a long video takes a while, so it runs in a background thread (never inside the page's
+    event): the page waits ``PREVIEW_WAIT_S`` and otherwise shows a notice; the next open finds it ready.
+    """
+    from rbft_core.data.clips import make_preview
+
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if _plays_as_is(*key):
+        return str(path)
+    with _preview_lock:
+        future = _transcodes.get(key)
+        if future is None:
+            future = _transcoder.submit(make_preview, path, cache_dir() / "previews",
+                                        sha256=sha256 if _HEX.match(sha256 or "") else None)
+            _transcodes[key] = future
+            while len(_transcodes) > 1024:
+                _transcodes.popitem(last=False)
+    try:
+        return str(future.result(timeout=PREVIEW_WAIT_S))
+    except FutureTimeout:
+        return None
+
+
+def _thumb_paths(sha256: str, spec, count: int) -> list[Path]:
+    folder = cache_dir() / "thumbs" / sha256[:2]
+    return [folder / f"{sha256}_{spec.key()}_{i:02d}.jpg" for i in range(count)]
+
+
+def _write_thumbs(sampled, paths: list[Path]) -> None:
+    from PIL import Image
+
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    for frame, path in zip(sampled.frames, paths):
+        if path.exists():
+            continue
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".jpg")
+        os.close(fd)
+        try:
+            Image.fromarray(frame).save(tmp, format="JPEG", quality=85)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _frames(path: Optional[Path], sha256: str, spec) -> list[tuple[str, str]]:
+    """(jpeg, caption) per sampled frame; from the frame cache alone when ``path`` is None."""
+    from rbft_core.data.video import default_frame_cache, sample_frames
+
+    cache = default_frame_cache() if _HEX.match(sha256 or "") else None
+    if path is None:
+        sampled = cache.get(sha256, spec) if cache is not None else None
+        if sampled is None:
+            return []
+    else:
+        sampled = sample_frames(path, spec, sha256=sha256 if cache is not None else None, cache=cache)
+    key = sha256 if cache is not None else f"nohash-{abs(hash(str(path))):x}"
+    paths = _thumb_paths(key, spec, sampled.num_frames)
+    if not all(p.exists() for p in paths):
+        _write_thumbs(sampled, paths)
+    return [(str(p), f"t={t:.2f} s") for p, t in zip(paths, sampled.timestamps_s)]
+
+
+def item_media(video_path: str, sha256: str, gen_params: Optional[dict[str, Any]]) -> ItemMedia:
+    """The player file, the frame strip and a notice for one video; never raises for a bad file."""
+    spec = sample_spec_of(gen_params)
+    path = Path(video_path)
+    if not path.is_file():
+        frames = _frames(None, sha256, spec)
+        cached = " Frames below come from the cache." if frames else ""
+        return ItemMedia(None, frames, f"The video file {path} is missing from disk (moved or deleted after "
+                                       "import). Restore it at that path or re-import the dataset; the rationale "
+                                       f"can still be reviewed.{cached}")
+    media = ItemMedia()
+    try:
+        media.video = _preview(path, sha256)
+        if media.video is None:
+            media.notice = (f"A browser-playable preview of {path.name} is being made (its codec does not play in "
+                            "browsers); reopen the item in a moment (Alt+J). The frames below are what the model saw.")
+    except (DataError, OSError, RuntimeError, ValueError) as exc:
+        media.notice = f"The video {path.name} cannot be played in the browser ({exc})."
+    try:
+        media.frames = _frames(path, sha256, spec)
+    except (DataError, OSError, RuntimeError, ValueError) as exc:
+        media.notice = (media.notice + " " if media.notice else "") + f"Its frames cannot be read ({exc})."
+    return media
+
+
+def prefetch(work: Callable[[], None]) -> bool:
+    """Run ``work`` (warming the next item's media) in the background, one at a time; False when busy."""
+    with _prefetch_lock:
+        if _busy:
+            return False
+        _busy.append(True)
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:  # noqa: BLE001 - a failed warm-up is redone for real when the item opens
+            pass
+        finally:
+            with _prefetch_lock:
+                _busy.clear()
+
+    _prefetcher.submit(run)
+    return True

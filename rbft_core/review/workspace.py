@@ -1,0 +1,370 @@
+"""The review workspace's logic: the doubt-first queue, one item, saves with an audit trail, bulk actions.
+
+A reviewer sees the model's suggestion (immutable) beside the human version (the review). Saving
+stores a field only where it differs from the suggestion (None means "the suggestion's text"), so
+"edited" is always "differs from the model". Every save names its reviewer and the version it edited;
+a save over a newer version is refused (``ConflictError``) and the refused text is kept in the history.
+The UI (ui/review_tab.py) calls only this module; the media (player, frame strip) is in review_media.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Optional
+
+from rbft_core.errors import ConfigError, ConflictError, DataError
+from rbft_core.models.prompts import DIMENSIONS
+
+__all__ = [
+    "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
+    "load_item", "queue_place", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
+    "bulk_accept_untouched", "bulk_exclude", "regenerate", "adopt_newest", "field_diff", "dataset_labels",
+]
+
+MAX_FIELD_CHARS = 4000
+MAX_REVIEWER_CHARS = 200
+STATUS_FILTERS = ("todo", "pending", "draft", "accepted", "rejected", "all")
+EDITED_FILTERS = ("any", "edited", "untouched")
+ACTIONS = ("accept", "edit", "reject", "draft")
+Action = Literal["accept", "edit", "reject", "draft"]
+_STATUS_SETS: dict[str, Optional[tuple[str, ...]]] = {
+    "todo": ("pending", "draft"), "pending": ("pending",), "draft": ("draft",), "accepted": ("accepted",),
+    "rejected": ("rejected",), "all": None,
+}
+_ACTION_STATUS = {"accept": "accepted", "edit": "accepted", "reject": "rejected", "draft": "draft"}
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    """Which items the queue holds. ``status`` "todo" is pending + draft; empty label/split/search: any."""
+
+    dataset: str
+    status: str = "todo"
+    label: str = ""
+    split: str = ""
+    edited: str = "any"
+    parse_failed: bool = False
+    search: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.dataset or "").strip():
+            raise ConfigError("no dataset chosen; pick one in the Dataset box (import videos first if it is empty)")
+        if self.status not in STATUS_FILTERS:
+            raise ConfigError(f"status filter must be one of {', '.join(STATUS_FILTERS)}, got {self.status!r}")
+        if self.edited not in EDITED_FILTERS:
+            raise ConfigError(f"edited filter must be one of {', '.join(EDITED_FILTERS)}, got {self.edited!r}")
+        if self.split not in ("", "train", "val", "test"):
+            raise ConfigError(f"split filter must be train, val, test or empty, got {self.split!r}")
+        if len(self.search) > 200:
+            raise ConfigError(f"search text is {len(self.search)} characters; use at most 200")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def _query(self, dataset_id: int):
+        from db.review_queries import QueueFilter
+
+        edited = None if self.edited == "any" else self.edited == "edited"
+        return QueueFilter(dataset_id=dataset_id, statuses=_STATUS_SETS[self.status], label=self.label,
+                           split=self.split, edited=edited, parse_failed=self.parse_failed, search=self.search)
+
+
+@dataclass
+class ReviewItem:
+    """Everything the review page shows about one video, as plain values."""
+
+    review_id: int
+    version: int
+    status: str
+    excluded: bool
+    reviewer: Optional[str]
+    updated_at: Optional[str]
+    dataset: str
+    labels: list[str]
+    video_id: int
+    external_id: str
+    split: str
+    video_label: str
+    label: str
+    video_path: str
+    sha256: str
+    fields: dict[str, str]
+    suggestion: Optional[dict[str, Any]]
+    edited: bool
+    newer_suggestion_id: Optional[int] = None
+    stored: dict[str, Optional[str]] = field(default_factory=dict)
+
+
+def _session(db_url: Optional[str]):
+    from db.engine import session_scope
+
+    return session_scope(db_url)
+
+
+def _dataset_id(session, name: str) -> int:
+    from db import queries
+
+    return queries.get_dataset(session, name).id
+
+
+def dataset_names(db_url: Optional[str]) -> list[str]:
+    from db import queries
+
+    with _session(db_url) as s:
+        return [d.name for d in queries.list_datasets(s)]
+
+
+def dataset_labels(db_url: Optional[str], dataset: str) -> list[str]:
+    from db import queries
+
+    with _session(db_url) as s:
+        return list(queries.get_dataset(s, dataset).labels or [])
+
+
+def _item(row: dict[str, Any], newer: Optional[int]) -> ReviewItem:
+    review, video, suggestion = row["review"], row["video"], row["suggestion"]
+    suggested = {dim: (suggestion or {}).get(dim) or "" for dim in DIMENSIONS}
+    stored = {dim: review[dim] for dim in DIMENSIONS}
+    return ReviewItem(
+        review_id=review["id"], version=review["version"], status=review["status"], excluded=bool(review["excluded"]),
+        reviewer=review["reviewer"], updated_at=review["updated_at"], dataset=row["dataset"], labels=row["labels"],
+        video_id=video["id"], external_id=video["external_id"], split=video["split"], video_label=video["label"],
+        label=review["label"] or video["label"], video_path=video["path"], sha256=video["sha256"],
+        fields={dim: stored[dim] if stored[dim] is not None else suggested[dim] for dim in DIMENSIONS},
+        suggestion=suggestion, edited=row["edited"], stored=stored,
+        newer_suggestion_id=newer if suggestion is None or (newer and newer != suggestion["id"]) else None,
+    )
+
+
+def load_item(db_url: Optional[str], review_id: int) -> ReviewItem:
+    """One review with its video and suggestion."""
+    from db import review_queries as rq
+
+    with _session(db_url) as s:
+        row = rq.review_item(s, review_id)
+        return _item(row, rq.newest_suggestion_id(s, row["video"]["id"]))
+
+
+def queue_place(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int]) -> tuple[int, int]:
+    """(place of ``review_id`` in the queue, 0 when not in it; queue length)."""
+    from db import review_queries as rq
+
+    with _session(db_url) as s:
+        return rq.queue_place(s, flt._query(_dataset_id(s, flt.dataset)), review_id)
+
+
+def neighbour(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int], *,
+              backwards: bool = False) -> Optional[int]:
+    """The next (previous) review in the queue after ``review_id``, wrapping around; None when empty."""
+    from db import review_queries as rq
+
+    with _session(db_url) as s:
+        query = flt._query(_dataset_id(s, flt.dataset))
+        found = rq.queue_neighbour(s, query, review_id, backwards=backwards)
+        if found is None and review_id is not None:  # past the end: start again (skipped items come back)
+            found = rq.queue_neighbour(s, query, None, backwards=backwards)
+    return found
+
+
+def warm_next(db_url: Optional[str], flt: ReviewFilter, review_id: int) -> None:
+    """Prepare the next item's player file and frames in the background, while the reviewer reads this one."""
+    from rbft_core.review import media as review_media
+
+    def work() -> None:
+        target = neighbour(db_url, flt, review_id)
+        if target is not None and target != review_id:
+            item = load_item(db_url, target)
+            review_media.item_media(item.video_path, item.sha256, (item.suggestion or {}).get("gen_params"))
+
+    review_media.prefetch(work)
+
+
+def find_item(db_url: Optional[str], dataset: str, ref: str) -> int:
+    """The review of the video called ``ref`` (external id, or database id) in ``dataset``."""
+    from db import review_queries as rq
+
+    ref = (ref or "").strip()
+    if not ref:
+        raise ConfigError("type a video id (as shown in the header, e.g. clip_007 or 42) and press Enter")
+    with _session(db_url) as s:
+        found = rq.find_review(s, _dataset_id(s, dataset), ref)
+    if found is None:
+        raise DataError(f"no reviewable video {ref!r} in dataset {dataset}; use an id shown in the header "
+                        "(videos without a generated rationale have nothing to review yet)")
+    return found
+
+
+def review_counts(db_url: Optional[str], dataset: str) -> dict[str, int]:
+    from db import review_queries as rq
+
+    with _session(db_url) as s:
+        return rq.review_counts(s, _dataset_id(s, dataset))
+
+
+def history(db_url: Optional[str], review_id: int) -> list[dict[str, Any]]:
+    """Every revision, newest first: who, when, and each changed value before -> after (refused saves too)."""
+    from db import queries
+
+    names = (*DIMENSIONS, "label", "status", "excluded", "suggestion_id")
+    with _session(db_url) as s:
+        rows = queries.review_history(s, review_id)
+        out = []
+        for rev in rows:
+            before, after = rev.before or {}, rev.after or {}
+            changes = [(n, before.get(n), after.get(n)) for n in names if n in after and before.get(n) != after.get(n)]
+            out.append({"version": rev.version, "reviewer": rev.reviewer, "when": queries._iso(rev.created_at),
+                        "refused": after.get("refused"), "changes": changes})
+    return out[::-1]
+
+
+# ------------------------------------------------------------------------------------------------ saving
+def _normalise(text: Optional[str]) -> str:
+    return (text or "").replace("\r\n", "\n").strip()
+
+
+def _reviewer(name: Optional[str]) -> str:
+    name = (name or "").strip() or "anonymous"
+    if len(name) > MAX_REVIEWER_CHARS:
+        raise ConfigError(f"reviewer name is {len(name)} characters; use at most {MAX_REVIEWER_CHARS}")
+    return name
+
+
+def _changes(item: ReviewItem, fields: dict[str, Optional[str]], label: Optional[str]) -> dict[str, Any]:
+    """Review columns for these edits: None where a field equals the suggestion (or the label the video's)."""
+    suggested = (item.suggestion or {})
+    changes: dict[str, Any] = {}
+    for dim in DIMENSIONS:
+        value = _normalise(fields.get(dim))
+        if value == _normalise(suggested.get(dim)):
+            changes[dim] = None
+            continue
+        if len(value) > MAX_FIELD_CHARS:
+            raise ConfigError(f"{dim} is {len(value):,} characters; the limit is {MAX_FIELD_CHARS:,} per field. "
+                              "Shorten it and save again (nothing was saved).")
+        changes[dim] = value
+    label = (label or "").strip() or item.video_label
+    if item.labels and label not in item.labels:
+        raise ConfigError(f"label {label!r} is not one of {', '.join(item.labels)}; pick one from the list")
+    changes["label"] = None if label == item.video_label else label
+    return changes
+
+
+def _store(db_url: Optional[str], item: ReviewItem, expected_version: int, reviewer: str, changes: dict) -> None:
+    from db import queries
+    from db import review_queries as rq
+
+    try:
+        with _session(db_url) as s:
+            queries.save_review(s, item.review_id, expected_version=expected_version, reviewer=reviewer, **changes)
+    except ConflictError as exc:
+        current = getattr(exc, "current", {}) or {}
+        with _session(db_url) as s:
+            rq.record_refused_save(s, item.review_id, reviewer, expected_version, current,
+                                   getattr(exc, "attempted", changes))
+        raise ConflictError(_conflict_message(item, expected_version, current)) from exc
+
+
+def _conflict_message(item: ReviewItem, expected_version: int, current: dict[str, Any]) -> str:
+    """Who saved first and what they saved (None fields mean "the model's text")."""
+    theirs = "; ".join(f"{dim}: {current[dim]!r}" for dim in DIMENSIONS if current.get(dim) is not None)
+    label = current.get("label") or item.video_label
+    return (f"Not saved: {item.external_id} was saved by {current.get('reviewer') or 'someone'} at "
+            f"{current.get('updated_at') or 'an unknown time'} (now version {current.get('version')}; you edited "
+            f"version {expected_version}). Their version: status {current.get('status')}, label {label}; "
+            f"{theirs or 'the four fields are the model text'}{'; other fields: the model text' if theirs else ''}. "
+            "Your version is kept in the history panel (marked refused): reopen the item (Alt+J), "
+            "re-apply your edit and save again.")
+
+
+def save(db_url: Optional[str], review_id: int, *, expected_version: int, reviewer: Optional[str], action: Action,
+         fields: dict[str, Optional[str]], label: Optional[str]) -> None:
+    """Save the reviewer's fields and label with the status ``action`` implies.
+
+    "accept" accepts the suggestion as is and is refused when the fields differ from it (use "edit").
+    """
+    if action not in ACTIONS:
+        raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    item = load_item(db_url, review_id)
+    changes = _changes(item, fields, label)
+    if action == "accept":
+        changed = [dim for dim in DIMENSIONS if changes[dim] is not None]
+        if changed:
+            raise ConfigError(f"the text differs from the suggestion in {', '.join(changed)}, so it is not "
+                              "'as is': press Save edit (Alt+S) to keep your text, or Revert (Alt+Z) to restore "
+                              "the suggestion")
+    _store(db_url, item, expected_version, _reviewer(reviewer), {**changes, "status": _ACTION_STATUS[action]})
+
+
+def autosave(db_url: Optional[str], review_id: int, *, expected_version: int, reviewer: Optional[str],
+             fields: dict[str, Optional[str]], label: Optional[str]) -> bool:
+    """Save a draft when the fields or label differ from the stored version; True when something was saved."""
+    item = load_item(db_url, review_id)
+    changes = _changes(item, fields, label)
+    stored = {**item.stored, "label": None if item.label == item.video_label else item.label}
+    if all(changes[name] == stored[name] for name in (*DIMENSIONS, "label")):
+        return False
+    _store(db_url, item, expected_version, _reviewer(reviewer), {**changes, "status": "draft"})
+    return True
+
+
+def bulk_accept_untouched(db_url: Optional[str], flt: ReviewFilter, reviewer: Optional[str]) -> int:
+    """Accept every pending or draft item in the queue whose text and label are the model's; returns the count."""
+    from db import review_queries as rq
+
+    with _session(db_url) as s:
+        return rq.bulk_update(s, flt._query(_dataset_id(s, flt.dataset)), _reviewer(reviewer), untouched_only=True,
+                              only_statuses=("pending", "draft"), status="accepted")
+
+
+def bulk_exclude(db_url: Optional[str], flt: ReviewFilter, reviewer: Optional[str], excluded: bool = True) -> int:
+    """Exclude (or include again) every item in the queue from training; returns the count changed."""
+    from db import review_queries as rq
+
+    with _session(db_url) as s:
+        return rq.bulk_update(s, flt._query(_dataset_id(s, flt.dataset)), _reviewer(reviewer), excluded=excluded)
+
+
+_PARSE_RANK = {"failed": 0, "partial": 1, "ok": 2}
+
+
+def adopt_newest(db_url: Optional[str], review_id: int, reviewer: Optional[str]) -> str:
+    """After a regeneration, point the review at its video's newest suggestion.
+
+    Returns "adopted", "none" (nothing newer) or "worse" (the newer one parsed worse than the current
+    one and is not adopted: a failed rerun never hides a good rationale, as in ``add_suggestion``).
+    """
+    from db import review_queries as rq
+
+    item = load_item(db_url, review_id)
+    if item.newer_suggestion_id is None:
+        return "none"
+    with _session(db_url) as s:
+        newer = rq.suggestion_parse_status(s, item.newer_suggestion_id)
+    current = (item.suggestion or {}).get("parse_status")
+    if current is not None and _PARSE_RANK.get(newer, 0) < _PARSE_RANK.get(current, 0):
+        return "worse"
+    _store(db_url, item, item.version, _reviewer(reviewer), {"suggestion_id": item.newer_suggestion_id})
+    return "adopted"
+
+
+# ------------------------------------------------------------------------------------------------ diffs
+_TOKEN = re.compile(r"\s+|[^\s]+")
+
+
+def field_diff(before: Optional[str], after: Optional[str]) -> list[tuple[str, str]]:
+    """Word-level difference as ("=" | "-" | "+", text) pieces (difflib); empty when the texts are equal."""
+    a, b = _TOKEN.findall(_normalise(before)), _TOKEN.findall(_normalise(after))
+    if a == b:
+        return []
+    pieces: list[tuple[str, str]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            pieces.append(("=", "".join(a[i1:i2])))
+            continue
+        if i2 > i1:
+            pieces.append(("-", "".join(a[i1:i2])))
+        if j2 > j1:
+            pieces.append(("+", "".join(b[j1:j2])))
+    return pieces

@@ -1,0 +1,61 @@
+"""How frames are sampled from a video: part of every run's spec, and the default of every later use of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from rbft_core.errors import ConfigError
+from rbft_core.specs.base import Spec, setting
+
+__all__ = ["Sampling", "SAMPLING_FIELDS", "DEFAULT_MAX_PIXELS"]
+
+DEFAULT_MAX_PIXELS = 128 * 28 * 28
+SAMPLING_FIELDS = ("num_frames", "fps", "max_frames", "max_pixels")
+
+
+@dataclass
+class Sampling(Spec):
+    """Frames per video: ``num_frames`` spread uniformly, or ``fps`` (> 0) capped at ``max_frames``."""
+
+    task = "sampling"
+    num_frames: int = setting(8, "frames sampled uniformly per video", label="frames", flag="frames")
+    fps: float = setting(0.0, "frames per second instead of a fixed count (0: use frames)", unit="frames/s")
+    max_frames: int = setting(32, "cap on the frame count when sampling by fps", label="max frames")
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "pixel budget per frame after resizing", label="max pixels",
+                              unit="pixels")
+
+    def validate(self) -> None:
+        check_sampling(self.num_frames, self.fps, self.max_frames, self.max_pixels)
+
+    @classmethod
+    def of(cls, values: Any) -> "Sampling":
+        """The sampling fields of a spec or a dict (a run's stored config)."""
+        if isinstance(values, dict):
+            return cls(**{k: values[k] for k in SAMPLING_FIELDS if values.get(k) is not None})
+        return cls(**{k: getattr(values, k) for k in SAMPLING_FIELDS})
+
+    def with_overrides(self, source: Any) -> tuple["Sampling", dict[str, Any]]:
+        """This sampling with the non-None sampling fields of ``source`` applied; returns (sampling, what changed)."""
+        changed = {}
+        for name in SAMPLING_FIELDS:
+            value = getattr(source, name, None)
+            if value is not None and value != getattr(self, name):
+                changed[name] = value
+        return self.replace(**changed), changed
+
+    def describe(self) -> str:
+        frames = f"{self.fps:g} fps (max {self.max_frames})" if self.fps > 0 else f"{self.num_frames} frames"
+        return f"{frames} at {self.max_pixels:,} px"
+
+
+def check_sampling(num_frames: Optional[int], fps: Optional[float], max_frames: Optional[int],
+                   max_pixels: Optional[int]) -> None:
+    if fps is not None and fps < 0:
+        raise ConfigError(f"fps must be >= 0, got {fps}")
+    if num_frames is not None and num_frames < 1 and not (fps and fps > 0):
+        raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
+    if max_pixels is not None and max_pixels < 28 * 28:
+        raise ConfigError(f"max_pixels must be >= {28 * 28}, got {max_pixels}")

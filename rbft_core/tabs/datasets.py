@@ -1,0 +1,153 @@
+"""What the Datasets tab does: create a dataset, import videos and generate rationales (both as jobs),
+and read back counts, the latest import report and the job still running for a dataset.
+
+Imports and generation are ``rbft`` commands started by ``rbft_core.jobs.runner.start_job``: they survive the
+browser and an app restart, and the page re-attaches to them on load.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from rbft_core.errors import ConfigError, DataError
+from rbft_core.models.prompts import PRESETS, preset_from_record
+
+__all__ = ["create_dataset", "stage_manifest", "start_import", "start_generation", "dataset_detail",
+           "import_report", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
+
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".tsv")
+_NAME = re.compile(r"^[\w][\w.\- ]{0,99}$")
+
+
+def _session(db_url: Optional[str]):
+    from db.engine import init_db, session_scope
+
+    init_db(db_url)
+    return session_scope(db_url)
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not _NAME.match(name):
+        raise ConfigError(f"dataset name {name!r} must be 1-100 letters, digits, spaces, '.', '_' or '-', "
+                          "starting with a letter or digit, e.g. 'front-door'")
+    return name
+
+
+def _labels(labels: str | Sequence[str] | None) -> list[str]:
+    items = labels.split(",") if isinstance(labels, str) else list(labels or [])
+    return [str(item).strip().lower() for item in items if str(item).strip()]
+
+
+def preset_fields(preset: str) -> dict[str, str]:
+    """Role, task, labels (comma-separated) and criteria of a built-in preset, for the form to start from."""
+    base = PRESETS.get(preset)
+    if base is None:
+        return {"role": "", "task": "", "labels": "", "criteria": ""}
+    return {"role": base.role, "task": base.task, "labels": ", ".join(base.labels), "criteria": base.criteria}
+
+
+def create_dataset(db_url: Optional[str], name: str, *, preset: str = "smart-home", role: str = "", task: str = "",
+                   labels: str | Sequence[str] | None = None, criteria: str = "") -> dict[str, Any]:
+    """Create an empty dataset from a preset (fields override it) or a custom role / label set / criteria."""
+    from db import queries
+
+    name = _check_name(name)
+    label_list = _labels(labels)
+    spec = preset_from_record(preset if preset in PRESETS else "custom", role=role.strip(), task=task.strip(),
+                              labels=label_list or None, criteria=criteria.strip())  # validates labels, role
+    with _session(db_url) as s:
+        existing = queries.find_dataset(s, name)
+        if existing is not None:
+            raise ConfigError(f"dataset {name} already exists; import into it or choose another name")
+        ds = queries.get_or_create_dataset(s, name, preset=preset if preset in PRESETS else "custom", role=spec.role,
+                                           task=spec.task, labels=list(spec.labels), criteria=spec.criteria)
+        return {"name": ds.name, "preset": ds.preset, "labels": list(ds.labels)}
+
+
+def stage_manifest(uploaded: str | Path) -> Path:
+    """Check that an uploaded file is a manifest and copy it into ``<data>/uploads`` (the job reads it later)."""
+    from rbft_core.data.importer import detect_format
+    from rbft_core.settings import data_dir
+
+    path = Path(uploaded)
+    if path.suffix.lower() not in MANIFEST_SUFFIXES:
+        raise DataError(f"the uploaded file {path.name} is not a manifest: upload a {', '.join(MANIFEST_SUFFIXES)} "
+                        "file listing path,label[,split,id] (videos stay on the server; give their folder)")
+    head = path.read_bytes()[:4096]
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = ""
+    if not text.strip() or "\x00" in text:
+        raise DataError(f"the uploaded file {path.name} is not a text manifest (binary or empty); save it as "
+                        "UTF-8 CSV or JSONL with the columns path,label[,split,id]")
+    detect_format(path)  # raises a DataError naming the problem
+    target = data_dir() / "uploads" / f"{uuid.uuid4().hex[:8]}_{path.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return target
+
+
+def start_import(db_url: Optional[str], dataset: str, source: str, *, manifest: Optional[str | Path] = None,
+                 fmt: str = "auto", preset: str = "smart-home", labels: str | Sequence[str] | None = None) -> int:
+    """Start an import job (an ``ImportSpec``); returns the job id."""
+    dataset = _check_name(dataset)
+    folder = Path((source or "").strip()).expanduser()
+    if not str(source or "").strip() or not folder.is_dir():
+        raise DataError(f"source folder {str(source or '').strip() or '(empty)'} does not exist on the server; "
+                        "give the folder that holds the videos (e.g. /data/videos)")
+    if fmt not in FORMATS:
+        raise ConfigError(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+    spec = ImportSpec(dataset=dataset, source=str(folder.resolve()), manifest=str(manifest or ""), format=fmt,
+                      preset=preset or "smart-home", labels=tuple(_labels(labels)))
+    return start_job(db_url, spec)
+
+
+def start_generation(db_url: Optional[str], dataset: str, model: str, *, num_frames: int = 8, batch_size: int = 4,
+                     split: str = "train", label_hint: bool = True, max_new_tokens: int = 160) -> int:
+    """Start a generation job (a ``GenerateSpec``); returns the job id."""
+    if not (model or "").strip():
+        raise ConfigError("model is empty; give a local model folder or a hub id such as Qwen/Qwen2.5-VL-7B-Instruct")
+    if split not in ("train", "val", "test", "all"):
+        raise ConfigError(f"split must be train, val, test or all, got {split!r}")
+    spec = GenerateSpec(dataset=dataset, model=model.strip(), split=split, num_frames=num_frames,
+                        batch_size=batch_size, max_new_tokens=max_new_tokens, label_hint=label_hint)
+    with _session(db_url) as s:
+        queries.get_dataset(s, dataset)  # a clear error before a job is started
+    return start_job(db_url, spec)
+
+
+def dataset_detail(db_url: Optional[str], dataset: str) -> dict[str, Any]:
+    """Preset, labels and counts (total, per label, per split, per label within split, per review status)."""
+    from db import queries
+
+    with _session(db_url) as s:
+        ds = queries.get_dataset(s, dataset)
+        return {"name": ds.name, "preset": ds.preset, "role": ds.role, "labels": list(ds.labels or []),
+                **queries.dataset_counts(s, ds.id)}
+
+
+def import_report(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:
+    """The newest import of ``dataset``: source, format and its report (imported, unchanged, failed + reason)."""
+    from db import queries
+    from db.review_queries import latest_import_run
+
+    with _session(db_url) as s:
+        ds = queries.find_dataset(s, dataset)
+        return latest_import_run(s, ds.id) if ds is not None else None
+
+
+def active_job(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:
+    """The newest queued or running import/generate job of ``dataset`` (the page re-attaches to it)."""
+    from db import job_queries as jq
+
+    with _session(db_url) as s:
+        for job in jq.list_jobs(s, limit=200, kinds=("import", "generate")):
+            if job.status in jq.ACTIVE_STATUSES and job.dataset == dataset:
+                return {"id": job.id, "kind": job.kind, "dataset": dataset}
+    return None

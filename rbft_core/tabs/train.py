@@ -1,0 +1,275 @@
+"""What the Train tab starts: presets, settings checked before launch, a readiness check, the exact
+``rbft`` command (and its YAML), and the job itself.
+
+The tab adds no training logic: every button becomes one ``rbft`` command started by
+``rbft_core.jobs.runner.start_job`` — the same command an engineer can copy and run on a cluster.
+
+    Run RB-FT            rbft pipeline DATASET --model M [--with-baselines] --s1-... --s2-...
+    Direct SFT baseline  rbft train DATASET --stage 2 --model M --evaluate ...
+    Zero-shot evaluation rbft evaluate DATASET --model M ...
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from rbft_core.errors import ConfigError, DataError
+from rbft_core.specs.training import DEFAULT_TARGETS as _LM
+
+__all__ = ["PRESETS", "STAGE_FIELDS", "LaunchRequest", "Readiness", "stage_configs", "readiness", "command_argv",
+           "command_text", "config_yaml", "launch", "FIELD_NAMES", "demo_model_dir"]
+
+Action = Literal["rbft", "direct_sft", "zero_shot"]
+ACTIONS: dict[str, str] = {"rbft": "pipeline", "direct_sft": "train", "zero_shot": "evaluate"}
+
+# Per-stage settings the tab shows, in order: TrainSpec field -> CLI flag.
+STAGE_FIELDS: dict[str, str] = {
+    "num_frames": "--frames", "fps": "--fps", "max_pixels": "--max-pixels", "lora_rank": "--lora-rank",
+    "lora_alpha": "--lora-alpha", "lr": "--lr", "epochs": "--epochs", "batch_size": "--batch-size",
+    "grad_accum": "--grad-accum", "max_steps": "--max-steps",
+}
+# What the form calls each field, so a refusal names the box to fix.
+FIELD_NAMES: dict[str, str] = {
+    "num_frames": "frames", "fps": "fps", "max_pixels": "max pixels", "lora_rank": "LoRA rank",
+    "lora_alpha": "LoRA alpha", "lr": "learning rate", "epochs": "epochs", "batch_size": "batch size",
+    "grad_accum": "gradient accumulation", "max_steps": "max steps",
+}
+
+_CPU = {"num_frames": 8, "fps": 0.0, "max_pixels": 112 * 112, "lora_rank": 8, "lora_alpha": 16, "batch_size": 2,
+        "grad_accum": 1, "max_steps": 0}
+_GPU24 = {"num_frames": 16, "fps": 0.0, "max_pixels": 360 * 420, "lora_rank": 16, "lora_alpha": 32, "batch_size": 1,
+          "grad_accum": 8, "max_steps": 0}
+_GPU80 = {**_GPU24, "num_frames": 32, "max_pixels": 448 * 448, "batch_size": 2, "grad_accum": 4}
+# Stage I learns long rationales (more steps, lower lr); Stage II learns one word per video. The demo's tiny
+# base model never answered with label words, so its recipe also adapts lm_head and trains the vision merger
+# (what `rbft demo report` uses; see docs/demo-results.md).
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "CPU demo (tiny model)": {"stage1": {**_CPU, "num_frames": 4, "lora_rank": 16, "lora_alpha": 32, "lr": 2e-3,
+                                         "epochs": 3.0, "batch_size": 8},
+                              "stage2": {**_CPU, "num_frames": 4, "lora_rank": 16, "lora_alpha": 32, "lr": 2e-3,
+                                         "epochs": 12.0, "batch_size": 8},
+                              "common": {"target_modules": _LM + "|lm_head", "train_vision_merger": True}},
+    "1 GPU, 24 GB (7B, LoRA r16)": {"stage1": {**_GPU24, "lr": 1e-4, "epochs": 3.0},
+                                    "stage2": {**_GPU24, "lr": 5e-5, "epochs": 2.0},
+                                    "common": {"target_modules": _LM, "train_vision_merger": False}},
+    "1 GPU, 80 GB (7B, 32 frames)": {"stage1": {**_GPU80, "lr": 1e-4, "epochs": 3.0},
+                                     "stage2": {**_GPU80, "lr": 5e-5, "epochs": 2.0},
+                                     "common": {"target_modules": _LM, "train_vision_merger": False}},
+}
+
+
+@dataclass
+class LaunchRequest:
+    """One click of the Train tab.
+
+    Args:
+        dataset / model: what to train on and from (a local folder or hub id).
+        action: ``rbft`` (generate missing rationales, Stage I, Stage II, evaluate), ``direct_sft`` or ``zero_shot``.
+        stage1 / stage2: per-stage settings (keys of ``STAGE_FIELDS``); zero-shot uses Stage II's frames.
+        rationale_source / human_share: Stage-I targets (suggestions / reviewed / mix).
+        with_baselines: RB-FT also runs zero-shot and direct SFT, so the comparison has all four rows.
+    """
+
+    dataset: str
+    model: str
+    action: Action = "rbft"
+    stage1: dict[str, Any] = field(default_factory=dict)
+    stage2: dict[str, Any] = field(default_factory=dict)
+    rationale_source: str = "reviewed"
+    human_share: float = 1.0
+    with_baselines: bool = True
+    label_hint: bool = True
+    seed: int = 0
+    target_modules: str = _LM
+    train_vision_merger: bool = False
+
+    def __post_init__(self) -> None:
+        self.dataset, self.model = (self.dataset or "").strip(), (self.model or "").strip()
+        if self.action not in ACTIONS:
+            raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got {self.action!r}")
+        if not self.dataset:
+            raise ConfigError("choose a dataset to train on (Datasets tab: create and import one first)")
+        if not self.model:
+            raise ConfigError("give a base model: a local model folder, a hub id, or the tiny demo model")
+        for name, values in (("Stage I", self.stage1), ("Stage II", self.stage2)):
+            unknown = sorted(set(values) - set(STAGE_FIELDS))
+            if unknown:
+                raise ConfigError(f"{name}: unknown setting(s) {', '.join(unknown)}")
+
+
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    """Form values as TrainSpec types (Gradio numbers arrive as float or None)."""
+    ints = {"num_frames", "max_pixels", "lora_rank", "lora_alpha", "batch_size", "grad_accum", "max_steps"}
+    out = {}
+    for key, value in values.items():
+        if value is None or value == "":
+            continue
+        out[key] = int(value) if key in ints else float(value)
+    return out
+
+
+def stage_configs(req: LaunchRequest):
+    """The two validated TrainConfigs; a bad value is refused with the stage and the field named."""
+    from rbft_core.specs.training import TrainSpec
+
+    common = {"dataset": req.dataset, "model": req.model, "seed": req.seed,
+              "target_modules": req.target_modules or _LM, "train_vision_merger": req.train_vision_merger}
+    out = []
+    for stage, name, values in ((1, "Stage I", req.stage1), (2, "Stage II", req.stage2)):
+        extra = {"rationale_source": req.rationale_source, "human_share": req.human_share} if stage == 1 else {}
+        try:
+            out.append(TrainSpec(stage=stage, **common, **extra, **_clean(values)))
+        except ConfigError as exc:
+            raise ConfigError(f"{name} settings: {_name_field(str(exc))}; fix it and start again") from None
+    return out[0], out[1]
+
+
+def _name_field(message: str) -> str:
+    """``lr must be > 0`` -> ``learning rate (lr) must be > 0``."""
+    head, _, rest = message.partition(" ")
+    return f"{FIELD_NAMES[head]} ({head}) {rest}" if head in FIELD_NAMES else message
+
+
+@dataclass
+class Readiness:
+    ok: bool
+    blocking: list[str]
+    warnings: list[str]
+    per_class: list[dict[str, Any]]
+    rationales: dict[str, int]
+
+    def to_markdown(self) -> str:
+        lines = ["**Ready to train.**" if self.ok else "**Cannot start:**"]
+        lines += [f"- {m}" for m in self.blocking]
+        lines += [f"- note: {m}" for m in self.warnings]
+        return "\n".join(lines)
+
+
+def readiness(db_url: Optional[str], dataset: str, *, action: Action = "rbft", rationale_source: str = "reviewed",
+              human_share: float = 1.0) -> Readiness:
+    """Counts per class and split, rationales usable / missing / rejected, class imbalance, and the reasons
+    (if any) the data set cannot train. Uses the same example builder the training stages use."""
+    from db import queries
+    from db.engine import session_scope
+    from rbft_core.training import sft_data
+
+    with session_scope(db_url) as s:
+        ds = queries.get_dataset(s, dataset)
+        labels = list(ds.labels or [])
+        counts = queries.dataset_counts(s, ds.id)
+    splits = counts["label_split"]
+    per_class = [{"label": label, **{split: splits.get(split, {}).get(label, 0) for split in ("train", "val", "test")}}
+                 for label in [*labels, *sorted(set(counts["labels"]) - set(labels))]]
+    blocking, warnings = [], []
+    train = {row["label"]: row["train"] for row in per_class if row["train"]}
+    if not train:
+        blocking.append(f"dataset {dataset!r} has no readable train videos; import videos (Datasets tab) or re-split")
+    elif len(train) < 2 and action != "zero_shot":
+        only = next(iter(train))
+        blocking.append(f"every train video is labelled {only!r}: a classifier needs at least two classes; "
+                        "import videos of the other label(s)")
+    elif max(train.values()) >= 3 * min(train.values()):
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(train.items()))
+        warnings.append(f"class imbalance in train ({shown}); consider more videos of the rare class")
+    missing = set(labels) - set(train)
+    if train and missing and len(train) >= 2:
+        warnings.append(f"no train videos for label(s) {', '.join(sorted(missing))}")
+    if not any(row["test"] for row in per_class):
+        blocking.append(f"dataset {dataset!r} has no test videos to evaluate on; import with a test split")
+    rationales = {"usable": 0, "human": 0, "model": 0, "rejected": 0, "missing": 0, "excluded": 0}
+    if action == "rbft" and len(train) >= 2:
+        examples, _preset, summary = sft_data.build_examples(db_url, dataset, 1, rationale_source=rationale_source,
+                                                             human_share=human_share)
+        rationales.update(usable=len(examples), human=sum(e.origin == "human" for e in examples),
+                          model=sum(e.origin == "model" for e in examples), rejected=summary["left_out"]["rejected"],
+                          missing=summary["left_out"]["no usable suggestion"], excluded=summary["left_out"]["excluded"])
+        if rationales["missing"]:
+            warnings.append(f"{rationales['missing']} train video(s) have no usable rationale yet: the run generates "
+                            "them first (failed parses stay out of Stage I)")
+        if rationales["rejected"]:
+            warnings.append(f"{rationales['rejected']} rejected rationale(s) are left out of Stage I")
+        if rationales["usable"] + rationales["missing"] == 0:
+            blocking.append("no train video can get a Stage-I rationale (all rejected or excluded); "
+                            "un-reject some in the Review tab")
+    return Readiness(ok=not blocking, blocking=blocking, warnings=warnings, per_class=per_class, rationales=rationales)
+
+
+def _flags(values: dict[str, Any], prefix: str = "", req: Optional[LaunchRequest] = None) -> list[str]:
+    out = []
+    if req is not None and req.target_modules and req.target_modules != _LM:
+        out += ["--target-modules", req.target_modules]
+    if req is not None and req.train_vision_merger:
+        out.append("--train-vision-merger")
+    for key, flag in STAGE_FIELDS.items():
+        if key in values:
+            out += [flag.replace("--", f"--{prefix}", 1), _fmt(values[key])]
+    return out
+
+
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def command_argv(req: LaunchRequest) -> list[str]:
+    """The exact ``rbft`` arguments (without ``rbft``) this request runs as."""
+    s1, s2 = _clean(req.stage1), _clean(req.stage2)
+    if req.action == "zero_shot":
+        argv = ["evaluate", req.dataset, "--model", req.model, "--split", "test"]
+        if "num_frames" in s2:
+            argv += ["--frames", str(s2["num_frames"])]
+        if s2.get("fps"):
+            argv += ["--fps", _fmt(s2["fps"])]
+        return argv
+    if req.action == "direct_sft":
+        return ["train", req.dataset, "--stage", "2", "--model", req.model, "--seed", str(req.seed),
+                *_flags(s2, req=req), "--evaluate"]
+    argv = ["pipeline", req.dataset, "--model", req.model, "--seed", str(req.seed),
+            "--rationale-source", req.rationale_source]
+    if req.rationale_source == "mix":
+        argv += ["--human-share", _fmt(float(req.human_share))]
+    if req.with_baselines:
+        argv.append("--with-baselines")
+    if not req.label_hint:
+        argv.append("--no-label-hint")
+    return argv + _flags({}, req=req) + _flags(s1, "s1-") + _flags(s2, "s2-")
+
+
+def command_text(req: LaunchRequest) -> str:
+    return "rbft " + " ".join(shlex.quote(a) for a in command_argv(req))
+
+
+def config_yaml(req: LaunchRequest) -> str:
+    """The resolved configuration(s) as YAML: what `rbft pipeline --config FILE` / `rbft train --config` read."""
+    import yaml
+
+    s1, s2 = stage_configs(req)
+    if req.action == "direct_sft":
+        return yaml.safe_dump(s2.to_dict(), sort_keys=False)
+    if req.action == "zero_shot":
+        return yaml.safe_dump({"dataset": req.dataset, "model": req.model, "split": "test",
+                               "num_frames": s2.num_frames, "fps": s2.fps}, sort_keys=False)
+    return yaml.safe_dump({"with_baselines": req.with_baselines, "label_hint": req.label_hint,
+                           "stage1": s1.to_dict(), "stage2": s2.to_dict()}, sort_keys=False)
+
+
+def launch(db_url: Optional[str], req: LaunchRequest) -> int:
+    """Check everything that can be checked before a job starts, then start it; returns the job id."""
+    from rbft_core.jobs.runner import start_job
+    from rbft_core.models.loading import check_model_source
+
+    stage_configs(req)  # settings first: the cheapest refusal, naming the field
+    check_model_source(req.model)
+    ready = readiness(db_url, req.dataset, action=req.action, rationale_source=req.rationale_source,
+                      human_share=req.human_share)
+    if not ready.ok:
+        raise DataError("; ".join(ready.blocking))
+    return start_job(db_url, ACTIONS[req.action], command_argv(req))
+
+
+def demo_model_dir() -> Optional[str]:
+    """The demo base model built by ``rbft demo build`` / ``make run`` in this data directory, if built."""
+    from rbft_core.demo.prepare import demo_model_path
+
+    return demo_model_path() or None
