@@ -6,6 +6,9 @@ import argparse
 import os
 import sys
 
+from rbft_core.errors import RbftError
+from ui.app import launch
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
@@ -30,8 +33,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.data_dir:
         os.environ["RBFT_DATA_DIR"] = args.data_dir
-    from rbft_core.errors import RbftError
-    from ui.app import launch
 
     try:
         return launch(host=args.host, port=args.port, db_url=args.db, share=args.share, auth=args.auth,

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from rbft_core.errors import DataError
 from rbft_core.settings import database_url
 
 __all__ = [
@@ -89,7 +90,7 @@ def make_engine(url: str | None = None) -> Engine:
 
 def alembic_config(url: str | None = None) -> Any:
     """An Alembic ``Config`` built in code (no ini file needed), pointing at ``db/migrations``."""
-    from alembic.config import Config
+    from alembic.config import Config  # alembic loads only when migrating
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -106,7 +107,7 @@ def _init_lock(url: str) -> Iterator[None]:
         yield
         return
     try:
-        import fcntl
+        import fcntl  # POSIX only: absent on Windows, where SQLite's own locking is used
     except ImportError:  # pragma: no cover - Windows: rely on SQLite's own locking
         yield
         return
@@ -120,7 +121,7 @@ def _init_lock(url: str) -> Iterator[None]:
 
 def init_db(url: str | None = None) -> Engine:
     """Upgrade the database at ``url`` to the newest schema (Alembic ``upgrade head``); idempotent."""
-    from alembic import command
+    from alembic import command  # alembic loads only when migrating
 
     resolved = database_url(url)
     engine = make_engine(resolved)
@@ -154,8 +155,6 @@ def init_db(url: str | None = None) -> Engine:
 def _check_foreign_keys(connection: Any) -> None:
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if broken:
-        from rbft_core.errors import DataError
-
         tables = sorted({row[0] for row in broken})
         raise DataError(
             f"the schema upgrade left {len(broken)} rows with dangling references in {', '.join(tables)}; "

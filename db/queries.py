@@ -25,6 +25,7 @@ from db.models import (
     utcnow,
 )
 from rbft_core.errors import ConfigError, ConflictError, DataError
+from rbft_core.review.doubt import doubt_of
 
 __all__ = [
     "REVIEW_FIELDS",
@@ -45,8 +46,8 @@ __all__ = [
     "label_counts",
     "record_import_run",
     "source_roots",
-    "curated_examples",
-    "begin_snapshot",
+    "review_snapshot",
+    "iso_time",
 ]
 
 RATIONALE_FIELDS = ("subjects", "attributes", "actions", "scenes")
@@ -246,7 +247,6 @@ def add_suggestion(session: Session, video_id: int, **fields: Any) -> Suggestion
 
 def _doubt_columns(session: Session, video_id: int, review: Review | None, fields: dict[str, Any]) -> dict[str, Any]:
     """doubt_score / doubt_reason for a new suggestion (rbft_core.review.doubt), unless the caller gave them."""
-    from rbft_core.review.doubt import doubt_of
 
     if "doubt_score" in fields:
         return {}
@@ -279,14 +279,14 @@ def review_history(session: Session, review_id: int) -> list[ReviewRevision]:
     return list(session.scalars(stmt))
 
 
-def _snapshot(review: Review) -> dict[str, Any]:
+def review_snapshot(review: Review) -> dict[str, Any]:
     data: dict[str, Any] = {name: getattr(review, name) for name in REVIEW_FIELDS}
     data.update(reviewer=review.reviewer, version=review.version, suggestion_id=review.suggestion_id)
-    data["updated_at"] = _iso(review.updated_at)
+    data["updated_at"] = iso_time(review.updated_at)
     return data
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_time(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     if moment.tzinfo is None:  # SQLite returns naive datetimes; they were written in UTC
@@ -295,7 +295,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _conflict(review: Review, expected_version: int, attempted: dict[str, Any]) -> ConflictError:
-    when = _iso(review.updated_at) or "an unknown time"
+    when = iso_time(review.updated_at) or "an unknown time"
     text = "; ".join(f"{name}: {getattr(review, name)!r}" for name in RATIONALE_FIELDS)
     err = ConflictError(
         f"review {review.id} (video {review.video_id}) was saved by {review.reviewer or 'someone'} at {when} "
@@ -304,7 +304,7 @@ def _conflict(review: Review, expected_version: int, attempted: dict[str, Any]) 
         "Your changes were not saved: reload the review, re-apply your edit and save again."
     )
     # The UI shows both side by side; neither version is lost.
-    err.current = _snapshot(review)  # type: ignore[attr-defined]
+    err.current = review_snapshot(review)  # type: ignore[attr-defined]
     err.attempted = attempted  # type: ignore[attr-defined]
     return err
 
@@ -325,7 +325,7 @@ def save_review(
     review = get_review(session, review_id)
     if review.version != expected_version:
         raise _conflict(review, expected_version, changes)
-    before = _snapshot(review)
+    before = review_snapshot(review)
     # Compare-and-set in one statement: two writers cannot both pass the version check.
     result = session.execute(
         update(Review)
@@ -338,7 +338,7 @@ def save_review(
     review = get_review(session, review_id)
     session.add(
         ReviewRevision(
-            review_id=review_id, version=review.version, before=before, after=_snapshot(review), reviewer=reviewer
+            review_id=review_id, version=review.version, before=before, after=review_snapshot(review), reviewer=reviewer
         )
     )
     session.flush()
@@ -409,103 +409,3 @@ def source_roots(session: Session) -> list[str]:
     """The distinct folders datasets were imported from (what the web app may serve besides its data dir)."""
     stmt = select(Video.source_root).where(Video.source_root != "").distinct().order_by(Video.source_root)
     return list(session.scalars(stmt))
-
-
-# ------------------------------------------------------------------------------- curated examples
-def begin_snapshot(session: Session) -> None:
-    """Make every later SELECT of this session's transaction see one snapshot of the database.
-
-    Call it first thing in a fresh session. SQLite's Python driver runs SELECTs outside any
-    transaction, so each would see the newest commits; an explicit deferred ``BEGIN`` plus one read
-    pins the WAL snapshot until the session ends. PostgreSQL gets REPEATABLE READ.
-    """
-    connection = session.connection()
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        raw = connection.connection.dbapi_connection
-        if raw is not None and not raw.in_transaction:
-            connection.exec_driver_sql("BEGIN")
-        connection.exec_driver_sql("SELECT count(*) FROM datasets").all()  # the snapshot starts at the first read
-    elif dialect == "postgresql":
-        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-
-
-def _fields(values: tuple[Any, ...]) -> dict[str, str] | None:
-    if all(v is None for v in values):
-        return None
-    return {dim: v or "" for dim, v in zip(RATIONALE_FIELDS, values)}
-
-
-def _curated_row(row: Any) -> dict[str, Any]:
-    suggestion = _fields(tuple(getattr(row, f"s_{d}") for d in RATIONALE_FIELDS)) if row.suggestion_id else None
-    review = _fields(tuple(getattr(row, f"r_{d}") for d in RATIONALE_FIELDS))
-    if review is not None and suggestion is not None:
-        # A field the reviewer never set still means "the suggestion's text".
-        review = {d: (getattr(row, f"r_{d}") if getattr(row, f"r_{d}") is not None else suggestion[d])
-                  for d in RATIONALE_FIELDS}
-    return {
-        "video_id": row.video_id, "external_id": row.external_id, "path": row.path, "sha256": row.sha256,
-        "split": row.split, "label": row.review_label or row.video_label, "video_label": row.video_label,
-        "review_label": row.review_label, "suggestion_id": row.suggestion_id, "suggestion_fields": suggestion,
-        "parse_status": row.parse_status, "model_id": row.model_id, "prompt_version": row.prompt_version,
-        "review_id": row.review_id, "review_fields": review, "status": row.status or "none",
-        "excluded": bool(row.excluded), "reviewer": row.reviewer, "version": row.version,
-        "updated_at": _iso(row.updated_at), "edited": review is not None and review != suggestion,
-        "rationale": review if review is not None else suggestion,
-    }
-
-
-def curated_examples(
-    session: Session,
-    dataset_id: int,
-    *,
-    splits: Any = None,
-    statuses: Any = ("accepted",),
-    edited: bool | None = None,
-    labels: Any = None,
-    include_excluded: bool = False,
-) -> list[dict[str, Any]]:
-    """Readable videos of a dataset with their effective rationale and label, oldest video first.
-
-    The one place that decides what a curated example is (export and training both use it):
-    ``rationale`` is the review's four fields when a reviewer saved any (a field left unset keeps the
-    suggestion's text), else the suggestion's; the suggestion is the one the review points at, else the
-    video's newest. ``edited``: the review's fields differ from the suggestion's. ``label`` is the
-    review's label correction, else the video's. ``status`` is the review status, ``"none"`` without a
-    review. Filters: ``splits``/``statuses``/``labels`` (None: all), ``edited`` (None: both), and
-    excluded videos only with ``include_excluded``. Rows are plain dicts (no ORM objects).
-    """
-    newest = (
-        select(Suggestion.video_id.label("video_id"), func.max(Suggestion.id).label("sid"))
-        .group_by(Suggestion.video_id)
-        .subquery()
-    )
-    status = func.coalesce(Review.status, "none")
-    label = func.coalesce(Review.label, Video.label)
-    stmt = (
-        select(
-            Video.id.label("video_id"), Video.external_id, Video.path, Video.sha256, Video.split,
-            Video.label.label("video_label"), Review.label.label("review_label"), Suggestion.id.label("suggestion_id"),
-            *(getattr(Suggestion, d).label(f"s_{d}") for d in RATIONALE_FIELDS),
-            Suggestion.parse_status, Suggestion.model_id, Suggestion.prompt_version, Review.id.label("review_id"),
-            *(getattr(Review, d).label(f"r_{d}") for d in RATIONALE_FIELDS),
-            status.label("status"), Review.excluded, Review.reviewer, Review.version, Review.updated_at,
-        )
-        .outerjoin(Review, Review.video_id == Video.id)
-        .outerjoin(newest, newest.c.video_id == Video.id)
-        .outerjoin(Suggestion, Suggestion.id == func.coalesce(Review.suggestion_id, newest.c.sid))
-        .where(Video.dataset_id == dataset_id, Video.readable.is_(True))
-        .order_by(Video.id)
-    )
-    if splits is not None:
-        stmt = stmt.where(Video.split.in_(list(splits)))
-    if statuses is not None:
-        stmt = stmt.where(status.in_(list(statuses)))
-    if labels is not None:
-        stmt = stmt.where(label.in_(list(labels)))
-    if not include_excluded:
-        stmt = stmt.where(func.coalesce(Review.excluded, False).is_(False))
-    rows = [_curated_row(r) for r in session.execute(stmt)]
-    if edited is not None:
-        rows = [r for r in rows if r["edited"] is edited]
-    return rows

@@ -13,8 +13,16 @@ from typing import Any, Optional, Sequence
 from sqlalchemy import and_, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Dataset, ImportRun, Review, ReviewRevision, Suggestion, Video, utcnow
-from db.queries import RATIONALE_FIELDS, _snapshot
+from db.models import (
+    Dataset,
+    ImportRun,
+    Review,
+    ReviewRevision,
+    Suggestion,
+    Video,
+    utcnow,
+)
+from db.queries import RATIONALE_FIELDS, review_snapshot
 from rbft_core.errors import DataError
 
 __all__ = [
@@ -128,7 +136,7 @@ def review_item(session: Session, review_id: int) -> dict[str, Any]:
     if row is None:
         raise DataError(f"review {review_id} not found; it may belong to a deleted dataset, reload the page")
     review, video, suggestion, dataset, labels, edited = row
-    return {"review": _snapshot(review) | {"id": review.id}, "video": _video_dict(video),
+    return {"review": review_snapshot(review) | {"id": review.id}, "video": _video_dict(video),
             "suggestion": _suggestion_dict(suggestion), "dataset": dataset, "labels": list(labels or []),
             "edited": bool(edited)}
 
@@ -197,7 +205,7 @@ def bulk_update(session: Session, flt: QueueFilter, reviewer: str, *, untouched_
     targets = [r for r in session.scalars(stmt) if any(getattr(r, k) != v for k, v in changes.items())]
     now, revisions = utcnow(), []
     for review in targets:
-        before = _snapshot(review)
+        before = review_snapshot(review)
         result = session.execute(update(Review).where(Review.id == review.id, Review.version == review.version)
                                  .values(**changes, reviewer=reviewer, version=review.version + 1, updated_at=now)
                                  .execution_options(synchronize_session=False))

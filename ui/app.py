@@ -5,18 +5,23 @@ from __future__ import annotations
 from typing import Optional
 
 import gradio as gr
+from sqlalchemy.engine import make_url
 
+from db.engine import init_db
+from rbft_core.errors import ConfigError
+from rbft_core.jobs.runner import recover_jobs
+from rbft_core.review.media import media_dirs, source_roots
+from rbft_core.settings import data_dir, database_url
 from ui import datasets_tab, export_tab, inspect_tab, review_tab, train_tab
+from ui.keys import shortcut_js
+from ui.media import serve_dirs
+from ui.review_render import CSS
 
 __all__ = ["build_app", "launch", "page_assets", "check_exposure", "parse_auth"]
 
 
 def page_assets() -> dict:
     """The js and css ``launch()`` needs (Gradio 6 takes them there): keyboard shortcuts, review styles."""
-    from rbft_core.review.media import media_dirs
-    from ui.keys import shortcut_js
-    from ui.media import serve_dirs
-    from ui.review_render import CSS
 
     serve_dirs(*media_dirs())  # frame strips and previews load without a copy into Gradio's cache
     return {"js": shortcut_js(), "css": CSS}
@@ -48,7 +53,6 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 def check_exposure(host: str, *, auth: Optional[str], share: bool, insecure: bool) -> None:
     """Refuse to serve reviewers' videos beyond this machine without a password, unless told explicitly."""
-    from rbft_core.errors import ConfigError
 
     if insecure or auth:
         return
@@ -62,7 +66,6 @@ def check_exposure(host: str, *, auth: Optional[str], share: bool, insecure: boo
 
 def parse_auth(auth: Optional[str]) -> Optional[tuple[str, str]]:
     """``user:pass`` -> (user, pass). The message never repeats the value: it holds a password."""
-    from rbft_core.errors import ConfigError
 
     if not auth:
         return None
@@ -74,15 +77,10 @@ def parse_auth(auth: Optional[str]) -> Optional[tuple[str, str]]:
 
 def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Optional[str],
            insecure: bool = False, max_upload_mb: float = 500) -> int:
-    from db.engine import init_db
-    from rbft_core.review.media import source_roots
-    from rbft_core.settings import data_dir
-    from ui.media import serve_dirs
 
     check_exposure(host, auth=auth, share=share, insecure=insecure)
     credentials = parse_auth(auth)
     init_db(db_url)
-    from rbft_core.jobs.runner import recover_jobs
 
     recover_jobs(db_url)  # jobs whose process died while the app was down; live ones are left running
     assets = page_assets()
@@ -104,9 +102,6 @@ def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Op
 
 def _database_files(db_url: Optional[str]) -> list[str]:
     """A SQLite database inside the data folder must never be downloadable through /file=."""
-    from sqlalchemy.engine import make_url
-
-    from rbft_core.settings import database_url
 
     url = make_url(database_url(db_url))
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":

@@ -14,10 +14,11 @@ from typing import Callable, Optional
 import gradio as gr
 
 from rbft_core.data import catalog
-from rbft_core.tabs import datasets
-from rbft_core.demo import demo_model_path
 from rbft_core.data.importer import FORMATS
+from rbft_core.demo import demo_model_path
+from rbft_core.jobs.runner import job_status
 from rbft_core.models.prompts import PRESETS
+from rbft_core.tabs import datasets
 from ui.common import bind, ui_errors
 from ui.review_render import job_html
 
@@ -104,7 +105,6 @@ def on_select(db_url, dataset):
 @ui_errors
 def on_poll(db_url, job, selected):
     """Poll the running job; when it ends, stop the timer and refresh the counts and the report."""
-    from rbft_core.jobs.runner import job_status
 
     if not job:
         return None, gr.Timer(active=False), "", *[gr.skip()] * 6

@@ -11,9 +11,14 @@ from uuid import uuid4
 import gradio as gr
 
 from rbft_core.data import catalog
-from rbft_core.review.curation import STATUSES, Selection
 from rbft_core.errors import ConfigError, RbftError
-from rbft_core.export.dataset import FORMATS, ExportConfig, export_dataset, preview_export
+from rbft_core.export.dataset import (
+    FORMATS,
+    ExportConfig,
+    export_dataset,
+    preview_export,
+)
+from rbft_core.review.curation import STATUSES, Selection
 from rbft_core.settings import data_dir
 
 __all__ = ["ExportTab", "build_export_tab", "on_load", "on_dataset", "on_preview", "on_export"]

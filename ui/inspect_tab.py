@@ -14,8 +14,14 @@ from typing import Callable, Optional
 
 import gradio as gr
 
+from rbft_core.data.catalog import dataset_overview
+from rbft_core.inspection.mask_reports import (
+    TABLE_COLUMNS,
+    latest_experiment,
+    table_rows,
+)
+from rbft_core.jobs.runner import job_status
 from rbft_core.tabs import inspect as ins
-from rbft_core.inspection.mask_reports import TABLE_COLUMNS, latest_experiment, table_rows
 from ui.common import bind, ui_errors
 from ui.review_render import job_html
 
@@ -60,8 +66,6 @@ def on_dataset(db_url, dataset):
 
 @ui_errors
 def on_page_load(db_url):
-    from rbft_core.data.catalog import dataset_overview
-
     names = [r["name"] for r in dataset_overview(db_url)]
     first = names[0] if names else None
     return gr.Dropdown(choices=names, value=first), *on_dataset(db_url, first)
@@ -91,7 +95,8 @@ def on_attention(db_url, run_a, run_b, video_id, query, first, last, head_agg, r
                                     relative=bool(relative))
         images.append(out["png"])
         share = f"{out['share']:.2f} of the video attention on the critical object" if out["share"] is not None else ""
-        notes.append(f"**{escape(run_id)}**: layers {out['layers'][0]}-{out['layers'][-1]}; {share}")
+        notes.append(f"**{escape(run_id)}**: layers {out['layers'][0]}-{out['layers'][-1]}; {share}; "
+                     f"frames: {escape(out['sampling_note'])}")
     return images[0], images[1], "  \n".join(notes)
 
 
@@ -161,8 +166,6 @@ def on_start(db_url, dataset, run_a, run_b, source, fill, k_random, seed, align)
 
 @ui_errors
 def on_poll(db_url, job):
-    from rbft_core.jobs.runner import job_status
-
     if not job:
         return None, gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip()
     status = job_status(db_url, job["job"])

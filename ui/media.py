@@ -18,6 +18,8 @@ from typing import Optional
 
 import gradio as gr
 
+from rbft_core.review.media import source_roots
+
 __all__ = ["serve", "serve_dirs", "served_roots"]
 
 _lock = threading.Lock()
@@ -54,7 +56,6 @@ def serve(db_url: Optional[str], *paths: Optional[str]) -> None:
     pending = [p for p in pending if not _covered(p)]
     if not pending:
         return
-    from rbft_core.review.media import source_roots
 
     roots = [str(root) for root in source_roots(db_url)]
     serve_dirs(*[r for r in roots if any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for p in pending)])

@@ -13,10 +13,12 @@ from typing import Any, Callable, Optional
 
 import gradio as gr
 
-from rbft_core.review import workspace as review
-from rbft_core.review import media as review_media
 from rbft_core.errors import ConfigError, ConflictError
+from rbft_core.jobs.runner import job_status
 from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.review import media as review_media
+from rbft_core.review import workspace as review
+from rbft_core.tabs import review as review_logic
 from ui import review_render as render
 from ui.common import bind, ui_errors
 from ui.keys import label as key_label
@@ -219,14 +221,13 @@ def on_diff(db_url, review_id, subjects, attributes, actions, scenes, label):
 def on_regenerate(db_url, review_id):
     if review_id is None:
         raise gr.Error("no item is open to regenerate")
-    job_id = review.regenerate(db_url, review_id)
+    job_id = review_logic.regenerate(db_url, review_id)
     return {"job": job_id, "review": review_id}, gr.Timer(active=True), f"regeneration job {job_id} started"
 
 
 @ui_errors
 def on_regen_tick(db_url, regen, state, review_id, nav, reviewer, request: gr.Request):
     """Poll the regeneration job; when it succeeds, adopt the new suggestion and reload the item."""
-    from rbft_core.jobs.runner import job_status
 
     if not regen:
         return (None, gr.Timer(active=False), "", *[gr.skip()] * len(_OUTPUT_NAMES))

@@ -17,6 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from rbft_core.data import catalog
+from rbft_core.jobs.runner import stop_job_async
 from rbft_core.tabs import runs as run_view
 from rbft_core.tabs import train as train_launch
 from rbft_core.tabs.train import PRESETS, STAGE_FIELDS, LaunchRequest
@@ -73,10 +74,8 @@ def on_check(db_url, dataset, model, source, share, baselines, hint, targets, me
 @ui_errors
 def on_show_command(db_url, action, dataset, model, source, share, baselines, hint, targets, merger, *values):
     req = _request(action, dataset, model, source, share, baselines, hint, targets, merger, values)
-    yaml_text = train_launch.config_yaml(req)
-    hint_text = {"rbft": "rbft pipeline --config pipeline.yaml", "direct_sft": "rbft train --config config.yaml --evaluate",
-                 "zero_shot": "(settings of the command above)"}[action]
-    return train_launch.command_text(req), f"# equivalent: {hint_text}\n{yaml_text}"
+    # the spec file itself, byte for byte what the job runs (save it as spec.yaml to run it by hand)
+    return train_launch.command_text(req), train_launch.spec_yaml(req)
 
 
 def _start(action):
@@ -88,7 +87,7 @@ def _start(action):
         queued = view["job"]["status"] == "queued"
         gr.Info(f"job {job_id} {'queued: it starts when the device is free' if queued else 'started'}")
         return (job_id, -1, gr.Timer(active=True), _progress_html(view), run_view.loss_figure(view["curves"]),
-                view["log"], train_launch.command_text(req))
+                view["log"], view["job"]["command"])
     start.__name__ = f"on_start_{action}"
     return start
 
@@ -143,8 +142,6 @@ def on_poll(db_url, job_id, points, dataset):
 
 @ui_errors
 def on_stop(db_url, job_id):
-    from rbft_core.jobs.runner import stop_job_async
-
     if not job_id:
         raise gr.Error("no training job is running on this page")
     stop_job_async(db_url, int(job_id), timeout_s=60.0)

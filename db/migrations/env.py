@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from db.engine import make_engine
 from db.models import Base
+from rbft_core.settings import database_url
 
 config = context.config
 target_metadata = Base.metadata
@@ -25,8 +27,6 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
 
 
 def run_migrations_offline() -> None:
-    from rbft_core.settings import database_url
-
     _configure(url=database_url(config.get_main_option("sqlalchemy.url") or None))
     with context.begin_transaction():
         context.run_migrations()
@@ -39,8 +39,6 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from db.engine import make_engine
-
     with make_engine(config.get_main_option("sqlalchemy.url") or None).connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:  # same as db.engine.init_db: batch table rebuilds must not cascade deletes

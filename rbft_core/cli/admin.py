@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from sqlalchemy.engine import make_url
+
+from db import job_queries as jq
+from db.engine import alembic_config, dispose_engines, init_db, session_scope
 from rbft_core.errors import ConfigError, DataError, JobError
+from rbft_core.jobs.runner import recover_jobs
+from rbft_core.settings import database_url
 
 __all__ = ["BackupReport", "backup_database", "restore_database", "register"]
 
@@ -30,9 +36,7 @@ class BackupReport:
 
 
 def _sqlite_path(db_url: Optional[str], action: str) -> Path:
-    from sqlalchemy.engine import make_url
 
-    from rbft_core.settings import database_url
 
     url = make_url(database_url(db_url))
     if url.get_backend_name() != "sqlite":
@@ -101,9 +105,8 @@ def backup_database(db_url: Optional[str], target: str | Path) -> BackupReport:
 
 
 def _known_revision(revision: str) -> None:
-    from alembic.script import ScriptDirectory
+    from alembic.script import ScriptDirectory  # alembic loads only when migrating
 
-    from db.engine import alembic_config
 
     scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
     known = {script.revision for script in scripts.walk_revisions()}
@@ -115,9 +118,6 @@ def _known_revision(revision: str) -> None:
 def _refuse_while_jobs_run(db_url: Optional[str], live: Path) -> None:
     if not live.exists():
         return
-    from db import job_queries as jq
-    from db.engine import session_scope
-    from rbft_core.jobs.runner import recover_jobs
 
     recover_jobs(db_url)  # jobs whose process is gone are not "running"
     with session_scope(db_url) as s:
@@ -129,7 +129,6 @@ def _refuse_while_jobs_run(db_url: Optional[str], live: Path) -> None:
 
 def restore_database(db_url: Optional[str], backup: str | Path) -> BackupReport:
     """Replace the live database's content with ``backup``; the old content is kept as ``<file>.bak``."""
-    from db.engine import dispose_engines, init_db
 
     live = _sqlite_path(db_url, "restore")
     backup = Path(backup).expanduser().resolve()

@@ -18,7 +18,8 @@ from rbft_core.cli import admin, tasks, train
 from rbft_core.cli.tasks import TqdmProgress
 from rbft_core.data.catalog import dataset_overview
 from rbft_core.demo import DemoConfig, build_demo, prepare_demo
-from rbft_core.demo.report import ReportConfig, mean_sd, run_report
+from rbft_core.demo.report import ReportConfig, run_report
+from rbft_core.demo.report_md import mean_sd
 from rbft_core.errors import RbftError
 from rbft_core.models.tiny import TinySpec, build_tiny_model
 from rbft_core.settings import database_url

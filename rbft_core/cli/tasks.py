@@ -15,15 +15,26 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from tqdm import tqdm
 
 from rbft_core.errors import ConfigError
 from rbft_core.inspection.mask_reports import TABLE_COLUMNS, table_rows
 from rbft_core.jobs.execute import TaskHooks, execute
-from rbft_core.specs import (AttentionSpec, EvaluateSpec, ExportModelSpec, ExportSpec, GenerateSpec, ImportSpec,
-                             MaskSpec, PipelineSpec, Spec, TrainSpec, load_spec)
+from rbft_core.specs import (
+    AttentionSpec,
+    EvaluateSpec,
+    ExportModelSpec,
+    ExportSpec,
+    GenerateSpec,
+    ImportSpec,
+    MaskSpec,
+    PipelineSpec,
+    Spec,
+    TrainSpec,
+    load_spec,
+)
 from rbft_core.specs.flags import add_spec_flags, spec_values
 from rbft_core.training.train import load_run_spec, new_run_id, runs_root
 
@@ -72,7 +83,7 @@ def _print(result: dict[str, Any], args: argparse.Namespace, human: Callable[[di
 def _human(result: dict[str, Any]) -> str:
     """A task result in words (each task's main figures)."""
     if "summary" in result:
-        counts = result.get("report", {}).get("counts", {})
+        counts = result.get("counts", {})
         return result["summary"] + "".join(f"\n  {k}: {v}" for k, v in sorted(counts.items()))
     if "comparison" in result or "runs" in result and isinstance(result["runs"], dict):
         runs = ", ".join(f"{k} {v}" for k, v in result["runs"].items() if k != "generate")

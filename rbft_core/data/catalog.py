@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from db import queries
+from db.engine import init_db, session_scope
+
 __all__ = ["dataset_overview"]
 
 
 def dataset_overview(db_url: Optional[str] = None) -> list[dict[str, Any]]:
     """One row per dataset: labels, totals per split and per review status, unreadable videos."""
-    from db import queries
-    from db.engine import init_db, session_scope
 
     init_db(db_url)
     rows = []

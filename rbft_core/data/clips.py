@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rbft_core.errors import ConfigError, DataError
 from rbft_core.data.frame_cache import file_sha256
+from rbft_core.data.video import probe_video
+from rbft_core.errors import ConfigError, DataError
 
 __all__ = ["write_clip", "make_preview", "browser_playable"]
 
@@ -25,7 +26,9 @@ _BROWSER_PIX_FMTS = {"yuv420p", "yuvj420p"}
 
 def write_clip(frames: np.ndarray, fps: float, out_path: str | os.PathLike) -> Path:
     """Write RGB frames [T, H, W, 3] as a browser-playable H.264 (yuv420p) mp4; odd sizes are padded to even."""
-    from moviepy import ImageSequenceClip  # imported here: moviepy is slow to import and rarely needed
+    from moviepy import (
+        ImageSequenceClip,  # imported here: moviepy is slow to import and rarely needed
+    )
 
     frames = np.asarray(frames)
     if frames.ndim == 3:
@@ -62,7 +65,6 @@ def write_clip(frames: np.ndarray, fps: float, out_path: str | os.PathLike) -> P
 
 def browser_playable(path: str | os.PathLike) -> bool:
     """True when browsers play ``path`` as it is (``make_preview`` then returns it without a transcode)."""
-    from rbft_core.data.video import probe_video
 
     path = Path(path)
     info = probe_video(path)
@@ -75,9 +77,10 @@ def make_preview(path: str | os.PathLike, out_dir: str | os.PathLike, *, sha256:
 
     Transcodes are cached in ``out_dir`` by content hash, so a second call returns at once.
     """
-    from moviepy import VideoFileClip
+    from moviepy import (
+        VideoFileClip,  # moviepy (FFmpeg) loads only when a clip is written
+    )
 
-    from rbft_core.data.video import probe_video  # here, not at the top: video re-exports this module
 
     path = Path(path)
     if browser_playable(path):

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rbft_core.data.frames import SampledVideo
 from rbft_core.errors import ConfigError
 from rbft_core.settings import cache_dir
 
 if TYPE_CHECKING:
-    from rbft_core.data.video import SampledVideo, SampleSpec
+    from rbft_core.data.frames import SampleSpec
 
 __all__ = ["FrameCache", "default_frame_cache", "file_sha256"]
 
@@ -92,7 +93,6 @@ class FrameCache:
         if list(frames.shape) != sidecar.get("shape"):
             self._discard(npy_path, json_path)
             return None
-        from rbft_core.data.video import SampledVideo  # here, not at the top: video imports this module
 
         video = SampledVideo(
             frames=frames,

@@ -5,10 +5,27 @@ model's caption pre-training), ``prepare`` (cached build + import), ``report`` (
 RB-FT over seeds -> docs/demo-results.md). Nothing here imports torch until a build or a report runs.
 """
 
-from rbft_core.demo.prepare import DEMO_DATASET, DemoBuild, DemoConfig, build_demo, demo_model_path, demo_root, prepare_demo
+from rbft_core.demo.prepare import (
+                                  DEMO_DATASET,
+                                  DemoBuild,
+                                  DemoConfig,
+                                  build_demo,
+                                  demo_model_path,
+                                  demo_root,
+                                  prepare_demo,
+)
 from rbft_core.demo.render import WorldSpec, background, render_clip, render_world
-from rbft_core.demo.world import (RULES, ClipSpec, Rule, label_for, rule_for, sample_caption_spec, sample_clip_spec,
-                                  sample_task_spec, stratified_split)
+from rbft_core.demo.world import (
+                                  RULES,
+                                  ClipSpec,
+                                  Rule,
+                                  label_for,
+                                  rule_for,
+                                  sample_caption_spec,
+                                  sample_clip_spec,
+                                  sample_task_spec,
+                                  stratified_split,
+)
 
 __all__ = [
     "ClipSpec", "Rule", "RULES", "WorldSpec", "DemoConfig", "DemoBuild", "DEMO_DATASET", "label_for", "rule_for",

@@ -11,14 +11,26 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
+from db import inspect_queries as iq
+from db import queries
+from db.engine import session_scope
+from rbft_core.data.frame_cache import default_frame_cache
+from rbft_core.data.video import sample_frames
+from rbft_core.inspection.attention import attention_maps, attention_share
+from rbft_core.inspection.masking import load_inspect_model, run_experiment
+from rbft_core.inspection.regions import frame_boxes_from_list, regions_from_frame_boxes
+from rbft_core.models.loading import sample_spec_for
+from rbft_core.models.prompts import classification_prompt, preset_from_record
+from rbft_core.specs.inspection import MaskSpec
+
 __all__ = ["faithfulness"]
 
 
 def faithfulness(db_url: Optional[str], dataset: str, run_id: str, *, num_frames: int, k_random: int = 2,
                  seed: int = 0) -> dict[str, Optional[float]]:
     """Masking drops and attention share of one trained run on the test split."""
-    from rbft_core.specs.inspection import MaskSpec
-    from rbft_core.inspection.masking import run_experiment
 
     cfg = MaskSpec(regions_source="meta", fill="black", k_random=k_random, seed=seed, num_frames=num_frames,
                      bootstrap=200)
@@ -29,18 +41,7 @@ def faithfulness(db_url: Optional[str], dataset: str, run_id: str, *, num_frames
 
 
 def _attention_share(db_url, dataset: str, run_id: str, num_frames: int) -> tuple[float, float]:
-    import numpy as np
 
-    from db import inspect_queries as iq
-    from db import queries
-    from db.engine import session_scope
-    from rbft_core.inspection.attention import attention_maps, attention_share
-    from rbft_core.inspection.masking import load_inspect_model
-    from rbft_core.models.loading import sample_spec_for
-    from rbft_core.models.prompts import classification_prompt, preset_from_record
-    from rbft_core.inspection.regions import frame_boxes_from_list, regions_from_frame_boxes
-    from rbft_core.training.train import _frame_cache
-    from rbft_core.data.video import sample_frames
 
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
@@ -54,7 +55,7 @@ def _attention_share(db_url, dataset: str, run_id: str, num_frames: int) -> tupl
         per_frame = (row.get("meta") or {}).get("boxes")
         if not per_frame:
             continue
-        video = sample_frames(row["path"], spec, sha256=row["sha256"], cache=_frame_cache())
+        video = sample_frames(row["path"], spec, sha256=row["sha256"], cache=default_frame_cache())
         boxes = regions_from_frame_boxes(video, frame_boxes_from_list(per_frame)).boxes
         shares.append(attention_share(attention_maps(lm, video, prompt, query="answer"), boxes))
         w, h = video.source_size

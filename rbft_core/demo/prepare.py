@@ -17,9 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from rbft_core.demo.pretrain import PretrainConfig, caption_accuracy, pretrain_base_model
+from db.engine import init_db
+from rbft_core.data.importer import import_videos
+from rbft_core.demo.pretrain import (
+    PretrainConfig,
+    caption_accuracy,
+    pretrain_base_model,
+)
 from rbft_core.demo.render import WorldSpec, render_world
 from rbft_core.errors import ConfigError
+from rbft_core.settings import data_dir
 
 __all__ = ["DemoConfig", "DemoBuild", "build_demo", "prepare_demo", "demo_root", "demo_model_path", "DEMO_DATASET"]
 
@@ -104,8 +111,6 @@ class DemoBuild:
 
 
 def demo_root() -> Path:
-    from rbft_core.settings import data_dir
-
     return data_dir() / "demo"
 
 
@@ -157,8 +162,6 @@ def _phase(progress: Optional[Progress], name: str) -> Optional[Progress]:
 def prepare_demo(db_url: Optional[str] = None, *, config: Optional[DemoConfig] = None,
                  progress: Optional[Progress] = None) -> dict:
     """Build (or reuse) the world and base model, then import the clips as dataset ``demo-smart-home``."""
-    from db.engine import init_db
-    from rbft_core.data.importer import import_videos
 
     build = build_demo(config, progress=progress)
     init_db(db_url)

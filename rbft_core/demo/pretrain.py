@@ -11,7 +11,6 @@ folder that ``rbft_core.models.loading.load_vlm`` loads is exactly what generati
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -21,12 +20,34 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from rbft_core.data.video import SampledVideo
 from rbft_core.demo.render import render_clip, uniform_indices
-from rbft_core.demo.world import (ACTIONS, ANIMAL_LOOK, CLOTHING, COURIER_CLOTHING, HOME_SCENES, OTHER_SCENES,
-                                  PLURAL_WORDS, SIZES, SUBJECT_WORDS, ClipSpec, sample_caption_spec)
+from rbft_core.demo.world import (
+    ACTIONS,
+    ANIMAL_LOOK,
+    CLOTHING,
+    COURIER_CLOTHING,
+    HOME_SCENES,
+    OTHER_SCENES,
+    PLURAL_WORDS,
+    SIZES,
+    SUBJECT_WORDS,
+    ClipSpec,
+    sample_caption_spec,
+)
 from rbft_core.errors import ConfigError
-from rbft_core.models.prompts import DIMENSIONS, PRESETS, Preset, classification_prompt, rationale_prompt
+from rbft_core.models.generate import generate_batch
+from rbft_core.models.loading import encode_prompts, load_vlm
+from rbft_core.models.prompts import (
+    DIMENSIONS,
+    PRESETS,
+    Preset,
+    classification_prompt,
+    rationale_prompt,
+)
 from rbft_core.models.rationale import parse_rationale, render_target
+from rbft_core.models.tiny import TinySpec, build_tiny_model
+from rbft_core.training.sft_data import IGNORE_INDEX
 
 __all__ = ["PretrainConfig", "pretrain_base_model", "caption_accuracy", "prompt_variants", "clip_video"]
 
@@ -107,8 +128,6 @@ class PretrainConfig:
             raise ConfigError(f"pretrain.lr must be > 0, got {self.lr}")
 
     def tiny_spec(self):
-        from rbft_core.models.tiny import TinySpec
-
         return TinySpec(family="qwen2_5_vl", vocab_size=self.vocab_size, hidden_size=self.hidden_size,
                         num_layers=self.num_layers, num_heads=self.num_heads, num_kv_heads=max(1, self.num_heads // 2),
                         intermediate_size=self.intermediate_size, vision_hidden_size=self.vision_hidden_size,
@@ -135,7 +154,6 @@ def _vocabulary_corpus() -> list[str]:
 
 def clip_video(spec: ClipSpec, *, total_frames: int, num_frames: int, size: tuple[int, int], fps: float):
     """A ``SampledVideo`` rendered straight to arrays, with the frames and metadata the mp4 path would give."""
-    from rbft_core.data.video import SampledVideo
 
     indices = uniform_indices(total_frames, num_frames)
     frames = render_clip(spec, num_frames=total_frames, size=size, frame_indices=indices)
@@ -146,8 +164,6 @@ def clip_video(spec: ClipSpec, *, total_frames: int, num_frames: int, size: tupl
 def _batch(processor, prompts, videos, answers, *, whole_text: bool = False):
     """Inputs with answer-only labels (the project's collator rule), or with ``whole_text`` a loss on every
     text token (prompt included; never the video placeholders or padding)."""
-    from rbft_core.models.loading import encode_prompts
-    from rbft_core.training.sft_data import IGNORE_INDEX
 
     processor.tokenizer.padding_side = "right"
     batch = encode_prompts(processor, prompts, videos, answers=answers)
@@ -180,10 +196,12 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
                         size: tuple[int, int], fps: float,
                         progress: Optional[Callable[[int, int, str], None]] = None) -> PretrainReport:
     """Build the tokenizer + tiny model into ``out_dir`` and train all its weights on the caption corpus."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    import torch  # torch is heavy: loaded only when a model runs
+    from transformers import (  # transformers is heavy: loaded only when a model runs
+        AutoModelForImageTextToText,
+        AutoProcessor,
+    )
 
-    from rbft_core.models.tiny import build_tiny_model
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -245,8 +263,6 @@ def caption_accuracy(model_dir: Path, cfg: PretrainConfig, *, world_frames: int,
 
     Returns the parse-ok share, the exact-match share per field, and the share that names the right subject.
     """
-    from rbft_core.models.generate import _generate_batch
-    from rbft_core.models.loading import load_vlm
 
     lm = load_vlm(str(model_dir), device="cpu")
     rng = random.Random(f"heldout:{cfg.seed}")
@@ -256,7 +272,7 @@ def caption_accuracy(model_dir: Path, cfg: PretrainConfig, *, world_frames: int,
     for start in range(0, len(specs), batch_size):
         chunk = specs[start : start + batch_size]
         videos = [clip_video(s, total_frames=world_frames, num_frames=num_frames, size=size, fps=fps) for s in chunk]
-        for spec, (text, _) in zip(chunk, _generate_batch(lm, [prompt] * len(chunk), videos, max_new_tokens)):
+        for spec, (text, _) in zip(chunk, generate_batch(lm, [prompt] * len(chunk), videos, max_new_tokens)):
             parsed = parse_rationale(text)
             truth = spec.scene_graph()
             ok += parsed.status == "ok"

@@ -245,7 +245,7 @@ def uniform_indices(total: int, count: int) -> list[int]:
 
 def write_mp4(frames: np.ndarray, fps: float, path: Path) -> Path:
     """H.264 yuv420p through PyAV (browser-playable; much faster than moviepy for many small clips)."""
-    import av
+    import av  # PyAV (FFmpeg) loads only when a video is decoded
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")

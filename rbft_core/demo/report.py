@@ -12,15 +12,26 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
+from sqlalchemy import select
+
+from db import job_queries as jq
+from db import queries
+from db.engine import init_db, session_scope
+from db.models import Review, Suggestion, Video
+from rbft_core.data.importer import import_videos
+from rbft_core.demo.faithfulness import faithfulness
 from rbft_core.demo.prepare import DEMO_DATASET, DemoConfig, build_demo
+from rbft_core.demo.report_md import render_markdown
 from rbft_core.errors import ConfigError
+from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.specs.training import DEFAULT_TARGETS, PipelineSpec, TrainSpec
+from rbft_core.training.pipeline import run_pipeline
 
 __all__ = ["ReportConfig", "run_report", "oracle_review", "stage_configs", "ORACLE_REVIEWER"]
 
@@ -60,7 +71,6 @@ class ReportConfig:
 
 def stage_configs(demo: DemoConfig, rep: ReportConfig, model: str, seed: int, source: str):
     """The Stage I / Stage II configs of one RB-FT run (Stage II is also direct SFT, from the base model)."""
-    from rbft_core.specs.training import DEFAULT_TARGETS, TrainSpec
 
     # lm_head joins the LoRA targets: the tiny base model never answered with the label words, so their
     # output rows are untrained and LoRA on the decoder alone plateaus at p(label) ~ 1 % (measured).
@@ -79,11 +89,6 @@ def oracle_review(db_url: Optional[str], dataset: str) -> int:
     Stands in for the human review step of the method in the demo (clearly labelled: the reviewer is
     ``ORACLE_REVIEWER``). Returns how many reviews were saved.
     """
-    from sqlalchemy import select
-
-    from db import queries
-    from db.engine import session_scope
-    from db.models import Review, Video
 
     saved = 0
     with session_scope(db_url) as s:
@@ -111,16 +116,12 @@ class _Row:
 
 
 def _metrics(db_url, run_id: str) -> dict:
-    from db import job_queries as jq
-    from db.engine import session_scope
-
     with session_scope(db_url) as s:
         return dict(jq.get_run(s, run_id).metrics["eval"]["test"])
 
 
 def _add(row: _Row, db_url, run_id: str, num_frames: int = 0, seed: int = 0) -> None:
     """One run's metrics; with ``num_frames``, also its faithfulness (masking drops, attention share)."""
-    from rbft_core.demo.faithfulness import faithfulness
 
     m = _metrics(db_url, run_id)
     row.runs.append(run_id)
@@ -133,12 +134,8 @@ def _add(row: _Row, db_url, run_id: str, num_frames: int = 0, seed: int = 0) -> 
 def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = None, *, out_md: Optional[Path] = None,
                workdir: Optional[Path] = None, progress: Optional[Progress] = None) -> dict:
     """Build (or reuse) the demo, then run every method for every seed; write the Markdown table."""
-    from db.engine import init_db
-    from rbft_core.specs.data import GenerateSpec
-    from rbft_core.data.importer import import_videos
-    from rbft_core.training.pipeline import run_pipeline
 
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     demo, rep = demo or DemoConfig(), rep or ReportConfig()
     torch.set_num_threads(rep.threads)
@@ -153,27 +150,28 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
         init_db(db_url)
         import_videos(db_url, DEMO_DATASET, build.manifest.parent, manifest=build.manifest, fmt="jsonl", preset="smart-home")
         rows = {key: _Row(*key) for key in [("zero-shot", "-"), ("direct SFT", "-"), ("RB-FT", "model suggestions")]}
-        gen = GenerateSpec(num_frames=demo.sample_frames, label_hint=rep.label_hint, batch_size=8)
         total = len(rep.seeds) * (2 if rep.oracle else 1)
         done = 0
         for seed in rep.seeds:
             s1, s2 = stage_configs(demo, rep, str(build.model_dir), seed, "suggestions")
             if progress:
                 progress(done, total, f"seed {seed}: zero-shot, direct SFT, RB-FT (model suggestions)")
-            result = run_pipeline(db_url, s1, s2, gen_cfg=gen, with_baselines=True)
+            result = run_pipeline(db_url, PipelineSpec(stage1=s1, stage2=s2, with_baselines=True,
+                                                       label_hint=rep.label_hint, generate_batch_size=8))
             _add(rows[("zero-shot", "-")], db_url, result["runs"]["zero_shot"])
             _add(rows[("direct SFT", "-")], db_url, result["runs"]["direct_sft"], demo.sample_frames, seed)
             _add(rows[("RB-FT", "model suggestions")], db_url, result["runs"]["stage2"], demo.sample_frames, seed)
             done += 1
         generation = result["runs"].get("generate") or {}
         if rep.oracle:
-            reviewed = oracle_review(db_url, DEMO_DATASET)
+            oracle_review(db_url, DEMO_DATASET)
             rows[("RB-FT", "oracle-reviewed")] = _Row("RB-FT", "oracle-reviewed (simulated expert)")
             for seed in rep.seeds:
                 if progress:
                     progress(done, total, f"seed {seed}: RB-FT (oracle-reviewed rationales)")
                 s1, s2 = stage_configs(demo, rep, str(build.model_dir), seed, "reviewed")
-                result = run_pipeline(db_url, s1, s2, gen_cfg=gen)
+                result = run_pipeline(db_url, PipelineSpec(stage1=s1, stage2=s2, label_hint=rep.label_hint,
+                                                           generate_batch_size=8))
                 _add(rows[("RB-FT", "oracle-reviewed")], db_url, result["runs"]["stage2"], demo.sample_frames, seed)
                 done += 1
         summary = {"demo": demo.to_dict(), "report": {**rep.__dict__, "seeds": list(rep.seeds)}, "db": db_url,
@@ -187,19 +185,12 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
             os.environ["RBFT_DATA_DIR"] = previous
     (workdir / "report.json").write_text(json.dumps(summary, indent=2, default=str))
     if out_md:
-        from rbft_core.demo.report_md import render_markdown
-
         Path(out_md).write_text(render_markdown(summary))
     return summary
 
 
 def _rationale_quality(db_url) -> dict:
     """How the base model's train-split suggestions compare with the scene graphs (per-field exact match)."""
-    from sqlalchemy import select
-
-    from db.engine import session_scope
-    from db.models import Suggestion, Video
-    from rbft_core.models.prompts import DIMENSIONS
 
     with session_scope(db_url) as s:
         pairs = [(sug, vid.meta.get("scene_graph", {})) for sug, vid in
@@ -219,10 +210,3 @@ def _load() -> str:
         return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
     except OSError:
         return "unknown"
-
-
-def mean_sd(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.fmean(values):.1f} ± {100 * sd:.1f}"

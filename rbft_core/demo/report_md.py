@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from rbft_core.demo.report import mean_sd
+import json
+import statistics
+from pathlib import Path
+from typing import Sequence
+
+import yaml
 
 __all__ = ["render_markdown"]
 
@@ -26,10 +31,6 @@ def _attention(row: dict) -> str:
 
 def _stage_seconds(summary: dict) -> str:
     """Wall time of every training stage of the report, read back from its run folders."""
-    import json
-    from pathlib import Path
-
-    import yaml
 
     db = Path(summary["db"].removeprefix("sqlite:///"))
     runs, started = db.parent / "runs", db.stem.removeprefix("report-")  # run ids start with their UTC time
@@ -129,8 +130,6 @@ def render_markdown(summary: dict) -> str:
 
 
 def _verdict(by: dict) -> str:
-    import statistics
-
     def mean(key):
         row = by.get(key)
         return statistics.fmean(row["accuracy"]) if row and row["accuracy"] else None
@@ -145,3 +144,10 @@ def _verdict(by: dict) -> str:
         diff = 100 * (oracle - sft)
         out.append(f"With simulated-expert-reviewed rationales RB-FT is {diff:+.1f} points against direct SFT.")
     return " ".join(out)
+
+
+def mean_sd(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.fmean(values):.1f} ± {100 * sd:.1f}"

@@ -28,9 +28,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from rbft_core.review.curation import Selection, select_rows
+from db import curated_queries, queries
+from db.engine import init_db, session_scope
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.export.formats import FORMATS, WRITERS, Example, provenance_row, write_provenance
+from rbft_core.export.formats import (
+    FORMATS,
+    WRITERS,
+    Example,
+    provenance_row,
+    write_provenance,
+)
 from rbft_core.models.prompts import (
     CLASSIFY_PROMPT_VERSION,
     RATIONALE_PROMPT_VERSION,
@@ -40,6 +47,7 @@ from rbft_core.models.prompts import (
     rationale_prompt,
 )
 from rbft_core.models.rationale import render_target
+from rbft_core.review.curation import Selection, select_rows
 
 __all__ = ["ExportConfig", "ExportResult", "FORMATS", "parse_stages", "sanitize_name", "preview_export",
            "export_dataset", "MANIFEST_VERSION"]
@@ -121,12 +129,10 @@ class _Snapshot:
 
 def _read_snapshot(db_url: Optional[str], dataset: str, selection: Selection) -> _Snapshot:
     """Every read in one transaction on one snapshot (a review saved meanwhile is all in or all out)."""
-    from db import queries
-    from db.engine import init_db, session_scope
 
     init_db(db_url)
     with session_scope(db_url) as session:
-        queries.begin_snapshot(session)
+        curated_queries.begin_snapshot(session)
         ds = queries.get_dataset(session, dataset)
         preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
         rows = select_rows(session, ds.id, selection)

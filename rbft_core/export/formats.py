@@ -113,7 +113,12 @@ def _hf_record(example: Example) -> dict[str, Any]:
 
 
 def write_hf(folder: Path, name: str, examples: list[Example]) -> list[str]:
-    from datasets import Dataset, DatasetDict, Features, Value
+    from datasets import (  # HF datasets (pyarrow) loads only for this export format
+        Dataset,
+        DatasetDict,
+        Features,
+        Value,
+    )
 
     string_columns = ("id", "video", "split", "label", "prompt", "response", "status", "reviewer", "model_id",
                       "prompt_version")

@@ -121,9 +121,15 @@ def _copy_adapters(chain: list[RunLink], work: Path) -> None:
 
 
 def _merge(chain: list[RunLink], work: Path, max_shard_size: str, dtype: str) -> None:
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig
+    import torch  # torch is heavy: loaded only when a model runs
+    from peft import (
+        PeftModel,  # peft pulls in torch: loaded only when adapters are used
+    )
+    from transformers import (  # transformers is heavy: loaded only when a model runs
+        AutoModelForImageTextToText,
+        AutoProcessor,
+        GenerationConfig,
+    )
 
     base = chain[0].base_model
     check_model_source(base)

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from db import queries
 from rbft_core.errors import DataError
 from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.rationale import render_target
+from rbft_core.settings import data_dir
 
 __all__ = ["ExportBundle", "is_rbft_export", "open_export", "restore_rationales"]
 
@@ -75,7 +78,6 @@ def _manifest_of(path: Path) -> Optional[dict[str, Any]]:
 
 def _extract(zip_path: Path, data_root: Optional[str]) -> Path:
     """Unpack once into ``<data dir>/imports/`` (keyed by the zip's hash): imported videos live there."""
-    from rbft_core.settings import data_dir
 
     digest = hashlib.sha256()
     with open(zip_path, "rb") as handle:
@@ -122,9 +124,6 @@ def _parse_status(fields: dict[str, str]) -> str:
 
 
 def _restore_one(session: Any, video: Any, row: dict[str, str], reviewer_default: str) -> bool:
-    from db import queries
-    from rbft_core.models.rationale import render_target
-
     source = row.get("rationale_source", "")
     if not source:
         return False
@@ -150,7 +149,6 @@ def _restore_one(session: Any, video: Any, row: dict[str, str], reviewer_default
 
 def restore_rationales(session: Any, dataset_id: int, bundle: ExportBundle) -> int:
     """Add the suggestion and review of every imported video that has none yet; returns how many."""
-    from db import queries
 
     restored = 0
     for row in bundle.rows:

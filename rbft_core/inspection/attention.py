@@ -23,6 +23,12 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 
 from rbft_core.errors import ConfigError, DataError
+from rbft_core.inspection.attention_rows import (
+    forward_rows,
+    resolve_layers,
+    text_attention_layers,
+)
+from rbft_core.models.loading import encode_prompts
 
 __all__ = ["VideoTokenLayout", "AttentionMap", "attention_maps", "attention_share", "GENERIC_PROMPT"]
 
@@ -122,8 +128,6 @@ def _layout(lm, inputs) -> VideoTokenLayout:
 
 
 def _inputs(lm, prompt: str, video, answer: Optional[str] = None):
-    from rbft_core.models.loading import encode_prompts
-
     lm.processor.tokenizer.padding_side = "left"
     inputs = encode_prompts(lm.processor, [prompt], [video], answers=[answer] if answer is not None else None)
     inputs = inputs.to(lm.device)
@@ -134,7 +138,7 @@ def _inputs(lm, prompt: str, video, answer: Optional[str] = None):
 
 def _append_tokens(inputs, new_ids):
     """The prompt inputs with generated tokens appended (text tokens: mask 1, mm type 0)."""
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     out = dict(inputs)
     new = new_ids.reshape(1, -1).to(inputs["input_ids"].device)
@@ -147,7 +151,7 @@ def _append_tokens(inputs, new_ids):
 
 def _query_rows(lm, prompt, video, query: QueryKind, answer: Optional[str], max_new_tokens: int):
     """(model inputs, query positions, query token texts): the rows that predict the answer / rationale tokens."""
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     tok = lm.processor.tokenizer
     inputs = _inputs(lm, prompt, video)
@@ -175,9 +179,8 @@ def _query_rows(lm, prompt, video, query: QueryKind, answer: Optional[str], max_
 
 def _video_rows(lm, inputs, positions, layers: list[int], head_agg: str) -> tuple[np.ndarray, VideoTokenLayout]:
     """[R, N] attention of each query row on the N video tokens, renormalised to sum 1 per row."""
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
-    from rbft_core.inspection.attention_rows import forward_rows
 
     layout = _layout(lm, inputs)
     captured = forward_rows(lm.model, inputs, positions, layers, lm.model_id)  # frees inputs' pixel values
@@ -200,7 +203,6 @@ def attention_maps(lm, video, prompt: str, *, query: QueryKind = "answer", answe
         head_agg: ``mean`` or ``max`` over heads (layers are averaged).
         relative: divide by the map of ``generic_prompt`` (same query kind), then renormalise.
     """
-    from rbft_core.inspection.attention_rows import resolve_layers, text_attention_layers
 
     if query not in ("answer", "rationale"):
         raise ConfigError(f"query must be 'answer' or 'rationale', got {query!r}")

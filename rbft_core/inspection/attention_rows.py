@@ -22,7 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence
 
-from rbft_core.errors import ModelError
+from rbft_core.errors import ConfigError, ModelError
+from rbft_core.models.video_features import (
+    encode_video_features,
+    serve_video_features,
+    served_pixels,
+)
 
 __all__ = ["ROWS_IMPLEMENTATION", "RowCapture", "capture_rows", "forward_rows", "text_attention_layers",
            "check_hookable"]
@@ -43,7 +48,9 @@ class RowCapture:
 
 def _rows_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
     """sdpa for the output; the requested rows of the attention weights on the chosen layers."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.integrations.sdpa_attention import (
+        sdpa_attention_forward,  # transformers is heavy: loaded only when a model runs
+    )
 
     output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                        **kwargs)
@@ -57,9 +64,10 @@ def _rows_attention(module, query, key, value, attention_mask, dropout: float = 
 
 def attention_rows(query, key, attention_mask, positions, scaling: Optional[float], groups: int):
     """softmax(q[rows] K^T * scaling + mask[rows]) in float32: [B, H, R, L], as eager attention computes it."""
-    import torch
-
-    from transformers.integrations.sdpa_attention import repeat_kv
+    import torch  # torch is heavy: loaded only when a model runs
+    from transformers.integrations.sdpa_attention import (
+        repeat_kv,  # transformers is heavy: loaded only when a model runs
+    )
 
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
     q = query[:, :, positions, :].float()
@@ -83,8 +91,13 @@ def _register() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers import (
+        AttentionInterface,  # transformers is heavy: loaded only when a model runs
+    )
+    from transformers.masking_utils import (  # transformers is heavy: loaded only when a model runs
+        AttentionMaskInterface,
+        sdpa_mask,
+    )
 
     AttentionInterface.register(ROWS_IMPLEMENTATION, _rows_attention)
     # masks are built exactly as for sdpa (None when plain causal lets sdpa use its causal kernel)
@@ -123,7 +136,6 @@ def check_hookable(model, model_id: str = "the model") -> list:
 
 def resolve_layers(num_layers: int, layers: Optional[Sequence[int]]) -> list[int]:
     """``layers`` = (first, last), inclusive, negative from the end; None = all layers."""
-    from rbft_core.errors import ConfigError
 
     if layers is None:
         return list(range(num_layers))
@@ -139,7 +151,7 @@ def resolve_layers(num_layers: int, layers: Optional[Sequence[int]]) -> list[int
 @contextmanager
 def capture_rows(model, positions, layers: Sequence[int], model_id: str = "the model") -> Iterator[RowCapture]:
     """Within the block, forwards of ``model`` record attention rows of ``positions`` on ``layers``."""
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     attn_layers = check_hookable(model, model_id)
     _register()
@@ -166,9 +178,8 @@ def forward_rows(model, inputs: dict, positions, layers: Sequence[int], model_id
     Takes ``pixel_values_videos`` out of ``inputs`` (so that, once the video features are computed, the pixels
     can be freed while the language model runs); everything else in ``inputs`` is passed to the model as is.
     """
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
-    from rbft_core.models.video_features import encode_video_features, serve_video_features, served_pixels
 
     check_hookable(model, model_id)  # before the vision tower runs, not after
     pixels = inputs.pop("pixel_values_videos", None)

@@ -12,13 +12,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from rbft_core.data.clips import write_clip
 from rbft_core.inspection.attention import AttentionMap
 
 __all__ = ["overlay_frames", "save_overlay_png", "write_heatmap_video", "draw_boxes"]
 
 
 def _colormap(name: str):
-    import matplotlib
+    import matplotlib  # matplotlib loads only when a figure is drawn
 
     matplotlib.use("Agg", force=False)
     return matplotlib.colormaps[name]
@@ -55,12 +56,16 @@ def draw_boxes(frames: np.ndarray, boxes: Sequence[Optional[Sequence[Sequence[fl
 def save_overlay_png(amap: AttentionMap, out_path: str | os.PathLike, *, title: str = "", alpha: float = 0.5,
                      columns: int = 4, boxes=None, vmax: Optional[float] = None) -> Path:
     """A sheet of the overlaid frames with their timestamps and one shared colour bar."""
-    import matplotlib
+    import matplotlib  # matplotlib loads only when a figure is drawn
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
+    import matplotlib.pyplot as plt  # matplotlib loads only when a figure is drawn
+    from matplotlib.cm import (
+        ScalarMappable,  # matplotlib loads only when a figure is drawn
+    )
+    from matplotlib.colors import (
+        Normalize,  # matplotlib loads only when a figure is drawn
+    )
 
     top = float(vmax if vmax is not None else amap.grid.max())
     frames = overlay_frames(amap, alpha=alpha, vmax=top)
@@ -89,6 +94,5 @@ def save_overlay_png(amap: AttentionMap, out_path: str | os.PathLike, *, title: 
 
 def write_heatmap_video(amap: AttentionMap, out_path: str | os.PathLike, *, fps: float = 2.0, alpha: float = 0.5) -> Path:
     """The overlaid frames as a browser-playable mp4 (``clips.write_clip``)."""
-    from rbft_core.data.clips import write_clip
 
     return write_clip(overlay_frames(amap, alpha=alpha), fps, out_path)

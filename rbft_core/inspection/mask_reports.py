@@ -8,16 +8,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
+
+from rbft_core.settings import data_dir
+
 __all__ = ["write_reports", "latest_experiment", "TABLE_COLUMNS", "table_rows"]
 
 TABLE_COLUMNS = ["name", "run_id", "n", "accuracy_original", "accuracy_critical", "accuracy_random", "drop_critical",
                  "drop_random", "drop_ratio", "drop_ratio_ci", "flip_rate_critical", "flip_rate_random",
-                 "delta_logp_true_critical", "delta_logp_true_random"]
+                 "delta_logp_true_critical", "delta_logp_true_random", "sampling_note"]
 
 
 def _reports_dir() -> Path:
-    from rbft_core.settings import data_dir
-
     out = data_dir() / "reports"
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -50,11 +52,10 @@ def write_reports(result) -> dict[str, str]:
 
 
 def _bar_chart(models: list[dict], out: Path, config: dict) -> None:
-    import matplotlib
+    import matplotlib  # matplotlib loads only when a figure is drawn
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
+    import matplotlib.pyplot as plt  # matplotlib loads only when a figure is drawn
 
     bars = [("original", "accuracy_original", "#4c72b0"), ("critical masked", "accuracy_critical", "#c44e52"),
             ("random masked", "accuracy_random", "#8c8c8c")]

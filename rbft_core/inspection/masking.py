@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -29,8 +29,15 @@ from db.engine import session_scope
 from rbft_core.data.frame_cache import default_frame_cache
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.inspection import regions as rg
+from rbft_core.inspection.attention import attention_maps
 from rbft_core.inspection.mask_reports import write_reports
-from rbft_core.inspection.regions import Regions, align_regions, apply_fill, load_box_file, random_control
+from rbft_core.inspection.regions import (
+    Regions,
+    align_regions,
+    apply_fill,
+    load_box_file,
+    random_control,
+)
 from rbft_core.models.loading import load_vlm, sample_spec_for
 from rbft_core.models.prompts import classification_prompt, preset_from_record
 from rbft_core.specs.inspection import MaskSpec
@@ -127,8 +134,6 @@ def _regions_for(cfg: MaskSpec, lm, row: dict, video, prompt: str, boxes: Option
     elif source == "motion":
         found = rg.motion_regions(video)
     elif source == "attention":
-        from rbft_core.inspection.attention import attention_maps
-
         found = rg.attention_regions(attention_maps(lm, video, prompt), cfg.attention_top_k)
     else:
         key = next((k for k in (row["external_id"], _name(row["path"]), _stem(row["path"])) if k in (boxes or {})), None)

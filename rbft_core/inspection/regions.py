@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
+from PIL import Image, ImageFilter
 
 from rbft_core.errors import ConfigError, DataError
 
@@ -284,8 +285,6 @@ def apply_fill(frames: np.ndarray, regions: Regions, fill: Fill = "black") -> np
 
 
 def _blur(frame: np.ndarray, xa: int, ya: int, xb: int, yb: int) -> np.ndarray:
-    from PIL import Image, ImageFilter
-
     radius = max(2.0, max(xb - xa, yb - ya) / 4)
     blurred = Image.fromarray(np.ascontiguousarray(frame[..., :3])).filter(ImageFilter.GaussianBlur(radius))
     return np.asarray(blurred)[ya:yb, xa:xb]

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 from db.engine import init_db
 from rbft_core.data.importer import import_videos
-from rbft_core.errors import ConfigError, DataError
+from rbft_core.errors import ConfigError
 from rbft_core.export.dataset import ExportConfig, export_dataset
 from rbft_core.export.model import export_model
 from rbft_core.inspection.masking import run_experiment
@@ -22,8 +21,18 @@ from rbft_core.inspection.overlays import attention_overlays
 from rbft_core.models.generate import generate_rationales
 from rbft_core.models.loading import check_model_source
 from rbft_core.review.curation import Selection
-from rbft_core.specs import (AttentionSpec, EvaluateSpec, ExportModelSpec, ExportSpec, GenerateSpec, ImportSpec,
-                             MaskSpec, PipelineSpec, Spec, TrainSpec)
+from rbft_core.specs import (
+    AttentionSpec,
+    EvaluateSpec,
+    ExportModelSpec,
+    ExportSpec,
+    GenerateSpec,
+    ImportSpec,
+    MaskSpec,
+    PipelineSpec,
+    Spec,
+    TrainSpec,
+)
 from rbft_core.specs.base import require
 from rbft_core.task_context import Progress, StopCheck, phased
 from rbft_core.training.evaluate import evaluate_run
@@ -58,7 +67,7 @@ def _import(spec: ImportSpec, db_url, hooks: TaskHooks) -> dict[str, Any]:
     report = import_videos(db_url, spec.dataset, spec.source, manifest=spec.manifest or None, fmt=spec.format,
                            preset=spec.preset, labels=list(spec.labels) or None, seed=spec.seed,
                            test_fraction=spec.test_fraction, progress=hooks.progress)
-    return {"status": "succeeded" if report.ok else "failed", "report": report.to_json(), "summary": report.summary()}
+    return {"status": "succeeded" if report.ok else "failed", "summary": report.summary(), **report.to_json()}
 
 
 def _generate(spec: GenerateSpec, db_url, hooks: TaskHooks) -> dict[str, Any]:

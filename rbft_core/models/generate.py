@@ -14,13 +14,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from db import queries
+from db.engine import session_scope
 from rbft_core.data.frame_cache import default_frame_cache
-from rbft_core.errors import ConfigError, DataError
-from rbft_core.models.loading import load_vlm, sample_spec_for
+from rbft_core.data.video import sample_frames
+from rbft_core.errors import DataError
+from rbft_core.models.loading import encode_prompts, load_vlm, sample_spec_for
+from rbft_core.models.prompts import (
+    RATIONALE_PROMPT_VERSION,
+    preset_from_record,
+    rationale_prompt,
+)
+from rbft_core.models.rationale import parse_rationale
 from rbft_core.specs.data import GenerateSpec
 from rbft_core.task_context import StopCheck, stop_requested
-from rbft_core.models.prompts import RATIONALE_PROMPT_VERSION, preset_from_record, rationale_prompt
-from rbft_core.models.rationale import parse_rationale
 
 __all__ = ["GenerateReport", "generate_rationales", "canonical_model_id"]
 
@@ -57,9 +64,6 @@ def canonical_model_id(model_id: str) -> str:
 
 
 def _pending_items(db_url, dataset: str, model_id: str, cfg: GenerateSpec):
-    from db import queries
-    from db.engine import session_scope
-
     with session_scope(db_url) as session:
         ds = queries.get_dataset(session, dataset)
         preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
@@ -75,8 +79,6 @@ def _pending_items(db_url, dataset: str, model_id: str, cfg: GenerateSpec):
 
 
 def _sample_batch(items: Sequence[_Item], spec, cache):
-    from rbft_core.data.video import sample_frames
-
     ok, failed = [], []
     for item in items:
         try:
@@ -88,11 +90,10 @@ def _sample_batch(items: Sequence[_Item], spec, cache):
     return ok, failed
 
 
-def _generate_batch(lm, prompts: list[str], videos: list, max_new_tokens: int) -> list[tuple[str, float]]:
+def generate_batch(lm, prompts: list[str], videos: list, max_new_tokens: int) -> list[tuple[str, float]]:
     """Greedy generation; returns (text, mean log-probability per generated token) per video."""
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
-    from rbft_core.models.loading import encode_prompts
 
     inputs = encode_prompts(lm.processor, prompts, videos).to(lm.device)
     if "pixel_values_videos" in inputs:
@@ -130,9 +131,6 @@ def _as_list(value) -> list:
 
 
 def _store(db_url, generated: list[tuple[_Item, str, float]], model_id: str, cfg: GenerateSpec, report, spec=None):
-    from db import queries
-    from db.engine import session_scope
-
     params = {
         "num_frames": cfg.num_frames,
         "max_pixels": cfg.max_pixels,
@@ -197,7 +195,7 @@ def generate_rationales(
             report.failed.extend(failed)
             if sampled:
                 prompts = [rationale_prompt(preset, it.label if cfg.label_hint else None) for it, _ in sampled]
-                outputs = _generate_batch(lm, prompts, [v for _, v in sampled], cfg.max_new_tokens)
+                outputs = generate_batch(lm, prompts, [v for _, v in sampled], cfg.max_new_tokens)
                 _store(db_url, [(it, t, lp) for (it, _), (t, lp) in zip(sampled, outputs)], model_id, cfg, report, spec)
             finished += len(batches[index])
             if progress:

@@ -6,11 +6,11 @@ Qwen2.5-VL-7B folder go through the same ``AutoProcessor`` + ``AutoModelForImage
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from rbft_core.data.video import SampleSpec
 from rbft_core.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +41,7 @@ class LoadedModel:
 
 
 def resolve_device(device: str = "auto") -> str:
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -52,7 +52,7 @@ def resolve_device(device: str = "auto") -> str:
 
 def resolve_dtype(dtype: str, device: str):
     """bf16 on CUDA (fp16 where bf16 is unsupported), fp32 on CPU, unless overridden."""
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -74,8 +74,12 @@ def check_model_source(model_id: str) -> str:
     Returns the model type (``qwen2_5_vl``, ...). A local folder must exist and hold a config.json;
     a hub id is looked up in the local cache (``HF_HUB_OFFLINE=1`` stops downloads).
     """
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+    from transformers import (
+        AutoConfig,  # transformers is heavy: loaded only when a model runs
+    )
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,  # transformers is heavy: loaded only when a model runs
+    )
 
     if not model_id or not str(model_id).strip():
         raise ModelError("no model given; pass --model with a local folder or a hub id")
@@ -110,7 +114,10 @@ def load_vlm(
     adapter: Optional[str] = None,
 ) -> LoadedModel:
     """Load a VLM + processor from a local folder or hub id, optionally with a peft adapter on top."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import (  # transformers is heavy: loaded only when a model runs
+        AutoModelForImageTextToText,
+        AutoProcessor,
+    )
 
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise ConfigError(
@@ -130,7 +137,9 @@ def load_vlm(
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load model {model_id!r}: {str(exc).splitlines()[0]}") from None
     if adapter:
-        from peft import PeftModel
+        from peft import (
+            PeftModel,  # peft pulls in torch: loaded only when adapters are used
+        )
 
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise ModelError(f"adapter folder {adapter} has no adapter_config.json; pick a finished run's adapter")
@@ -183,7 +192,6 @@ def encode_prompts(processor, prompts: Sequence[str], videos: Sequence["SampledV
 
 def sample_spec_for(processor, *, num_frames: int = 8, fps: float = 0.0, max_frames: int = 32, max_pixels: int = 128 * 28 * 28):
     """The frame-sampling spec matching a processor's patch grid: uniform ``num_frames``, or ``fps`` (> 0)."""
-    from rbft_core.data.video import SampleSpec
 
     vp = processor.video_processor
     factor = vp.patch_size * vp.merge_size

@@ -121,10 +121,19 @@ class TinySpec:
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int):
     """Train a byte-level BPE tokenizer (Qwen2's pre-tokenizer) and wrap it as ``Qwen2Tokenizer``."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import Qwen2Tokenizer
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-    from tokenizers import Regex
+    from tokenizers import (  # tokenizers loads only when a tokenizer is trained
+        Regex,  # tokenizers loads only when a tokenizer is trained
+        Tokenizer,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
+    from transformers import (
+        Qwen2Tokenizer,  # transformers is heavy: loaded only when a model runs
+    )
+    from transformers.models.qwen2.tokenization_qwen2 import (
+        PRETOKENIZE_REGEX,  # transformers is heavy: loaded only when a model runs
+    )
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.Sequence(
@@ -208,7 +217,7 @@ def _vision_config(spec: TinySpec) -> dict:
 
 
 def _classes(family: str):
-    import transformers as tf
+    import transformers as tf  # transformers is heavy: loaded only when a model runs
 
     if family == "qwen2_vl":
         return tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration, tf.Qwen2VLProcessor, tf.Qwen2VLVideoProcessor
@@ -224,7 +233,9 @@ def _classes(family: str):
 
 def build_processor(spec: TinySpec, tokenizer, *, min_pixels: int | None = None, max_pixels: int | None = None):
     """The official processor classes around a trained tokenizer; pixel limits kept small for CPU."""
-    from transformers import Qwen2VLImageProcessor
+    from transformers import (
+        Qwen2VLImageProcessor,  # transformers is heavy: loaded only when a model runs
+    )
 
     _, _, processor_cls, video_cls = _classes(spec.family)
     patch = 16 if spec.family == "qwen3_vl" else 14
@@ -255,7 +266,7 @@ def build_tiny_model(
     Deterministic for a given spec and corpus. Returns the folder, loadable with
     ``AutoProcessor.from_pretrained`` and ``AutoModelForImageTextToText.from_pretrained``.
     """
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     spec = spec or TinySpec()
     out = Path(out_dir)
@@ -293,7 +304,9 @@ def build_tiny_model(
 def qwen2_5_vl_7b_config(ids: dict[str, int]):
     """Qwen2.5-VL-7B's configuration (for random-weight memory and speed checks without its weights);
     ``ids``: the ids of the Qwen special tokens in the tokenizer used with it."""
-    from transformers import Qwen2_5_VLConfig
+    from transformers import (
+        Qwen2_5_VLConfig,  # transformers is heavy: loaded only when a model runs
+    )
 
     return Qwen2_5_VLConfig(
         text_config=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,

@@ -46,7 +46,7 @@ def _chunks(video_grid_thw, groups_per_chunk: int) -> Iterator[tuple[int, int, i
 def _merge(parts: list, video_of_part: list[int], num_videos: int):
     """Chunk outputs -> whole-video outputs: tensors concatenated; per-video tuples (one entry per chunk) rebuilt
     as one entry per video; lists (e.g. deepstack levels) merged element-wise."""
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     first = parts[0]
     if isinstance(first, torch.Tensor):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
+from db import curated_queries
 from db.models import REVIEW_STATUSES
 from rbft_core.errors import ConfigError
 
@@ -103,9 +104,8 @@ def _check(name: str, values: Optional[tuple[str, ...]], allowed: tuple[str, ...
 
 def select_rows(session: Any, dataset_id: int, selection: Selection) -> list[dict[str, Any]]:
     """The curated rows of a dataset that match ``selection`` (see ``db.queries.curated_examples``)."""
-    from db import queries
 
-    return queries.curated_examples(
+    return curated_queries.curated_examples(
         session,
         dataset_id,
         splits=selection.splits,

@@ -21,6 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from PIL import Image
+
+from db import queries
+from db.engine import session_scope
+from rbft_core.data.clips import browser_playable, make_preview
+from rbft_core.data.video import SampleSpec, default_frame_cache, sample_frames
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.settings import cache_dir
 
@@ -53,8 +59,6 @@ def media_dirs() -> list[Path]:
 
 def source_roots(db_url: Optional[str]) -> list[Path]:
     """Folders datasets were imported from: with the data directory, the only places media is served from."""
-    from db import queries
-    from db.engine import session_scope
 
     with session_scope(db_url) as s:
         return [Path(root).resolve() for root in queries.source_roots(s)]
@@ -62,7 +66,6 @@ def source_roots(db_url: Optional[str]) -> list[Path]:
 
 def sample_spec_of(gen_params: Optional[dict[str, Any]]):
     """The SampleSpec a suggestion was generated with (older rows: num_frames + max_pixels on a 28 px grid)."""
-    from rbft_core.data.video import SampleSpec
 
     params = gen_params or {}
     recorded = params.get("sample_spec")
@@ -80,7 +83,6 @@ def sample_spec_of(gen_params: Optional[dict[str, Any]]):
 @functools.lru_cache(maxsize=4096)
 def _plays_as_is(path: str, mtime_ns: int, size: int) -> bool:
     """clips.browser_playable, remembered per file version (it probes the file: a few ms)."""
-    from rbft_core.data.clips import browser_playable
 
     return browser_playable(path)
 
@@ -91,7 +93,6 @@ def _preview(path: Path, sha256: str) -> Optional[str]:
     Transcoding a long video takes a while, so it runs in a background thread (never inside the page's
     event): the page waits ``PREVIEW_WAIT_S`` and otherwise shows a notice; the next open finds it ready.
     """
-    from rbft_core.data.clips import make_preview
 
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
@@ -117,8 +118,6 @@ def _thumb_paths(sha256: str, spec, count: int) -> list[Path]:
 
 
 def _write_thumbs(sampled, paths: list[Path]) -> None:
-    from PIL import Image
-
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     for frame, path in zip(sampled.frames, paths):
         if path.exists():
@@ -135,7 +134,6 @@ def _write_thumbs(sampled, paths: list[Path]) -> None:
 
 def _frames(path: Optional[Path], sha256: str, spec) -> list[tuple[str, str]]:
     """(jpeg, caption) per sampled frame; from the frame cache alone when ``path`` is None."""
-    from rbft_core.data.video import default_frame_cache, sample_frames
 
     cache = default_frame_cache() if _HEX.match(sha256 or "") else None
     if path is None:

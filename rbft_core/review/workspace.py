@@ -14,8 +14,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Optional
 
+from db import queries
+from db import review_queries as rq
+from db.engine import session_scope
+from db.review_queries import QueueFilter
 from rbft_core.errors import ConfigError, ConflictError, DataError
 from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.review import media as review_media
 
 __all__ = [
     "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
@@ -64,8 +69,6 @@ class ReviewFilter:
         return asdict(self)
 
     def _query(self, dataset_id: int):
-        from db.review_queries import QueueFilter
-
         edited = None if self.edited == "any" else self.edited == "edited"
         return QueueFilter(dataset_id=dataset_id, statuses=_STATUS_SETS[self.status], label=self.label,
                            split=self.split, edited=edited, parse_failed=self.parse_failed, search=self.search)
@@ -98,27 +101,19 @@ class ReviewItem:
 
 
 def _session(db_url: Optional[str]):
-    from db.engine import session_scope
-
     return session_scope(db_url)
 
 
 def _dataset_id(session, name: str) -> int:
-    from db import queries
-
     return queries.get_dataset(session, name).id
 
 
 def dataset_names(db_url: Optional[str]) -> list[str]:
-    from db import queries
-
     with _session(db_url) as s:
         return [d.name for d in queries.list_datasets(s)]
 
 
 def dataset_labels(db_url: Optional[str], dataset: str) -> list[str]:
-    from db import queries
-
     with _session(db_url) as s:
         return list(queries.get_dataset(s, dataset).labels or [])
 
@@ -140,7 +135,6 @@ def _item(row: dict[str, Any], newer: Optional[int]) -> ReviewItem:
 
 def load_item(db_url: Optional[str], review_id: int) -> ReviewItem:
     """One review with its video and suggestion."""
-    from db import review_queries as rq
 
     with _session(db_url) as s:
         row = rq.review_item(s, review_id)
@@ -149,7 +143,6 @@ def load_item(db_url: Optional[str], review_id: int) -> ReviewItem:
 
 def queue_place(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int]) -> tuple[int, int]:
     """(place of ``review_id`` in the queue, 0 when not in it; queue length)."""
-    from db import review_queries as rq
 
     with _session(db_url) as s:
         return rq.queue_place(s, flt._query(_dataset_id(s, flt.dataset)), review_id)
@@ -158,7 +151,6 @@ def queue_place(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[in
 def neighbour(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int], *,
               backwards: bool = False) -> Optional[int]:
     """The next (previous) review in the queue after ``review_id``, wrapping around; None when empty."""
-    from db import review_queries as rq
 
     with _session(db_url) as s:
         query = flt._query(_dataset_id(s, flt.dataset))
@@ -170,7 +162,6 @@ def neighbour(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int]
 
 def warm_next(db_url: Optional[str], flt: ReviewFilter, review_id: int) -> None:
     """Prepare the next item's player file and frames in the background, while the reviewer reads this one."""
-    from rbft_core.review import media as review_media
 
     def work() -> None:
         target = neighbour(db_url, flt, review_id)
@@ -183,7 +174,6 @@ def warm_next(db_url: Optional[str], flt: ReviewFilter, review_id: int) -> None:
 
 def find_item(db_url: Optional[str], dataset: str, ref: str) -> int:
     """The review of the video called ``ref`` (external id, or database id) in ``dataset``."""
-    from db import review_queries as rq
 
     ref = (ref or "").strip()
     if not ref:
@@ -197,15 +187,12 @@ def find_item(db_url: Optional[str], dataset: str, ref: str) -> int:
 
 
 def review_counts(db_url: Optional[str], dataset: str) -> dict[str, int]:
-    from db import review_queries as rq
-
     with _session(db_url) as s:
         return rq.review_counts(s, _dataset_id(s, dataset))
 
 
 def history(db_url: Optional[str], review_id: int) -> list[dict[str, Any]]:
     """Every revision, newest first: who, when, and each changed value before -> after (refused saves too)."""
-    from db import queries
 
     names = (*DIMENSIONS, "label", "status", "excluded", "suggestion_id")
     with _session(db_url) as s:
@@ -214,7 +201,7 @@ def history(db_url: Optional[str], review_id: int) -> list[dict[str, Any]]:
         for rev in rows:
             before, after = rev.before or {}, rev.after or {}
             changes = [(n, before.get(n), after.get(n)) for n in names if n in after and before.get(n) != after.get(n)]
-            out.append({"version": rev.version, "reviewer": rev.reviewer, "when": queries._iso(rev.created_at),
+            out.append({"version": rev.version, "reviewer": rev.reviewer, "when": queries.iso_time(rev.created_at),
                         "refused": after.get("refused"), "changes": changes})
     return out[::-1]
 
@@ -252,9 +239,6 @@ def _changes(item: ReviewItem, fields: dict[str, Optional[str]], label: Optional
 
 
 def _store(db_url: Optional[str], item: ReviewItem, expected_version: int, reviewer: str, changes: dict) -> None:
-    from db import queries
-    from db import review_queries as rq
-
     try:
         with _session(db_url) as s:
             queries.save_review(s, item.review_id, expected_version=expected_version, reviewer=reviewer, **changes)
@@ -311,7 +295,6 @@ def autosave(db_url: Optional[str], review_id: int, *, expected_version: int, re
 
 def bulk_accept_untouched(db_url: Optional[str], flt: ReviewFilter, reviewer: Optional[str]) -> int:
     """Accept every pending or draft item in the queue whose text and label are the model's; returns the count."""
-    from db import review_queries as rq
 
     with _session(db_url) as s:
         return rq.bulk_update(s, flt._query(_dataset_id(s, flt.dataset)), _reviewer(reviewer), untouched_only=True,
@@ -320,7 +303,6 @@ def bulk_accept_untouched(db_url: Optional[str], flt: ReviewFilter, reviewer: Op
 
 def bulk_exclude(db_url: Optional[str], flt: ReviewFilter, reviewer: Optional[str], excluded: bool = True) -> int:
     """Exclude (or include again) every item in the queue from training; returns the count changed."""
-    from db import review_queries as rq
 
     with _session(db_url) as s:
         return rq.bulk_update(s, flt._query(_dataset_id(s, flt.dataset)), _reviewer(reviewer), excluded=excluded)
@@ -335,7 +317,6 @@ def adopt_newest(db_url: Optional[str], review_id: int, reviewer: Optional[str])
     Returns "adopted", "none" (nothing newer) or "worse" (the newer one parsed worse than the current
     one and is not adopted: a failed rerun never hides a good rationale, as in ``add_suggestion``).
     """
-    from db import review_queries as rq
 
     item = load_item(db_url, review_id)
     if item.newer_suggestion_id is None:

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Optional, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 
@@ -53,7 +53,7 @@ def type_of(cls, name: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
-def _is_optional(tp) -> tuple[bool, Any]:
+def optional_inner(tp) -> tuple[bool, Any]:
     if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) == 1 and len(get_args(tp)) == 2:
@@ -63,7 +63,7 @@ def _is_optional(tp) -> tuple[bool, Any]:
 
 def _coerce(value: Any, tp: Any, path: str) -> Any:
     """``value`` as ``tp`` (YAML and form values arrive loosely typed); a refusal names ``path``."""
-    optional, inner = _is_optional(tp)
+    optional, inner = optional_inner(tp)
     if value is None:
         if optional:
             return None

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import typing
-from typing import Any, Literal, Optional, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
-from rbft_core.specs.base import Spec, _is_optional, spec_fields
+from rbft_core.specs.base import Spec, optional_inner, spec_fields
 
 __all__ = ["add_spec_flags", "spec_values", "flag_of"]
 
@@ -42,7 +42,7 @@ def add_spec_flags(parser: argparse.ArgumentParser, cls: type[Spec], *, prefix: 
     for f in spec_fields(cls):
         if not f.metadata.get("cli", True) or f.name in exclude:
             continue
-        _, tp = _is_optional(hints[f.name])
+        _, tp = optional_inner(hints[f.name])
         flag, dest, help_text = flag_of(f, prefix), _dest(f, prefix), _help(f)
         if tp is bool:
             target.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)

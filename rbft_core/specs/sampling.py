@@ -39,7 +39,7 @@ class Sampling(Spec):
         """This sampling with the non-None sampling fields of ``source`` applied; returns (sampling, what changed)."""
         changed = {}
         for name in SAMPLING_FIELDS:
-            value = getattr(source, name, None)
+            value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
             if value is not None and value != getattr(self, name):
                 changed[name] = value
         return self.replace(**changed), changed

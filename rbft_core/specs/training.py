@@ -108,6 +108,7 @@ class PipelineSpec(Spec):
     with_baselines: bool = setting(False, "also run zero-shot and direct SFT, so the comparison has all four rows")
     label_hint: bool = setting(True, "tell the model the label while it writes a missing rationale (the authors' "
                                "default)")
+    generate_batch_size: int = setting(4, "videos per generate call for missing rationales", unit="videos")
 
     def validate(self) -> None:
         if self.stage1.stage != 1:

@@ -13,8 +13,16 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from db import job_queries as jq
+from db import queries
+from db.engine import init_db, session_scope
+from db.review_queries import latest_import_run
+from rbft_core.data.importer import FORMATS, detect_format
 from rbft_core.errors import ConfigError, DataError
+from rbft_core.jobs.runner import start_job
 from rbft_core.models.prompts import PRESETS, preset_from_record
+from rbft_core.settings import data_dir
+from rbft_core.specs.data import GenerateSpec, ImportSpec
 
 __all__ = ["create_dataset", "stage_manifest", "start_import", "start_generation", "dataset_detail",
            "import_report", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
@@ -24,8 +32,6 @@ _NAME = re.compile(r"^[\w][\w.\- ]{0,99}$")
 
 
 def _session(db_url: Optional[str]):
-    from db.engine import init_db, session_scope
-
     init_db(db_url)
     return session_scope(db_url)
 
@@ -54,7 +60,6 @@ def preset_fields(preset: str) -> dict[str, str]:
 def create_dataset(db_url: Optional[str], name: str, *, preset: str = "smart-home", role: str = "", task: str = "",
                    labels: str | Sequence[str] | None = None, criteria: str = "") -> dict[str, Any]:
     """Create an empty dataset from a preset (fields override it) or a custom role / label set / criteria."""
-    from db import queries
 
     name = _check_name(name)
     label_list = _labels(labels)
@@ -71,8 +76,6 @@ def create_dataset(db_url: Optional[str], name: str, *, preset: str = "smart-hom
 
 def stage_manifest(uploaded: str | Path) -> Path:
     """Check that an uploaded file is a manifest and copy it into ``<data>/uploads`` (the job reads it later)."""
-    from rbft_core.data.importer import detect_format
-    from rbft_core.settings import data_dir
 
     path = Path(uploaded)
     if path.suffix.lower() not in MANIFEST_SUFFIXES:
@@ -124,7 +127,6 @@ def start_generation(db_url: Optional[str], dataset: str, model: str, *, num_fra
 
 def dataset_detail(db_url: Optional[str], dataset: str) -> dict[str, Any]:
     """Preset, labels and counts (total, per label, per split, per label within split, per review status)."""
-    from db import queries
 
     with _session(db_url) as s:
         ds = queries.get_dataset(s, dataset)
@@ -134,8 +136,6 @@ def dataset_detail(db_url: Optional[str], dataset: str) -> dict[str, Any]:
 
 def import_report(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:
     """The newest import of ``dataset``: source, format and its report (imported, unchanged, failed + reason)."""
-    from db import queries
-    from db.review_queries import latest_import_run
 
     with _session(db_url) as s:
         ds = queries.find_dataset(s, dataset)
@@ -144,7 +144,6 @@ def import_report(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any
 
 def active_job(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:
     """The newest queued or running import/generate job of ``dataset`` (the page re-attaches to it)."""
-    from db import job_queries as jq
 
     with _session(db_url) as s:
         for job in jq.list_jobs(s, limit=200, kinds=("import", "generate")):

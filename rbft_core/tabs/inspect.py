@@ -14,10 +14,44 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw
 
+from db import inspect_queries as iq
+from db import queries
+from db.engine import session_scope
+from rbft_core.data.clips import write_clip
+from rbft_core.data.frame_cache import default_frame_cache
+from rbft_core.data.video import SampleSpec, sample_frames
 from rbft_core.errors import ConfigError, DataError
+from rbft_core.inspection.attention import attention_maps, attention_share
+from rbft_core.inspection.heatmaps import save_overlay_png
+from rbft_core.inspection.masking import (
+    MaskingCollator,
+    example_of,
+    grid_px,
+    load_inspect_model,
+    random_controls,
+    score_video_conditions,
+)
+from rbft_core.inspection.overlays import sampled_for_run, video_prompt
+from rbft_core.inspection.regions import (
+    TimedBox,
+    align_regions,
+    apply_fill,
+    check_box,
+    frame_boxes_from_list,
+    regions_from_frame_boxes,
+    regions_from_timed,
+)
+from rbft_core.jobs.runner import start_job
+from rbft_core.models.loading import sample_spec_for
+from rbft_core.settings import data_dir
+from rbft_core.specs.inspection import MaskSpec
+from rbft_core.specs.sampling import Sampling
+from rbft_core.training.run_sampling import resolve_sampling, sampling_note
 
-__all__ = ["list_runs", "list_videos", "frame_for_boxes", "attention_overlay", "mask_one_video", "start_experiment", "preview_box",
+__all__ = ["list_runs", "list_videos", "frame_for_boxes", "attention_overlay", "mask_one_video", "start_experiment", "experiment_spec",
+           "run_sampling_for", "preview_box",
            "save_drawn_boxes", "drawn_boxes_file", "inspect_dir"]
 
 _MODELS: "OrderedDict[str, Any]" = OrderedDict()
@@ -26,45 +60,32 @@ _KEEP_MODELS = 2
 
 
 def inspect_dir() -> Path:
-    from rbft_core.settings import data_dir
-
     out = data_dir() / "inspect"
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def _session(db_url):
-    from db.engine import session_scope
-
     return session_scope(db_url)
 
 
 def list_runs(db_url: Optional[str], dataset: str) -> list[dict]:
-    from db import inspect_queries as iq
-
     with _session(db_url) as s:
         return iq.inspectable_runs(s, dataset)
 
 
 def list_videos(db_url: Optional[str], dataset: str, split: Optional[str] = "test") -> list[dict]:
-    from db import inspect_queries as iq
-    from db import queries
-
     with _session(db_url) as s:
         ds = queries.get_dataset(s, dataset)
         return iq.video_rows(s, ds.id, splits=[split] if split else None)
 
 
 def _video_row(db_url, video_id: int) -> dict:
-    from db import inspect_queries as iq
-
     with _session(db_url) as s:
         return iq.get_video_row(s, int(video_id))
 
 
 def _model(db_url, run_id: str):
-    from rbft_core.inspection.masking import load_inspect_model
-
     with _LOCK:
         if run_id in _MODELS:
             _MODELS.move_to_end(run_id)
@@ -76,34 +97,21 @@ def _model(db_url, run_id: str):
         return lm
 
 
-def _sampled(lm, row: dict, num_frames: int, max_pixels: int):
-    from rbft_core.models.loading import sample_spec_for
-    from rbft_core.training.train import _frame_cache
-    from rbft_core.data.video import sample_frames
-
-    spec = sample_spec_for(lm.processor, num_frames=num_frames, max_pixels=max_pixels)
-    return sample_frames(row["path"], spec, sha256=row["sha256"], cache=_frame_cache())
-
-
-def _prompt(db_url, row: dict) -> tuple[str, list[str]]:
-    from db.models import Video
-    from rbft_core.models.prompts import classification_prompt, preset_from_record
-
-    with _session(db_url) as s:
-        ds = s.get(Video, row["video_id"]).dataset
-        preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
-    return classification_prompt(preset), list(preset.labels)
+def run_sampling_for(db_url: Optional[str], run_id: str, num_frames: Optional[int] = None,
+                     max_pixels: Optional[int] = None) -> tuple[Sampling, dict[str, Any]]:
+    """The run's own sampling, with the form's frames / max pixels as an override when given (0 or empty: none)."""
+    overrides = {"num_frames": int(num_frames) if num_frames else None,
+                 "max_pixels": int(max_pixels) if max_pixels else None}
+    return resolve_sampling(db_url, run_id, overrides)
 
 
 def frame_for_boxes(db_url: Optional[str], video_id: int, num_frames: int = 8) -> dict:
     """The middle sampled frame at the source size (boxes are drawn in source pixels) and the clip's duration."""
-    from rbft_core.data.video import SampleSpec, sample_frames
 
     row = _video_row(db_url, video_id)
     sampled = sample_frames(row["path"], SampleSpec(num_frames=num_frames, max_pixels=4096 * 4096, size_factor=2,
                                                     min_pixels=4))
     frame = sampled.frames[len(sampled.frames) // 2]
-    from PIL import Image
 
     image = Image.fromarray(np.ascontiguousarray(frame)).resize(sampled.source_size)
     out = inspect_dir() / f"frame-{row['sha256'][:16]}.png"
@@ -114,59 +122,58 @@ def frame_for_boxes(db_url: Optional[str], video_id: int, num_frames: int = 8) -
 
 def attention_overlay(db_url: Optional[str], run_id: str, video_id: int, *, query: str = "answer",
                       layers: Optional[Sequence[int]] = None, head_agg: str = "mean", relative: bool = False,
-                      num_frames: int = 8, max_pixels: int = 128 * 28 * 28) -> dict:
-    """Overlay PNG of ``run_id``'s attention on ``video_id`` (+ the share on the critical object when known)."""
-    from rbft_core.inspection.attention import attention_maps, attention_share
-    from rbft_core.inspection.heatmaps import save_overlay_png
-    from rbft_core.inspection.regions import frame_boxes_from_list, regions_from_frame_boxes
+                      num_frames: Optional[int] = None, max_pixels: Optional[int] = None) -> dict:
+    """Overlay PNG of ``run_id``'s attention on ``video_id`` (+ the share on the critical object when known).
 
+    Frames are sampled as the run was trained; ``num_frames`` / ``max_pixels`` override that and the override is
+    returned (``sampling_note``) to show beside the overlay."""
     row = _video_row(db_url, video_id)
+    sampling, changed = run_sampling_for(db_url, run_id, num_frames, max_pixels)
     lm = _model(db_url, run_id)
-    video = _sampled(lm, row, num_frames, max_pixels)
-    prompt, _ = _prompt(db_url, row)
+    video = sampled_for_run(lm, row, sampling)
+    prompt, _ = video_prompt(db_url, row["video_id"])
     with _LOCK:
         amap = attention_maps(lm, video, prompt, query=query, layers=layers, head_agg=head_agg, relative=relative)
     share, boxes = None, None
     if (row.get("meta") or {}).get("boxes"):
         boxes = regions_from_frame_boxes(video, frame_boxes_from_list(row["meta"]["boxes"])).boxes
         share = attention_share(amap, boxes)
-    key = hashlib.sha1(json.dumps([run_id, video_id, query, layers, head_agg, relative, num_frames]).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps([run_id, video_id, query, layers, head_agg, relative,
+                                   sampling.to_dict()]).encode()).hexdigest()[:12]
+    note = sampling_note(sampling, changed)
     title = f"{run_id} · {row['external_id']} · {query} · layers {amap.layers[0]}-{amap.layers[-1]} · {head_agg}" \
-            + (" · relative" if relative else "") + (f" · share on object {share:.2f}" if share is not None else "")
+            + (" · relative" if relative else "") + (f" · share on object {share:.2f}" if share is not None else "") \
+            + f" · {note}"
     png = save_overlay_png(amap, inspect_dir() / f"attn-{key}.png", title=title, boxes=boxes)
-    return {"png": str(png), "share": share, "tokens": amap.tokens, "layers": amap.layers}
+    return {"png": str(png), "share": share, "tokens": amap.tokens, "layers": amap.layers,
+            "sampling": sampling.to_dict(), "sampling_override": changed, "sampling_note": note}
 
 
 def mask_one_video(db_url: Optional[str], run_ids: Sequence[str], video_id: int, boxes: Sequence[Sequence[float]], *,
-                   fill: str = "black", align_to_grid: bool = False, seed: int = 0, num_frames: int = 8,
-                   max_pixels: int = 128 * 28 * 28) -> dict:
+                   fill: str = "black", align_to_grid: bool = False, seed: int = 0, num_frames: Optional[int] = None,
+                   max_pixels: Optional[int] = None) -> dict:
     """Mask drawn boxes ``[x0, y0, x1, y1, t_start|None, t_end|None]`` (source pixels, seconds) in one video.
 
     Returns the original and masked clips (mp4) and, per run, the label probabilities before and after
     (and with a same-size random box, as a control), through the evaluation scoring path.
     """
-    from rbft_core.data.clips import write_clip
-    from rbft_core.specs.inspection import MaskSpec
-    from rbft_core.inspection.masking import MaskingCollator, example_of, random_controls, grid_px, score_video_conditions
-    from rbft_core.models.loading import sample_spec_for
-    from rbft_core.inspection.regions import TimedBox, align_regions, apply_fill, regions_from_timed
-    from rbft_core.training.train import _frame_cache
 
     runs = [r for r in run_ids if r]
     if not runs:
         raise ConfigError("pick at least one run to mask this video with")
     if not boxes:
         raise ConfigError("draw a box first: click two corners on the frame, or type x0, y0, x1, y1")
-    cfg = MaskSpec(fill=fill, k_random=1, seed=seed, align_to_grid=align_to_grid, num_frames=num_frames,
-                     max_pixels=max_pixels)
+    cfg = MaskSpec(fill=fill, k_random=1, seed=seed, align_to_grid=align_to_grid)
     row = _video_row(db_url, video_id)
-    prompt, labels = _prompt(db_url, row)
+    prompt, labels = video_prompt(db_url, row["video_id"])
     timed = [TimedBox(tuple(float(v) for v in b[:4]), _seconds(b, 4), _seconds(b, 5)) for b in boxes]
     out: dict[str, Any] = {"runs": {}, "notices": []}
     for run_id in runs:
+        sampling, changed = run_sampling_for(db_url, run_id, num_frames, max_pixels)
         lm = _model(db_url, run_id)
-        collator = MaskingCollator(lm.processor, sample_spec_for(lm.processor, num_frames=num_frames, max_pixels=max_pixels),
-                                   _frame_cache())
+        spec = sample_spec_for(lm.processor, num_frames=sampling.num_frames, fps=sampling.fps,
+                               max_frames=sampling.max_frames, max_pixels=sampling.max_pixels)
+        collator = MaskingCollator(lm.processor, spec, default_frame_cache())
         video = collator.videos([example_of(row, prompt)])[0]
         regions = regions_from_timed(video, timed)
         cell = grid_px(lm, video.source_size, video.frames.shape[2:0:-1])
@@ -175,7 +182,8 @@ def mask_one_video(db_url: Optional[str], run_ids: Sequence[str], video_id: int,
         with _LOCK:
             scored = score_video_conditions(lm, collator, prompt, labels, row, video, regions, cfg,
                                             random_controls(regions, cfg, row["video_id"], cell if align_to_grid else None))
-        out["runs"][run_id] = {"before": scored["original"], "after": scored["critical"], "random": scored["random"][0]}
+        out["runs"][run_id] = {"before": scored["original"], "after": scored["critical"], "random": scored["random"][0],
+                               "sampling_note": sampling_note(sampling, changed)}
         out["notices"] = regions.notices
         if "original_clip" not in out:
             fps = max(1.0, len(video.timestamps_s) / max(video.duration_s, 1e-3))
@@ -192,8 +200,6 @@ def _seconds(box: Sequence, index: int) -> Optional[float]:
 
 
 def drawn_boxes_file(dataset: str) -> Path:
-    from rbft_core.settings import data_dir
-
     return data_dir() / "regions" / f"{dataset}.json"
 
 
@@ -210,33 +216,30 @@ def save_drawn_boxes(db_url: Optional[str], dataset: str, video_id: int, boxes: 
     return path
 
 
-def start_experiment(db_url: Optional[str], dataset: str, run_ids: Sequence[str], *, regions_source: str = "meta",
-                     fill: str = "black", k_random: int = 3, seed: int = 0, align_to_grid: bool = False,
-                     num_frames: int = 8, max_pixels: int = 128 * 28 * 28) -> int:
-    """Start ``rbft mask-experiment`` as a background job; returns the job id."""
-    from rbft_core.jobs.runner import start_job
-    from rbft_core.specs.inspection import MaskSpec
-
-    runs = [r for r in run_ids if r]
+def experiment_spec(db_url: Optional[str], dataset: str, run_ids: Sequence[str], *, regions_source: str = "meta",
+                    fill: str = "black", k_random: int = 3, seed: int = 0, align_to_grid: bool = False,
+                    num_frames: Optional[int] = None, max_pixels: Optional[int] = None) -> MaskSpec:
+    """The masking experiment's spec; each run keeps its own sampling unless frames / max pixels are given."""
+    runs = tuple(r for r in run_ids if r)
     if not runs:
         raise ConfigError("pick at least one run for the experiment (e.g. direct SFT and RB-FT)")
     if regions_source == "drawn":
         regions_source = str(drawn_boxes_file(dataset))
         if not Path(regions_source).exists():
             raise DataError(f"no boxes drawn for dataset {dataset!r} yet; draw and save boxes on some test videos")
-    MaskSpec(regions_source=regions_source, fill=fill, k_random=int(k_random), seed=int(seed))
     list_videos(db_url, dataset)  # a clear error for an unknown dataset before a job starts
-    argv = ["mask-experiment", dataset, *[a for r in runs for a in ("--run", r)], "--regions", regions_source,
-            "--fill", fill, "--k-random", str(int(k_random)), "--seed", str(int(seed)), "--frames", str(int(num_frames)),
-            "--max-pixels", str(int(max_pixels))] + (["--align-to-grid"] if align_to_grid else [])
-    return start_job(db_url, "mask-experiment", argv)
+    return MaskSpec(dataset=dataset, runs=runs, regions_source=regions_source, fill=fill, k_random=int(k_random),
+                    seed=int(seed), align_to_grid=bool(align_to_grid), num_frames=int(num_frames) if num_frames else None,
+                    max_pixels=int(max_pixels) if max_pixels else None)
+
+
+def start_experiment(db_url: Optional[str], dataset: str, run_ids: Sequence[str], **settings: Any) -> int:
+    """Start the masking experiment (a ``MaskSpec``) as a background job; returns the job id."""
+    return start_job(db_url, experiment_spec(db_url, dataset, run_ids, **settings))
 
 
 def preview_box(frame_path: str, box: Sequence[float]) -> str:
     """The drawing frame with ``box`` (source pixels) outlined, as a new PNG next to it."""
-    from PIL import Image, ImageDraw
-
-    from rbft_core.inspection.regions import check_box
 
     image = Image.open(frame_path).convert("RGB")
     (x0, y0, x1, y1), _ = check_box(box, image.size)

@@ -14,6 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from db import job_queries as jq
+from db import queries
+from db.engine import session_scope
+from rbft_core.jobs.runner import job_status, recover_jobs
+from rbft_core.specs.sampling import Sampling
 from rbft_core.training.evaluate import KIND_NAMES, KIND_ORDER
 
 __all__ = ["job_view", "active_training_job", "run_history", "comparison", "predictions", "read_trainer_log",
@@ -23,8 +28,6 @@ TRAIN_JOB_KINDS = ("pipeline", "train", "evaluate")
 
 
 def _session(db_url):
-    from db.engine import session_scope
-
     return session_scope(db_url)
 
 
@@ -93,8 +96,10 @@ def _run_row(run) -> dict[str, Any]:
 
 
 def _settings_text(cfg: dict[str, Any]) -> str:
-    if "eval" in cfg:
+    if "eval" in cfg:  # a zero-shot run recorded before run specs
         return f"frames {cfg['eval'].get('num_frames')}"
+    if cfg.get("task") == "evaluate" or "run" in cfg and "lr" not in cfg:
+        return Sampling.of(cfg).describe()
     keys = (("lr", "lr"), ("epochs", "epochs"), ("lora_rank", "r"), ("num_frames", "frames"), ("batch_size", "batch"),
             ("rationale_source", "source"))
     return ", ".join(f"{short} {cfg[k]}" for k, short in keys if k in cfg and (k != "rationale_source" or cfg.get("stage") == 1))
@@ -102,9 +107,6 @@ def _settings_text(cfg: dict[str, Any]) -> str:
 
 def job_view(db_url: Optional[str], job_id: int) -> dict[str, Any]:
     """Everything the live panel shows for one job."""
-    from db import job_queries as jq
-    from rbft_core.jobs.runner import job_status
-
     job = job_status(db_url, job_id)
     with _session(db_url) as s:
         runs = [_run_row(r) for r in jq.runs_of_job(s, job_id)]
@@ -126,29 +128,17 @@ def job_view(db_url: Optional[str], job_id: int) -> dict[str, Any]:
 def active_training_job(db_url: Optional[str], dataset: Optional[str] = None) -> Optional[dict[str, Any]]:
     """The newest queued/running train, pipeline or evaluate job (of ``dataset`` when given) as
     ``{"job": id, "dataset": name, "model": base model}``: the page re-attaches to it after a reload or an app restart."""
-    from db import job_queries as jq
-    from rbft_core.jobs.runner import recover_jobs
-
     recover_jobs(db_url)  # a job whose process died is shown as interrupted, not as running forever
     with _session(db_url) as s:
         for job in jq.list_jobs(s, limit=200, kinds=TRAIN_JOB_KINDS):
             if job.status not in jq.ACTIVE_STATUSES:
                 continue
-            if dataset is None or _job_dataset(job.command) == dataset:
-                command = list(job.command)
-                model = command[command.index("--model") + 1] if "--model" in command[:-1] else None
-                return {"job": job.id, "dataset": _job_dataset(command), "model": model}
+            if dataset is None or job.dataset == dataset:
+                return {"job": job.id, "dataset": job.dataset, "model": job.model}
     return None
 
 
-def _job_dataset(command: list[str]) -> Optional[str]:
-    return command[1] if len(command) > 1 and not command[1].startswith("-") else None
-
-
 def run_history(db_url: Optional[str], dataset: str) -> list[dict[str, Any]]:
-    from db import job_queries as jq
-    from db import queries
-
     with _session(db_url) as s:
         ds = queries.get_dataset(s, dataset)
         return [_run_row(r) for r in jq.list_runs(s, ds.id)]
@@ -156,8 +146,6 @@ def run_history(db_url: Optional[str], dataset: str) -> list[dict[str, Any]]:
 
 def comparison(db_url: Optional[str], dataset: str, split: str = "test") -> dict[str, Any]:
     """The newest evaluated run of each kind, with per-class F1 and confusion matrices (no files written)."""
-    from db import job_queries as jq
-    from db import queries
 
     with _session(db_url) as s:
         ds = queries.get_dataset(s, dataset)
@@ -182,8 +170,6 @@ def _confusion(run_dir: str, split: str) -> Optional[dict[str, Any]]:
 def predictions(db_url: Optional[str], run_id: str) -> list[dict[str, Any]]:
     """Per video: truth, prediction, its probability, and the rationale the run's Stage-I model writes
     for the video (the Stage-I run itself, or the parent of an RB-FT run), least confident first."""
-    from db import job_queries as jq
-
     with _session(db_url) as s:
         run = jq.get_run(s, run_id)
         rationale_run = run.id if run.kind == "stage1" else (run.parent_run_id if run.kind == "stage2" else None)
@@ -202,10 +188,10 @@ def predictions(db_url: Optional[str], run_id: str) -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------------------------- plots
 def _pyplot():
-    import matplotlib
+    import matplotlib  # matplotlib loads only when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib loads only when a figure is drawn
 
     return plt
 

@@ -1,41 +1,43 @@
-"""What the Train tab starts: presets, settings checked before launch, a readiness check, the exact
-``rbft`` command (and its YAML), and the job itself.
+"""What the Train tab starts: presets, settings checked before launch, a readiness check, the spec of each
+button, and the job itself.
 
-The tab adds no training logic: every button becomes one ``rbft`` command started by
-``rbft_core.jobs.runner.start_job`` — the same command an engineer can copy and run on a cluster.
+The tab adds no training logic: every button becomes one task spec; "Show command" shows that spec's YAML and
+the ``rbft run`` command, and the job runs exactly that file (``rbft_core.jobs.runner.start_job`` writes it
+into the job folder).
 
-    Run RB-FT            rbft pipeline DATASET --model M [--with-baselines] --s1-... --s2-...
-    Direct SFT baseline  rbft train DATASET --stage 2 --model M --evaluate ...
-    Zero-shot evaluation rbft evaluate DATASET --model M ...
+    Run RB-FT            PipelineSpec   (generate missing rationales, Stage I, Stage II, evaluate, baselines)
+    Direct SFT baseline  TrainSpec      (stage 2 from the base model, evaluated afterwards)
+    Zero-shot evaluation EvaluateSpec   (the base model with Stage II's sampling)
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
+from db import queries
+from db.engine import session_scope
+from rbft_core.demo.prepare import demo_model_path
 from rbft_core.errors import ConfigError, DataError
+from rbft_core.jobs.runner import run_command, start_job
+from rbft_core.models.loading import check_model_source
+from rbft_core.specs import PipelineSpec, Spec
+from rbft_core.specs.base import field_label as spec_label
+from rbft_core.specs.base import spec_fields
 from rbft_core.specs.training import DEFAULT_TARGETS as _LM
+from rbft_core.specs.training import TrainSpec
+from rbft_core.training import sft_data
+from rbft_core.training.pipeline import zero_shot_spec
 
-__all__ = ["PRESETS", "STAGE_FIELDS", "LaunchRequest", "Readiness", "stage_configs", "readiness", "command_argv",
-           "command_text", "config_yaml", "launch", "FIELD_NAMES", "demo_model_dir"]
+__all__ = ["PRESETS", "STAGE_FIELDS", "LaunchRequest", "Readiness", "stage_configs", "readiness", "launch_spec",
+           "spec_yaml", "command_text", "launch", "field_label", "demo_model_dir"]
 
 Action = Literal["rbft", "direct_sft", "zero_shot"]
-ACTIONS: dict[str, str] = {"rbft": "pipeline", "direct_sft": "train", "zero_shot": "evaluate"}
+ACTIONS = ("rbft", "direct_sft", "zero_shot")
 
-# Per-stage settings the tab shows, in order: TrainSpec field -> CLI flag.
-STAGE_FIELDS: dict[str, str] = {
-    "num_frames": "--frames", "fps": "--fps", "max_pixels": "--max-pixels", "lora_rank": "--lora-rank",
-    "lora_alpha": "--lora-alpha", "lr": "--lr", "epochs": "--epochs", "batch_size": "--batch-size",
-    "grad_accum": "--grad-accum", "max_steps": "--max-steps",
-}
-# What the form calls each field, so a refusal names the box to fix.
-FIELD_NAMES: dict[str, str] = {
-    "num_frames": "frames", "fps": "fps", "max_pixels": "max pixels", "lora_rank": "LoRA rank",
-    "lora_alpha": "LoRA alpha", "lr": "learning rate", "epochs": "epochs", "batch_size": "batch size",
-    "grad_accum": "gradient accumulation", "max_steps": "max steps",
-}
+# Per-stage settings the tab shows, in order (their labels come from TrainSpec's fields).
+STAGE_FIELDS: tuple[str, ...] = ("num_frames", "fps", "max_pixels", "lora_rank", "lora_alpha", "lr", "epochs",
+                                 "batch_size", "grad_accum", "max_steps")
 
 _CPU = {"num_frames": 8, "fps": 0.0, "max_pixels": 112 * 112, "lora_rank": 8, "lora_alpha": 16, "batch_size": 2,
         "grad_accum": 1, "max_steps": 0}
@@ -99,37 +101,33 @@ class LaunchRequest:
                 raise ConfigError(f"{name}: unknown setting(s) {', '.join(unknown)}")
 
 
-def _clean(values: dict[str, Any]) -> dict[str, Any]:
-    """Form values as TrainSpec types (Gradio numbers arrive as float or None)."""
-    ints = {"num_frames", "max_pixels", "lora_rank", "lora_alpha", "batch_size", "grad_accum", "max_steps"}
-    out = {}
-    for key, value in values.items():
-        if value is None or value == "":
-            continue
-        out[key] = int(value) if key in ints else float(value)
-    return out
+def field_label(name: str) -> str:
+    """What the form calls a TrainSpec field (from the spec's own metadata)."""
+    return spec_label(TrainSpec, name)
 
 
-def stage_configs(req: LaunchRequest):
-    """The two validated TrainConfigs; a bad value is refused with the stage and the field named."""
-    from rbft_core.specs.training import TrainSpec
-
+def stage_configs(req: LaunchRequest) -> tuple[TrainSpec, TrainSpec]:
+    """The two validated stage specs; a bad value is refused with the stage and the field named."""
     common = {"dataset": req.dataset, "model": req.model, "seed": req.seed,
               "target_modules": req.target_modules or _LM, "train_vision_merger": req.train_vision_merger}
     out = []
     for stage, name, values in ((1, "Stage I", req.stage1), (2, "Stage II", req.stage2)):
         extra = {"rationale_source": req.rationale_source, "human_share": req.human_share} if stage == 1 else {}
+        given = {k: v for k, v in values.items() if v is not None and v != ""}
         try:
-            out.append(TrainSpec(stage=stage, **common, **extra, **_clean(values)))
+            out.append(TrainSpec.from_dict({"stage": stage, **common, **extra, **given}))
         except ConfigError as exc:
             raise ConfigError(f"{name} settings: {_name_field(str(exc))}; fix it and start again") from None
     return out[0], out[1]
 
 
 def _name_field(message: str) -> str:
-    """``lr must be > 0`` -> ``learning rate (lr) must be > 0``."""
+    """```lr` must be > 0`` -> ``learning rate (lr) must be > 0``."""
     head, _, rest = message.partition(" ")
-    return f"{FIELD_NAMES[head]} ({head}) {rest}" if head in FIELD_NAMES else message
+    name = head.strip("`")
+    if head.startswith("`") and name in {f.name for f in spec_fields(TrainSpec)}:
+        return f"{field_label(name)} ({name}) {rest}"
+    return message
 
 
 @dataclass
@@ -151,9 +149,6 @@ def readiness(db_url: Optional[str], dataset: str, *, action: Action = "rbft", r
               human_share: float = 1.0) -> Readiness:
     """Counts per class and split, rationales usable / missing / rejected, class imbalance, and the reasons
     (if any) the data set cannot train. Uses the same example builder the training stages use."""
-    from db import queries
-    from db.engine import session_scope
-    from rbft_core.training import sft_data
 
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
@@ -196,80 +191,39 @@ def readiness(db_url: Optional[str], dataset: str, *, action: Action = "rbft", r
     return Readiness(ok=not blocking, blocking=blocking, warnings=warnings, per_class=per_class, rationales=rationales)
 
 
-def _flags(values: dict[str, Any], prefix: str = "", req: Optional[LaunchRequest] = None) -> list[str]:
-    out = []
-    if req is not None and req.target_modules and req.target_modules != _LM:
-        out += ["--target-modules", req.target_modules]
-    if req is not None and req.train_vision_merger:
-        out.append("--train-vision-merger")
-    for key, flag in STAGE_FIELDS.items():
-        if key in values:
-            out += [flag.replace("--", f"--{prefix}", 1), _fmt(values[key])]
-    return out
-
-
-def _fmt(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def command_argv(req: LaunchRequest) -> list[str]:
-    """The exact ``rbft`` arguments (without ``rbft``) this request runs as."""
-    s1, s2 = _clean(req.stage1), _clean(req.stage2)
-    if req.action == "zero_shot":
-        argv = ["evaluate", req.dataset, "--model", req.model, "--split", "test"]
-        if "num_frames" in s2:
-            argv += ["--frames", str(s2["num_frames"])]
-        if s2.get("fps"):
-            argv += ["--fps", _fmt(s2["fps"])]
-        return argv
-    if req.action == "direct_sft":
-        return ["train", req.dataset, "--stage", "2", "--model", req.model, "--seed", str(req.seed),
-                *_flags(s2, req=req), "--evaluate"]
-    argv = ["pipeline", req.dataset, "--model", req.model, "--seed", str(req.seed),
-            "--rationale-source", req.rationale_source]
-    if req.rationale_source == "mix":
-        argv += ["--human-share", _fmt(float(req.human_share))]
-    if req.with_baselines:
-        argv.append("--with-baselines")
-    if not req.label_hint:
-        argv.append("--no-label-hint")
-    return argv + _flags({}, req=req) + _flags(s1, "s1-") + _flags(s2, "s2-")
-
-
-def command_text(req: LaunchRequest) -> str:
-    return "rbft " + " ".join(shlex.quote(a) for a in command_argv(req))
-
-
-def config_yaml(req: LaunchRequest) -> str:
-    """The resolved configuration(s) as YAML: what `rbft pipeline --config FILE` / `rbft train --config` read."""
-    import yaml
-
+def launch_spec(req: LaunchRequest) -> Spec:
+    """The task spec a click runs: a pipeline, a direct-SFT training run, or a zero-shot evaluation."""
     s1, s2 = stage_configs(req)
     if req.action == "direct_sft":
-        return yaml.safe_dump(s2.to_dict(), sort_keys=False)
+        return s2.replace(kind="direct_sft", init_from="", evaluate=True)
     if req.action == "zero_shot":
-        return yaml.safe_dump({"dataset": req.dataset, "model": req.model, "split": "test",
-                               "num_frames": s2.num_frames, "fps": s2.fps}, sort_keys=False)
-    return yaml.safe_dump({"with_baselines": req.with_baselines, "label_hint": req.label_hint,
-                           "stage1": s1.to_dict(), "stage2": s2.to_dict()}, sort_keys=False)
+        return zero_shot_spec(PipelineSpec(stage1=s1, stage2=s2))
+    return PipelineSpec(stage1=s1, stage2=s2, with_baselines=req.with_baselines, label_hint=req.label_hint)
+
+
+def spec_yaml(req: LaunchRequest) -> str:
+    """The spec file the job will run, byte for byte (``start_job`` writes ``spec.to_yaml()``)."""
+    return launch_spec(req).to_yaml()
+
+
+def command_text(req: LaunchRequest, spec_path: str = "spec.yaml") -> str:
+    """The command that runs the spec: ``rbft run spec.yaml`` (the job folder's copy once it started)."""
+    launch_spec(req)
+    return run_command(spec_path)
 
 
 def launch(db_url: Optional[str], req: LaunchRequest) -> int:
     """Check everything that can be checked before a job starts, then start it; returns the job id."""
-    from rbft_core.jobs.runner import start_job
-    from rbft_core.models.loading import check_model_source
-
     stage_configs(req)  # settings first: the cheapest refusal, naming the field
     check_model_source(req.model)
     ready = readiness(db_url, req.dataset, action=req.action, rationale_source=req.rationale_source,
                       human_share=req.human_share)
     if not ready.ok:
         raise DataError("; ".join(ready.blocking))
-    return start_job(db_url, ACTIONS[req.action], command_argv(req))
+    return start_job(db_url, launch_spec(req))
 
 
 def demo_model_dir() -> Optional[str]:
     """The demo base model built by ``rbft demo build`` / ``make run`` in this data directory, if built."""
-    from rbft_core.demo.prepare import demo_model_path
 
     return demo_model_path() or None

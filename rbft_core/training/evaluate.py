@@ -11,13 +11,22 @@ import csv
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from db import curated_queries, queries
+from db import job_queries as jq
+from db.engine import session_scope
 from rbft_core.data.frame_cache import default_frame_cache
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.models.loading import load_vlm, sample_spec_for
-from rbft_core.models.prompts import classification_prompt, rationale_prompt
+from rbft_core.models.loading import encode_prompts, load_vlm, sample_spec_for
+from rbft_core.models.prompts import (
+    classification_prompt,
+    preset_from_record,
+    rationale_prompt,
+)
+from rbft_core.settings import data_dir
 from rbft_core.specs.sampling import Sampling
 from rbft_core.specs.training import EvaluateSpec
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
@@ -89,7 +98,7 @@ def _roc_auc(positive: Sequence[bool], scores: Sequence[float]) -> Optional[floa
 
 def _label_logprobs(lm, collator, examples_per_label: list[list]) -> list[list[float]]:
     """Sum of log-probabilities of each label's answer tokens; [video][label]."""
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
     flat = [ex for group in examples_per_label for ex in group]
     batch = collator(flat)
@@ -114,7 +123,6 @@ def score_labels(lm, collator, prompt: str, labels: Sequence[str], rows: Sequenc
     Returns one (probs by label, the label examples) per row. The collator decides which frames the model sees
     (masking passes one that masks them), so evaluation and masking share this one scoring path.
     """
-    from rbft_core.training import sft_data
 
     groups = [[sft_data.Example(r["video_id"], r["path"], r["sha256"], prompt, label, r["label"]) for label in labels]
               for r in rows]
@@ -127,9 +135,8 @@ def score_labels(lm, collator, prompt: str, labels: Sequence[str], rows: Sequenc
 
 
 def _generate_answers(lm, prompts, videos, max_new_tokens: int) -> list[str]:
-    import torch
+    import torch  # torch is heavy: loaded only when a model runs
 
-    from rbft_core.models.loading import encode_prompts
 
     lm.processor.tokenizer.padding_side = "left"
     inputs = encode_prompts(lm.processor, prompts, videos).to(lm.device)
@@ -141,14 +148,10 @@ def _generate_answers(lm, prompts, videos, max_new_tokens: int) -> list[str]:
 
 
 def _test_rows(db_url, dataset: str, split: str):
-    from db import queries
-    from db.engine import session_scope
-    from rbft_core.models.prompts import preset_from_record
-
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
         preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
-        rows = queries.curated_examples(s, ds.id, splits=[split], statuses=None, include_excluded=True)
+        rows = curated_queries.curated_examples(s, ds.id, splits=[split], statuses=None, include_excluded=True)
         dataset_id = ds.id
     if not rows:
         raise DataError(f"dataset {dataset!r} has no readable {split} videos to evaluate on; import some or choose another split")
@@ -206,19 +209,13 @@ def evaluate_run(db_url: Optional[str], dataset: str, *, run_id: Optional[str] =
 
 
 def _run_kind(db_url, run_id: str) -> str:
-    from db import job_queries as jq
-    from db.engine import session_scope
-
     with session_scope(db_url) as s:
         return jq.get_run(s, run_id).kind
 
 
 def _store(db_url, dataset_id, run_id, kind, model, cfg: EvaluateSpec, metrics, predictions, root: Path,
            zero_shot_spec: Optional[EvaluateSpec]) -> None:
-    from datetime import datetime, timezone
 
-    from db import job_queries as jq
-    from db.engine import session_scope
 
     flat = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             **{f"f1_{k}": v["f1"] for k, v in metrics["per_class"].items()}}
@@ -252,10 +249,6 @@ def _store(db_url, dataset_id, run_id, kind, model, cfg: EvaluateSpec, metrics, 
 
 def compare_runs(db_url: Optional[str], dataset: str, split: str = "test", out_dir: Optional[Path] = None) -> dict[str, Any]:
     """The newest evaluated run of each kind (zero-shot / direct SFT / Stage I / RB-FT); writes CSV + JSON."""
-    from db import job_queries as jq
-    from db import queries
-    from db.engine import session_scope
-    from rbft_core.settings import data_dir
 
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)

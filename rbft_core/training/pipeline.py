@@ -22,7 +22,8 @@ def generation_spec(spec: PipelineSpec) -> GenerateSpec:
     """Missing rationales are written with Stage I's frames and pixel budget."""
     s1 = spec.stage1
     return GenerateSpec(dataset=s1.dataset, model=s1.model, num_frames=s1.num_frames, max_pixels=s1.max_pixels,
-                        label_hint=spec.label_hint, dtype=s1.dtype, device=s1.device)
+                        label_hint=spec.label_hint, batch_size=spec.generate_batch_size, dtype=s1.dtype,
+                        device=s1.device)
 
 
 def zero_shot_spec(spec: PipelineSpec) -> EvaluateSpec:

@@ -14,8 +14,17 @@ import random
 from dataclasses import dataclass
 from typing import Literal, Optional, Sequence
 
+from db import curated_queries, queries
+from db.engine import session_scope
+from rbft_core.data.video import sample_frames
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.models.prompts import Preset, classification_prompt, preset_from_record, rationale_prompt
+from rbft_core.models.loading import encode_prompts
+from rbft_core.models.prompts import (
+    Preset,
+    classification_prompt,
+    preset_from_record,
+    rationale_prompt,
+)
 from rbft_core.models.rationale import render_target
 
 __all__ = ["Example", "RationaleSource", "build_examples", "VideoSFTCollator", "IGNORE_INDEX"]
@@ -64,8 +73,6 @@ def build_examples(
     expert's edit where there is one; ``mix`` uses the edit for a seeded ``human_share`` of edited
     videos and the model's rationale for the rest (the authors' ablation).
     """
-    from db import queries
-    from db.engine import session_scope
 
     if stage not in (1, 2):
         raise ConfigError(f"stage must be 1 or 2, got {stage}")
@@ -76,7 +83,7 @@ def build_examples(
     with session_scope(db_url) as session:
         ds = queries.get_dataset(session, dataset)
         preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
-        rows = queries.curated_examples(session, ds.id, splits=[split], statuses=None, include_excluded=True)
+        rows = curated_queries.curated_examples(session, ds.id, splits=[split], statuses=None, include_excluded=True)
     rng = random.Random(seed)
     examples, left_out = [], {"rejected": 0, "no usable suggestion": 0, "excluded": 0}
     prompt1, prompt2 = rationale_prompt(preset), classification_prompt(preset)
@@ -127,13 +134,9 @@ class VideoSFTCollator:
         self.header_len = len(tok("assistant\n", add_special_tokens=False)["input_ids"])
 
     def videos(self, examples: Sequence[Example]):
-        from rbft_core.data.video import sample_frames
-
         return [sample_frames(e.path, self.spec, sha256=e.sha256, cache=self.cache) for e in examples]
 
     def __call__(self, examples: Sequence[Example]) -> dict:
-        from rbft_core.models.loading import encode_prompts
-
         self.processor.tokenizer.padding_side = "right"
         batch = encode_prompts(
             self.processor, [e.prompt for e in examples], self.videos(examples), answers=[e.target for e in examples]

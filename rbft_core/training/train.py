@@ -18,17 +18,24 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from rbft_core.errors import ConfigError
+from db import job_queries as jq
+from db import queries
+from db.engine import session_scope
+from rbft_core.data.frame_cache import default_frame_cache
+from rbft_core.errors import ConfigError, ModelError
+from rbft_core.models.loading import load_vlm, sample_spec_for
+from rbft_core.settings import data_dir
 from rbft_core.specs import load_spec
 from rbft_core.specs.training import TrainSpec
 from rbft_core.task_context import Progress, StopCheck
+from rbft_core.training import sft_data
+from rbft_core.training.train_loop import run_trainer
 
 __all__ = ["StageResult", "train_stage", "load_run_spec", "save_run_spec", "new_run_id", "load_run_model",
            "runs_root", "apply_adapters", "wrap_lora"]
@@ -47,8 +54,6 @@ class StageResult:
 
 
 def runs_root() -> Path:
-    from rbft_core.settings import data_dir
-
     path = data_dir() / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -77,9 +82,6 @@ def _is_main_process() -> bool:
 
 def load_run_model(db_url: Optional[str], run_id: str, *, dtype: str = "auto", device: str = "auto", merge: bool = True):
     """Base model with a run's adapter chain applied (Stage II of RB-FT: base + Stage I merged + Stage II)."""
-    from db import job_queries as jq
-    from db.engine import session_scope
-    from rbft_core.models.loading import load_vlm
 
     chain = []
     with session_scope(db_url) as s:
@@ -97,9 +99,10 @@ def load_run_model(db_url: Optional[str], run_id: str, *, dtype: str = "auto", d
 
 
 def apply_adapters(model, adapters: list[Path], merge_last: bool = True):
-    from peft import PeftModel
+    from peft import (
+        PeftModel,  # peft pulls in torch: loaded only when adapters are used
+    )
 
-    from rbft_core.errors import ModelError
 
     for i, adapter in enumerate(adapters):
         if not (adapter / "adapter_config.json").is_file():
@@ -111,7 +114,10 @@ def apply_adapters(model, adapters: list[Path], merge_last: bool = True):
 
 
 def wrap_lora(model, cfg: TrainSpec):
-    from peft import LoraConfig, get_peft_model
+    from peft import (  # peft pulls in torch: loaded only when adapters are used
+        LoraConfig,
+        get_peft_model,
+    )
 
     modules_to_save = None
     if cfg.train_vision_merger:
@@ -129,9 +135,10 @@ def wrap_lora(model, cfg: TrainSpec):
 
 def _prepare_model(db_url, cfg: TrainSpec):
     """The model to train: base (+ merged Stage-I adapter for RB-FT Stage II) with a LoRA adapter."""
-    from peft import PeftModel
+    from peft import (
+        PeftModel,  # peft pulls in torch: loaded only when adapters are used
+    )
 
-    from rbft_core.models.loading import load_vlm
 
     lm = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device)
     if cfg.init_from:
@@ -145,9 +152,6 @@ def _prepare_model(db_url, cfg: TrainSpec):
 
 
 def _parent_adapter(db_url, run_id: str) -> Path:
-    from db import job_queries as jq
-    from db.engine import session_scope
-
     with session_scope(db_url) as s:
         run = jq.get_run(s, run_id)
         if run.kind != "stage1":
@@ -157,9 +161,6 @@ def _parent_adapter(db_url, run_id: str) -> Path:
 
 def _mirror_run(db_url, cfg: TrainSpec, run_dir: Path, status: str, metrics: Optional[dict] = None,
                 job_id: Optional[int] = None) -> None:
-    from db import job_queries as jq
-    from db import queries
-    from db.engine import session_scope
 
     if not _is_main_process():
         return
@@ -183,9 +184,6 @@ def train_stage(db_url: Optional[str], cfg: TrainSpec, *, resume: bool = False, 
 
     ``progress(step, total, text)`` hears every logged step; ``should_stop()`` is checked after each step (a stop
     saves a checkpoint and the adapter); ``job_id`` is recorded on the run."""
-    from rbft_core.training import sft_data
-    from rbft_core.models.loading import sample_spec_for
-    from rbft_core.training.train_loop import run_trainer
 
     cfg.run_id = cfg.run_id or new_run_id(cfg.kind)
     run_dir = runs_root() / cfg.run_id

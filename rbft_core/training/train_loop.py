@@ -62,7 +62,9 @@ def _hms(seconds: float) -> str:
 
 
 def _callbacks(run_dir: Path, world_size: int, progress, should_stop):
-    from transformers import TrainerCallback
+    from transformers import (
+        TrainerCallback,  # transformers is heavy: loaded only when a model runs
+    )
 
     class LogWriter(TrainerCallback):
         """trainer_log.jsonl with LLaMA-Factory's field names; train.log in words; job progress."""
@@ -117,8 +119,10 @@ def _callbacks(run_dir: Path, world_size: int, progress, should_stop):
 
 
 def _arguments(cfg, run_dir: Path, has_eval: bool):
-    import torch
-    from transformers import TrainingArguments
+    import torch  # torch is heavy: loaded only when a model runs
+    from transformers import (
+        TrainingArguments,  # transformers is heavy: loaded only when a model runs
+    )
 
     cuda = cfg.device != "cpu" and torch.cuda.is_available()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -170,7 +174,9 @@ class _RecordingCollator:
 
 def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = False, eval_examples=(),
                 progress: Optional[Progress] = None, should_stop: Optional[StopCheck] = None) -> Outcome:
-    from transformers import Trainer
+    from transformers import (
+        Trainer,  # transformers is heavy: loaded only when a model runs
+    )
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -186,7 +192,9 @@ def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = Fa
         data_collator=collator,
         callbacks=[log_writer, stop_check()],
     )
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import (
+        PrinterCallback,  # transformers is heavy: loaded only when a model runs
+    )
 
     trainer.remove_callback(PrinterCallback)  # our LogWriter writes train.log; keep stdout quiet
     checkpoint = latest_checkpoint(run_dir) if resume else None

@@ -33,7 +33,7 @@ def test_import_then_generate_then_nothing_left(tmp_path, env, tiny_model_dir):
     out = run(["import", "homes", str(src), "--json"], env, tmp_path)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert set(report) == {"dataset", "imported", "unchanged", "failed", "counts"}
+    assert set(report) == {"status", "summary", "dataset", "imported", "unchanged", "failed", "counts"}
     assert report["imported"] == 6 and report["unchanged"] == 0
     assert [Path(f["path"]).name for f in report["failed"]] == ["notes.mp4"]
     assert report["counts"] == {"abnormal": 3, "normal": 3}

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -22,6 +25,7 @@ from db.engine import session_scope
 from db.models import Suggestion, Video
 from rbft_core.review import workspace as review
 from rbft_core.jobs.runner import job_status, recover_jobs, start_job, stop_job
+from rbft_core.specs import GenerateSpec, TrainSpec
 from tests.review_world import REPO_ROOT, start_app, stop_app
 
 pytestmark = pytest.mark.slow
@@ -65,20 +69,20 @@ def _assert_intact(url: str, committed: tuple[int, int]) -> None:
         assert [r.after["subjects"] for r in queries.review_history(s, review_id)] == ["kept across the crash"]
 
 
-def _train_argv(name, model, *extra):
-    return ["train", name, "--stage", "2", "--model", str(model), "--batch-size", "1", "--frames", "4",
-            "--max-pixels", "3136", "--lora-rank", "4", *extra]
+def _train_spec(name, model, **extra):
+    return TrainSpec(dataset=name, stage=2, model=str(model), batch_size=1, num_frames=4, max_pixels=3136,
+                     lora_rank=4, **extra)
 
 
 def test_app_kill_9_leaves_the_training_job_running_and_restart_reattaches(world_dataset, tiny_model_dir, data_dir):
     name, url = world_dataset
     committed = _commit_a_review(url, name)
-    argv = _train_argv(name, tiny_model_dir, "--max-steps", "100000", "--save-steps", "100000")
-    os.environ["RBFT_TEST_JOB_ARGV"] = json.dumps(argv)
+    spec = _train_spec(name, tiny_model_dir, max_steps=100000, save_steps=100000)
+    os.environ["RBFT_TEST_JOB_SPEC"] = spec.to_yaml()
     try:
         app, base = start_app(url, data_dir, script=REPO_ROOT / "tests" / "app_with_job.py")
     finally:
-        del os.environ["RBFT_TEST_JOB_ARGV"]
+        del os.environ["RBFT_TEST_JOB_SPEC"]
     with session_scope(url) as s:
         job_id = jq.list_jobs(s, 1)[0].id
     try:
@@ -105,15 +109,14 @@ def test_app_kill_9_leaves_the_training_job_running_and_restart_reattaches(world
 def test_training_kill_9_mid_epoch_resumes_to_the_same_final_step(world_dataset, tiny_model_dir, data_dir):
     name, url = world_dataset
     committed = _commit_a_review(url, name)
-    argv = _train_argv(name, tiny_model_dir, "--epochs", "2", "--save-steps", "1")
-    reference = start_job(url, "train", _train_argv(name, tiny_model_dir, "--epochs", "2", "--save-steps", "1000",
-                                                   "--run-id", "reference"))
+    spec = _train_spec(name, tiny_model_dir, epochs=2, save_steps=1)
+    reference = start_job(url, _train_spec(name, tiny_model_dir, epochs=2, save_steps=1000, run_id="reference"))
     expected = _wait(url, reference, lambda st: st["status"] in ("succeeded", "failed"), what="reference run")
     assert expected["status"] == "succeeded", expected
     final_steps = json.loads((data_dir / "runs" / "reference" / "all_results.json").read_text())["global_step"]
     assert final_steps >= 6
 
-    job_id = start_job(url, "train", argv)  # no --run-id: the resume hint must name the run
+    job_id = start_job(url, spec)  # no run id: the resume hint must name the run
     deadline, found = time.monotonic() + 180, []
     while time.monotonic() < deadline:
         found = [p for p in (data_dir / "runs").glob("*/checkpoints/checkpoint-3") if "reference" not in str(p)]
@@ -129,12 +132,13 @@ def test_training_kill_9_mid_epoch_resumes_to_the_same_final_step(world_dataset,
     _wait(url, job_id, lambda st: job_id in recover_jobs(url) or st["status"] == "interrupted", what="interrupted")
     interrupted = job_status(url, job_id)
     assert interrupted["status"] == "interrupted"
-    hint = interrupted["error"].split("resume with: ", 1)[1].split()
-    assert hint[0] == "rbft" and hint[-3:] == ["--run-id", run_dir.name, "--resume"]
+    hint = shlex.split(interrupted["error"].split("resume with: ", 1)[1])
+    assert hint == ["rbft", "train", "--resume", "--run-id", run_dir.name]
 
-    resumed = start_job(url, "train", hint[1:])  # exactly the command the message gives
-    done = _wait(url, resumed, lambda st: st["status"] in ("succeeded", "failed"), what="resumed run")
-    assert done["status"] == "succeeded", done
+    resumed = subprocess.run([sys.executable, "-m", "rbft_core.cli.main", *hint[1:], "--db", url, "--json"],
+                             capture_output=True, text=True, timeout=600,
+                             env=dict(os.environ, RBFT_DATA_DIR=str(data_dir)))  # exactly the command the message gives
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     results = json.loads((run_dir / "all_results.json").read_text())
     assert results["global_step"] == final_steps
     assert results["resumed_from"].startswith("checkpoint-")
@@ -145,8 +149,8 @@ def test_generation_kill_9_leaves_no_partial_rows_and_rerun_completes(world_data
     name, url = world_dataset
     committed = _commit_a_review(url, name)
     model = str(tiny_model_dir.resolve())
-    argv = ["generate", name, "--model", model, "--split", "all", "--batch-size", "2", "--frames", "4",
-            "--max-pixels", "3136", "--max-new-tokens", "24"]
+    spec = GenerateSpec(dataset=name, model=model, split="all", batch_size=2, num_frames=4, max_pixels=3136,
+                        max_new_tokens=24)
 
     def generated() -> list[tuple[int, str]]:
         with session_scope(url) as s:
@@ -155,7 +159,7 @@ def test_generation_kill_9_leaves_no_partial_rows_and_rerun_completes(world_data
 
     with session_scope(url) as s:
         total = s.scalar(select(func.count()).select_from(Video).where(Video.readable.is_(True)))
-    job_id = start_job(url, "generate", argv)
+    job_id = start_job(url, spec)
     deadline = time.monotonic() + 180
     while not generated() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -170,7 +174,7 @@ def test_generation_kill_9_leaves_no_partial_rows_and_rerun_completes(world_data
     assert len({video for video, _ in rows}) == len(rows)  # never two rows for one video
     assert all(status in ("ok", "partial", "failed") for _, status in rows)
 
-    rerun = start_job(url, "generate", argv)
+    rerun = start_job(url, spec)
     done = _wait(url, rerun, lambda st: st["status"] in ("succeeded", "failed"), what="rerun")
     assert done["status"] == "succeeded", done
     rows = generated()

@@ -36,17 +36,17 @@ def test_stage_manifest_accepts_text_manifests_only(tmp_path, data_dir):
         datasets.stage_manifest(binary)
 
 
-def test_jobs_get_the_cli_command_lines(tmp_path, db_url, monkeypatch):
+def test_jobs_get_their_specs(tmp_path, db_url, monkeypatch):
     started = []
-    monkeypatch.setattr("rbft_core.jobs.runner.start_job", lambda url, kind, argv, **kw: started.append((kind, argv)) or 1)
+    monkeypatch.setattr(datasets, "start_job", lambda url, spec, **kw: started.append(spec) or 1)
     datasets.create_dataset(db_url, "homes")
     (tmp_path / "v").mkdir()
     datasets.start_import(db_url, "homes", str(tmp_path / "v"), manifest="/m.csv", labels="normal,abnormal")
     datasets.start_generation(db_url, "homes", "Qwen/Qwen2.5-VL-7B-Instruct", num_frames=4, label_hint=False)
-    (kind_i, argv_i), (kind_g, argv_g) = started
-    assert kind_i == "import" and argv_i[:3] == ["import", "homes", str((tmp_path / "v").resolve())]
-    assert argv_i[argv_i.index("--manifest") + 1] == "/m.csv" and "--labels" in argv_i
-    assert kind_g == "generate" and argv_g[argv_g.index("--frames") + 1] == "4" and "--no-label-hint" in argv_g
+    imp, gen = started
+    assert (imp.task, imp.dataset, imp.source) == ("import", "homes", str((tmp_path / "v").resolve()))
+    assert imp.manifest == "/m.csv" and imp.labels == ("normal", "abnormal")
+    assert (gen.task, gen.dataset, gen.num_frames, gen.label_hint) == ("generate", "homes", 4, False)
     with pytest.raises(DataError, match="does not exist on the server"):
         datasets.start_import(db_url, "homes", str(tmp_path / "missing"))
     with pytest.raises(DataError, match="dataset 'nope' not found"):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from db import queries as q
+from db import curated_queries as cq
 from db.engine import session_factory, session_scope
 from rbft_core.export import dataset as export_mod
 from rbft_core.review.curation import Selection
@@ -34,7 +35,7 @@ def _expected(db_url, dataset="homes", **selection):
     sel = Selection(**selection)
     with session_scope(db_url) as s:
         ds = q.get_dataset(s, dataset)
-        rows = q.curated_examples(s, ds.id, splits=sel.splits, statuses=sel.statuses, edited=sel.edited,
+        rows = cq.curated_examples(s, ds.id, splits=sel.splits, statuses=sel.statuses, edited=sel.edited,
                                   labels=sel.labels, include_excluded=sel.include_excluded)
     return {r["sha256"]: (r["label"], render_target(r["rationale"]) if r["rationale"] else None) for r in rows}
 
@@ -155,7 +156,7 @@ def test_round_trip_reimport_reproduces_labels_and_rationales(world, tmp_path, f
     everything = dict(statuses=None, include_excluded=True)
     assert _expected(world.db_url, "copy", **everything) == _expected(world.db_url, **everything)
     with session_scope(world.db_url) as s:
-        rows = {d: {r["sha256"]: r for r in q.curated_examples(s, q.get_dataset(s, d).id, statuses=None,
+        rows = {d: {r["sha256"]: r for r in cq.curated_examples(s, q.get_dataset(s, d).id, statuses=None,
                                                                 include_excluded=True)} for d in ("homes", "copy")}
         copy_ds = q.get_dataset(s, "copy")
         assert (copy_ds.preset, copy_ds.labels) == ("smart-home", ["normal", "abnormal"])
@@ -232,7 +233,7 @@ def test_export_reads_one_snapshot_while_a_review_is_saved(world, tmp_path, monk
     assert after.counts["videos"] == 3  # the save did land, and the next export sees it
 
     # Control: without the snapshot the same interleaving gives counts that contradict the rows.
-    monkeypatch.setattr(q, "begin_snapshot", lambda session: None)
+    monkeypatch.setattr(cq, "begin_snapshot", lambda session: None)
     monkeypatch.setattr(export_mod, "_between_reads", lambda: _save_review_in_thread(
         world.db_url, world.review_ids["normal/v2.mp4"], status="accepted"))
     torn = export_dataset(world.db_url, "homes", ExportConfig(format="csv", name="torn"), tmp_path / "out")

@@ -72,7 +72,7 @@ def test_overwrite_adds_rows_and_keeps_old(db_url, dataset, tiny_model_dir):
 
 
 def test_crash_mid_run_loses_at_most_one_batch(db_url, dataset, tiny_model_dir, monkeypatch):
-    real = gen._generate_batch
+    real = gen.generate_batch
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -81,11 +81,11 @@ def test_crash_mid_run_loses_at_most_one_batch(db_url, dataset, tiny_model_dir, 
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gen, "_generate_batch", flaky)
+    monkeypatch.setattr(gen, "generate_batch", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
         generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(batch_size=2, max_new_tokens=6))
     assert _count(db_url) == 2  # the first batch was committed
-    monkeypatch.setattr(gen, "_generate_batch", real)
+    monkeypatch.setattr(gen, "generate_batch", real)
     report = generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(batch_size=2, max_new_tokens=6))
     assert report.already_done == 2
     assert _count(db_url) == _train_count(db_url)
@@ -115,9 +115,9 @@ def test_no_label_hint_recorded(db_url, dataset, tiny_model_dir, monkeypatch):
 
 
 def test_bad_settings_and_sources(db_url, dataset, tmp_path):
-    with pytest.raises(ConfigError, match="num_frames must be >= 1, got 0"):
+    with pytest.raises(ConfigError, match="`num_frames` must be >= 1, got 0"):
         GenerateSpec(num_frames=0)
-    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+    with pytest.raises(ConfigError, match="`batch_size` must be >= 1"):
         GenerateSpec(batch_size=0)
     with pytest.raises(ModelError, match="does not exist"):
         generate_rationales(db_url, dataset, str(tmp_path / "missing-model"))

@@ -144,10 +144,13 @@ def test_experiment_uses_the_evaluation_path_and_writes_reports(two_runs, data_d
     from db.models import Prediction
 
     name, url, zero, sft_id = two_runs
-    cfg = MaskSpec(regions_source="meta", fill="mean", k_random=2, num_frames=4, max_pixels=3136, bootstrap=200)
+    cfg = MaskSpec(runs=(zero.run_id, sft_id), regions_source="meta", fill="mean", k_random=2, bootstrap=200)
     seen = []
-    result = run_experiment(url, [zero.run_id, sft_id], name, progress=lambda d, t, n: seen.append((d, t)), cfg=cfg)
+    result = run_experiment(url, name, cfg, progress=lambda d, t, n: seen.append((d, t)))
     assert [m["kind"] for m in result.models] == ["zero_shot", "direct_sft"]
+    # no sampling was given: each run is scored as it was trained / evaluated (4 frames at 3,136 px)
+    assert all(m["sampling"]["num_frames"] == 4 and m["sampling"]["max_pixels"] == 3136 and not m["sampling_override"]
+               for m in result.models)
     assert seen[-1][0] == seen[-1][1] == 2 * zero.metrics["n"]
     # the unmasked condition is exactly what evaluation predicted (same frames, processor and scoring)
     with session_scope(url) as s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rbft_core.review import workspace as review
+from rbft_core.tabs import review as review_tab_logic
 from rbft_core.review import media as review_media
 from rbft_core.review.doubt import doubt_of
 from rbft_core.errors import ConfigError, ConflictError, DataError
@@ -187,13 +188,12 @@ def test_deleted_video_still_opens_with_a_notice(db_url, world):
 
 def test_regenerate_starts_a_generate_job_for_one_video(db_url, world, monkeypatch):
     started = {}
-    monkeypatch.setattr("rbft_core.jobs.runner.start_job", lambda url, kind, argv, **kw: started.update(kind=kind, argv=argv) or 7)
+    monkeypatch.setattr(review_tab_logic, "start_job", lambda url, spec, **kw: started.update(spec=spec) or 7)
     item = review.load_item(db_url, world["clip_0"])
-    assert review.regenerate(db_url, item.review_id) == 7
-    argv = started["argv"]
-    assert started["kind"] == "generate" and argv[:2] == ["generate", "homes"]
-    assert argv[argv.index("--video-id") + 1] == str(item.video_id) and "--overwrite" in argv
-    assert argv[argv.index("--model") + 1] == "Qwen/Qwen2.5-VL-7B-Instruct" and "--label-hint" in argv
+    assert review_tab_logic.regenerate(db_url, item.review_id) == 7
+    spec = started["spec"]
+    assert (spec.task, spec.dataset, spec.video_ids, spec.overwrite) == ("generate", "homes", (item.video_id,), True)
+    assert spec.model == "Qwen/Qwen2.5-VL-7B-Instruct" and spec.label_hint and spec.split is None
 
 
 def test_adopt_newest_after_regeneration(db_url, world):

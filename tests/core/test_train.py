@@ -1,6 +1,7 @@
 """Two-stage LoRA training on the tiny model: learning, the M_inter merge, adapters, resume, bad input."""
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,13 @@ from sqlalchemy import select
 from db import job_queries as jq
 from db.engine import session_scope
 from db.models import Review, Video
-from rbft_core.jobs import runner as jobs
+from rbft_core.training import train as train_mod
 from rbft_core.training import train_loop
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.models.loading import encode_prompts, load_vlm, sample_spec_for
 from rbft_core.training.sft_data import IGNORE_INDEX, VideoSFTCollator, build_examples
 from rbft_core.specs.training import TrainSpec
-from rbft_core.training.train import _apply_adapters, load_config, train_stage
+from rbft_core.training.train import apply_adapters, load_run_spec, train_stage
 
 FAST = dict(batch_size=4, lora_rank=8, lora_alpha=16, num_frames=4, max_pixels=4 * 28 * 28)
 
@@ -48,14 +49,14 @@ def test_stage1_loss_falls_and_run_folder_is_complete(world_dataset, tiny_model_
     assert result.status == "succeeded"
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first - 0.25, losses  # nats per answer token, on a random-weight model with LoRA only
-    for name_ in ("config.yaml", "trainer_log.jsonl", "train.log", "all_results.json", "exit_status.json",
+    for name_ in ("spec.yaml", "trainer_log.jsonl", "train.log", "all_results.json", "exit_status.json",
                   "adapter/adapter_config.json", "adapter/adapter_model.safetensors"):
         assert (result.run_dir / name_).exists(), name_
     record = json.loads((result.run_dir / "trainer_log.jsonl").read_text().splitlines()[-1])
     assert set(record) == {"current_steps", "total_steps", "loss", "eval_loss", "lr", "epoch", "percentage",
                            "elapsed_time", "remaining_time", "throughput"}
     assert record["current_steps"] == record["total_steps"] and record["percentage"] == 100.0
-    assert load_config(result.run_dir / "config.yaml") == cfg  # rerunnable as is
+    assert load_run_spec(result.run_dir / "spec.yaml") == cfg.replace(run_id="")  # rerunnable as is (a new run)
     with session_scope(url) as s:
         run = jq.get_run(s, result.run_id)
         assert (run.kind, run.status, run.stage) == ("stage1", "succeeded", 1)
@@ -75,7 +76,7 @@ def test_stage2_starts_from_merged_stage1_and_adapters_reload(world_dataset, tin
         captured["lm"] = lm
         return real(lm, cfg, *args, **kwargs)
 
-    monkeypatch.setattr(train_loop, "run_trainer", spy)
+    monkeypatch.setattr(train_mod, "run_trainer", spy)
     s2 = train_stage(url, TrainSpec(dataset=name, stage=2, model=str(tiny_model_dir), init_from=s1.run_id, epochs=1, **FAST))
     assert captured["differs"], "Stage II must start from M_inter (Stage-I adapter merged), not the base"
     with session_scope(url) as s:
@@ -87,7 +88,7 @@ def test_stage2_starts_from_merged_stage1_and_adapters_reload(world_dataset, tin
 
     trained = captured["lm"].model.eval()
     lm = load_vlm(str(tiny_model_dir))
-    reloaded = PeftModel.from_pretrained(_apply_adapters(lm.model, [s1.run_dir / "adapter"]), str(s2.run_dir / "adapter")).eval()
+    reloaded = PeftModel.from_pretrained(apply_adapters(lm.model, [s1.run_dir / "adapter"]), str(s2.run_dir / "adapter")).eval()
     examples, _, _ = build_examples(url, name, 2)
     collator = VideoSFTCollator(lm.processor, sample_spec_for(lm.processor, num_frames=4, max_pixels=4 * 28 * 28))
     batch = collator(examples[:2])
@@ -104,23 +105,22 @@ def test_stop_then_resume_reaches_the_same_step(world_dataset, tiny_model_dir, m
     calls = {"n": 0}
     real_call = VideoSFTCollator.__call__
 
+    stop = threading.Event()  # what SIGTERM sets inside a job
+
     def stop_after_three(self, examples):
         calls["n"] += 1
         if calls["n"] == 3:
-            jobs._cancel.set()  # what SIGTERM does inside a job
+            stop.set()
         return real_call(self, examples)
 
     monkeypatch.setattr(VideoSFTCollator, "__call__", stop_after_three)
-    try:
-        first = train_stage(url, cfg)
-    finally:
-        jobs._cancel.clear()
+    first = train_stage(url, cfg, should_stop=stop.is_set)
     stopped_at = first.global_step
     assert first.status == "cancelled" and 1 <= stopped_at < 6
     assert (first.run_dir / "adapter" / "adapter_config.json").exists()  # saved on the way out
     assert (first.run_dir / "checkpoints" / f"checkpoint-{stopped_at}").exists()
     monkeypatch.setattr(VideoSFTCollator, "__call__", real_call)
-    resumed = train_stage(url, load_config(first.run_dir / "config.yaml"), resume=True)
+    resumed = train_stage(url, load_run_spec(first.run_dir / "spec.yaml").replace(run_id="resume-me"), resume=True)
     assert resumed.status == "succeeded" and resumed.global_step == 6
     assert resumed.metrics["resumed_from"] == f"checkpoint-{stopped_at}"
 
@@ -128,13 +128,13 @@ def test_stop_then_resume_reaches_the_same_step(world_dataset, tiny_model_dir, m
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"lr": 0.0}, "lr must be > 0, got 0.0"),
-        ({"lr": -1e-4}, "lr must be > 0"),
-        ({"num_frames": 0}, "num_frames must be >= 1, got 0"),
-        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
-        ({"lora_rank": 0}, "lora_rank must be >= 1, got 0"),
-        ({"target_modules": "(("}, "target_modules is not a valid regex"),
-        ({"init_from": "r1"}, "init_from is for Stage II only"),
+        ({"lr": 0.0}, "`lr` must be > 0, got 0.0"),
+        ({"lr": -1e-4}, "`lr` must be > 0"),
+        ({"num_frames": 0}, "`num_frames` must be >= 1, got 0"),
+        ({"batch_size": 0}, "`batch_size` must be >= 1, got 0"),
+        ({"lora_rank": 0}, "`lora_rank` must be >= 1, got 0"),
+        ({"target_modules": "(("}, "`target_modules` is not a valid regex"),
+        ({"init_from": "r1"}, "`init_from` is for Stage II only"),
     ],
 )
 def test_invalid_settings_name_the_field(changes, message):
@@ -143,9 +143,9 @@ def test_invalid_settings_name_the_field(changes, message):
 
 
 def test_unknown_config_key_is_named(tmp_path):
-    (tmp_path / "c.yaml").write_text("dataset: d\nmodel: m\nlearning_rate: 0.1\n")
-    with pytest.raises(ConfigError, match="unknown training setting\\(s\\) learning_rate"):
-        load_config(tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_text("task: train\ndataset: d\nmodel: m\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="unknown setting\\(s\\) learning_rate for a train spec"):
+        load_run_spec(tmp_path / "c.yaml")
 
 
 def test_no_usable_rationales_names_the_count(world_dataset, tiny_model_dir):

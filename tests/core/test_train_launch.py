@@ -11,7 +11,10 @@ import time
 import pytest
 
 from rbft_core.errors import ConfigError, DataError, ModelError
-from rbft_core.tabs.train import PRESETS, LaunchRequest, command_argv, command_text, config_yaml, launch, readiness, stage_configs
+from rbft_core.specs import PipelineSpec, TrainSpec, load_spec
+from rbft_core.tabs.train import (PRESETS, LaunchRequest, command_text, launch, launch_spec, readiness, spec_yaml,
+                                  stage_configs)
+from rbft_core.training.pipeline import zero_shot_spec
 
 FAST = {"num_frames": 4, "max_pixels": 3136, "lr": 1e-3, "epochs": 1.0, "lora_rank": 4, "lora_alpha": 8, "batch_size": 2}
 
@@ -90,32 +93,26 @@ def test_readiness_counts_classes_and_rationales(world_dataset):
     assert any("1 rejected rationale" in w for w in ready.warnings)
 
 
-def test_command_and_yaml_rerun_the_same_configuration(world_dataset, tiny_model_dir, tmp_path):
-    import yaml
-
-    from rbft_core.cli.main import build_parser
-    from rbft_core.cli.train import _pipeline_config
-
+def test_each_button_is_a_spec_whose_yaml_reads_back_equal(world_dataset, tiny_model_dir, tmp_path):
     name, url = world_dataset
     req = LaunchRequest(name, str(tiny_model_dir), stage1={**FAST, "lr": 5e-4}, stage2=FAST, rationale_source="mix",
                         human_share=0.5)
-    text = command_text(req)
-    assert text.startswith(f"rbft pipeline {name} --model ") and "--s1-lr 0.0005" in text and "--with-baselines" in text
-    args = build_parser().parse_args(command_argv(req))  # the command parses as the CLI reads it
-    assert args.s1_lr == 5e-4 and args.s2_lr == 1e-3 and args.human_share == 0.5 and args.with_baselines
-    (tmp_path / "pipeline.yaml").write_text(config_yaml(req))
-    s1, s2, with_baselines, _hint = _pipeline_config(str(tmp_path / "pipeline.yaml"))
+    assert command_text(req) == "rbft run spec.yaml"
+    (tmp_path / "spec.yaml").write_text(spec_yaml(req))
+    spec = load_spec(tmp_path / "spec.yaml")
     want1, want2 = stage_configs(req)
-    assert s1.to_dict() == {**want1.to_dict(), "run_id": ""} and s1.rationale_source == "mix"
-    assert s2.lr == want2.lr and s2.num_frames == 4 and with_baselines
+    assert isinstance(spec, PipelineSpec) and spec == launch_spec(req)
+    assert spec.stage1 == want1 and spec.stage1.lr == 5e-4 and spec.stage1.rationale_source == "mix"
+    assert spec.stage2.lr == want2.lr and spec.stage2.num_frames == 4 and spec.with_baselines
     demo = LaunchRequest(name, str(tiny_model_dir), stage1=FAST, stage2=FAST,
                          **PRESETS["CPU demo (tiny model)"]["common"])  # lm_head in the targets, merger trained
-    args = build_parser().parse_args(command_argv(demo))
-    assert args.target_modules.endswith("|lm_head") and args.train_vision_merger
     assert all(c.target_modules.endswith("|lm_head") and c.train_vision_merger for c in stage_configs(demo))
-    direct = LaunchRequest(name, str(tiny_model_dir), action="direct_sft", stage2=FAST)
-    assert command_argv(direct)[:4] == ["train", name, "--stage", "2"] and "--evaluate" in command_argv(direct)
-    assert yaml.safe_load(config_yaml(direct))["kind"] == "direct_sft"
+    direct = launch_spec(LaunchRequest(name, str(tiny_model_dir), action="direct_sft", stage2=FAST))
+    assert isinstance(direct, TrainSpec) and direct.kind == "direct_sft" and direct.evaluate
+    zero = launch_spec(LaunchRequest(name, str(tiny_model_dir), action="zero_shot", stage2=FAST))
+    # the Zero-shot button evaluates with Stage II's whole sampling, as the pipeline's zero-shot does
+    assert zero == zero_shot_spec(spec.replace(stage2=spec.stage2.replace(lr=want2.lr)))
+    assert (zero.num_frames, zero.max_pixels, zero.fps, zero.max_frames) == (4, want2.max_pixels, 0.0, 32)
 
 
 def test_a_second_job_waits_queued_while_the_device_is_held(world_dataset, tiny_model_dir, data_dir):

@@ -12,7 +12,8 @@ import pytest
 
 from rbft_core.data import video as V
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.data.video import FrameCache, SampleSpec, make_preview, probe_video, sample_frames, smart_resize, write_clip
+from rbft_core.data.clips import make_preview, write_clip
+from rbft_core.data.video import FrameCache, SampleSpec, probe_video, sample_frames, smart_resize
 from tests.helpers import (
     make_audio_only,
     make_still_png_as_mp4,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from db import queries as q
+from db import curated_queries as cq
 from db.engine import session_scope
 from tests.export_world import TRICKY_TEXT, build_world
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on Postgr
 def _rows(db_url, **kw):
     with session_scope(db_url) as s:
         ds = q.get_dataset(s, "homes")
-        return {r["external_id"]: r for r in q.curated_examples(s, ds.id, **kw)}
+        return {r["external_id"]: r for r in cq.curated_examples(s, ds.id, **kw)}
 
 
 def test_effective_rationale_label_and_edited(db_url, tmp_path):

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries as q
+from db import curated_queries as cq
 from db.engine import session_factory, session_scope
 from db.models import Review, ReviewRevision
 from rbft_core.errors import ConfigError, ConflictError, DataError
@@ -222,7 +223,7 @@ def test_begin_snapshot_pins_one_view_of_the_database(db_url: str) -> None:
         _dataset_with_videos(s, 2)
     factory = session_factory(db_url)
     with factory() as reader:
-        q.begin_snapshot(reader)
+        cq.begin_snapshot(reader)
         before = len(q.list_datasets(reader))
         with session_scope(factory) as writer:
             q.get_or_create_dataset(writer, "late", labels=["a", "b"])

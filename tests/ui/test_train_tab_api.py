@@ -45,8 +45,8 @@ def test_readiness_and_command(client, world_dataset, tiny_model_dir):
     assert sorted(row[0] for row in table["data"]) == ["abnormal", "normal"]
     command, yaml_text = client.predict("rbft", *_form(name, str(tiny_model_dir), s1={"lr": 5e-4}),
                                        api_name="/train_command")
-    assert command.startswith(f"rbft pipeline {name} --model ") and "--s1-lr 0.0005" in command
-    assert "stage1:" in yaml_text and "lr: 0.0005" in yaml_text and "rbft pipeline --config" in yaml_text
+    assert command == "rbft run spec.yaml"
+    assert yaml_text.startswith("task: pipeline\n") and "stage1:" in yaml_text and "lr: 0.0005" in yaml_text
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -83,12 +83,29 @@ def _poll(client, job, name, timeout_s=300.0):
     raise AssertionError(f"job did not end in {timeout_s} s: {seen[-1]}")
 
 
+def test_the_spec_shown_is_byte_for_byte_the_spec_the_job_runs(client, world_dataset, tiny_model_dir):
+    from db import job_queries as jq
+    from db.engine import session_scope
+
+    name, url = world_dataset
+    for action in ("direct_sft", "zero_shot", "rbft"):
+        form = _form(name, str(tiny_model_dir), s2={"lr": 7e-4, "num_frames": 2})
+        _command, shown = client.predict(action, *form, api_name="/train_command")
+        job, *_rest, command = client.predict(*form, api_name=f"/train_start_{action}")
+        with session_scope(url) as s:
+            spec_path = jq.get_job(s, job).spec_path
+        assert open(spec_path, "rb").read() == shown.encode()  # the same bytes, not an equivalent
+        assert command == f"rbft run {spec_path}"
+        client.predict(job, api_name="/train_stop")
+        _poll(client, job, name, timeout_s=120)
+
+
 def test_direct_sft_runs_as_a_job_and_fills_the_results(client, world_dataset, tiny_model_dir):
     name, _ = world_dataset
     job, _timer, progress, _plot, _log, command = client.predict(*_form(name, str(tiny_model_dir)),
                                                                  api_name="/train_start_direct_sft")
     assert job and "id='train-progress'" in progress
-    assert command.startswith(f"rbft train {name} --stage 2")
+    assert command.startswith("rbft run ") and command.endswith("/spec.yaml")
     out, seen = _poll(client, job, name)
     assert "data-status='succeeded'" in out[2], out[2]
     assert any("step" in html for html in seen)

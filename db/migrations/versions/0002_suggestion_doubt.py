@@ -9,10 +9,13 @@ Existing suggestions are scored here with the same rule new ones get at insert (
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from rbft_core.review.doubt import doubt_of
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -33,8 +36,6 @@ def upgrade() -> None:
 
 
 def _backfill() -> None:
-    from rbft_core.review.doubt import doubt_of
-
     bind = op.get_bind()
     rows = bind.execute(
         sa.text(
@@ -48,9 +49,7 @@ def _backfill() -> None:
     for row in rows:
         labels = row["labels"]
         if isinstance(labels, str):  # SQLite returns JSON columns as text through a raw query
-            import json
-
-            labels = json.loads(labels or "[]")
+                    labels = json.loads(labels or "[]")
         doubt = doubt_of(
             parse_status=row["parse_status"],
             fields={name: row[name] for name in _FIELDS},
