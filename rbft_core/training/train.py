@@ -76,6 +76,13 @@ def save_run_spec(cfg: TrainSpec, run_dir: Path) -> Path:
     return cfg.replace(run_id="").write(run_dir / "spec.yaml")
 
 
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and torch RNGs (what ``transformers.set_seed`` seeds) to ``seed``."""
+    from transformers import set_seed  # transformers is heavy: loaded only when a model runs
+
+    set_seed(seed)
+
+
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -205,6 +212,9 @@ def train_stage(db_url: Optional[str], cfg: TrainSpec, *, resume: bool = False, 
     _mirror_run(db_url, cfg, run_dir, "running", job_id=job_id)
     started = time.time()
     try:
+        # seed before the LoRA weights are drawn: otherwise their init depends on whatever this process ran
+        # before (a run inside the pipeline or the demo report would differ from the same spec run alone)
+        seed_everything(cfg.seed)
         lm = _prepare_model(db_url, cfg)
         spec = sample_spec_for(lm.processor, num_frames=cfg.num_frames, fps=cfg.fps, max_frames=cfg.max_frames,
                                max_pixels=cfg.max_pixels)
