@@ -33,7 +33,8 @@ __all__ = ["DemoConfig", "DemoBuild", "build_demo", "prepare_demo", "demo_root",
 DEMO_DATASET = "demo-smart-home"
 Progress = Callable[[int, int, str], None]
 # what the built model depends on besides the config (prepare.py itself is left out: its values are the config)
-_SOURCES = ("demo/world.py", "demo/render.py", "demo/pretrain.py", "tiny.py", "prompts.py", "models.py", "rationale.py")
+_SOURCES = ("demo/world.py", "demo/render.py", "demo/pretrain.py", "models/tiny.py", "models/prompts.py",
+            "models/loading.py", "models/rationale.py")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 from db import job_queries
 from db.engine import init_db, session_scope
-from rbft_core.errors import ConfigError, ModelError
+from rbft_core.errors import ConfigError, DataError, ModelError
 from rbft_core.models.loading import check_model_source
 from rbft_core.specs.sampling import Sampling
 from rbft_core.training.run_sampling import run_sampling
@@ -103,11 +103,12 @@ def _publish(work: Path, out: Path) -> list[str]:
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
 
 
-def _write_provenance(folder: Path, chain: list[RunLink], merged: bool, sampling: Sampling) -> None:
+def _write_provenance(folder: Path, chain: list[RunLink], merged: bool, sampling: Optional[Sampling]) -> None:
     """``rbft_export.json``: where the model came from and the sampling it was trained with (the default of
     every later use of the exported model)."""
     info = {"rbft_model_export": 1, "run_id": chain[-1].run_id, "merged": merged,
-            "base_model": chain[0].base_model, "chain": [asdict(r) for r in chain], "sampling": sampling.to_dict()}
+            "base_model": chain[0].base_model, "chain": [asdict(r) for r in chain],
+            "sampling": sampling.to_dict() if sampling else None}
     if not merged and len(chain) > 1:
         info["how_to_use"] = ("load base_model, merge each adapter in parents/ in order (merge_and_unload), "
                               "then apply this adapter")
@@ -164,7 +165,10 @@ def export_model(
     if dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
     chain = adapter_chain(db_url, run_id)
-    sampling = run_sampling(db_url, run_id)
+    try:
+        sampling = run_sampling(db_url, run_id)
+    except DataError:  # a run recorded before run specs: export it without
+        sampling = None
     target = Path(out).expanduser().resolve()
     work = _prepare_out(target, overwrite)
     try:

@@ -168,8 +168,9 @@ class Spec:
             raise ConfigError(_prefixed(str(exc), prefix)) from None
 
     def to_yaml(self) -> str:
-        """The spec file: ``task:`` first, then every field (defaults included), in declaration order."""
-        return yaml.safe_dump({"task": self.task, **self.to_dict()}, sort_keys=False, allow_unicode=True)
+        """The spec file: ``task:`` first, then every field (defaults included), in declaration order. No trailing
+        newline, so the text a page shows (which drops it) is byte for byte the file that runs."""
+        return yaml.safe_dump({"task": self.task, **self.to_dict()}, sort_keys=False, allow_unicode=True).rstrip("\n")
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)

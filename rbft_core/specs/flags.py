@@ -47,7 +47,8 @@ def add_spec_flags(parser: argparse.ArgumentParser, cls: type[Spec], *, prefix: 
         if tp is bool:
             target.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif get_origin(tp) is tuple:
-            target.add_argument(flag, dest=dest, action="append", default=None,
+            item = get_args(tp)[0]
+            target.add_argument(flag, dest=dest, action="append", default=None, type=item if item in (int, float) else str,
                                 help=help_text + "; repeat for several")
         elif get_origin(tp) is Literal:
             choices = [str(c) for c in get_args(tp)]

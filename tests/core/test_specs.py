@@ -47,7 +47,7 @@ def test_every_spec_round_trips_through_its_yaml_file(task, tmp_path):
       "stage2": {"dataset": "d", "model": "m", "stage": 2, "lr": 0}}, "`stage2.lr` must be > 0"),
     ({"task": "pipeline", "stage1": {"dataset": "d", "model": "m"}}, "`stage2` must be given"),
     ({"task": "mask-experiment", "dataset": "d", "fill": "pink"}, "`fill` must be one of black, mean, blur"),
-    ({"task": "attention", "dataset": "d", "run": "r", "layers": "x"}, "layers must be FIRST:LAST"),
+    ({"task": "attention", "dataset": "d", "run": "r", "layers": "x"}, "`layers` must be FIRST:LAST"),
     ({"task": "launch"}, "unknown task 'launch'"),
     ({"dataset": "d"}, "needs a `task:` line"),
 ])
