@@ -201,7 +201,7 @@ def _mask_panel():
 
 def build_inspect_tab(db_url: Optional[str]) -> InspectTab:
     with gr.Row():
-        dataset = gr.Dropdown(label="Dataset", choices=[], elem_id="inspect-dataset")
+        dataset = gr.Dropdown(label="Dataset", choices=[], elem_id="inspect-dataset", allow_custom_value=True)
         run_a = gr.Dropdown(label="Run A (e.g. direct SFT)", choices=[], elem_id="inspect-run-a")
         run_b = gr.Dropdown(label="Run B (e.g. RB-FT)", choices=[], elem_id="inspect-run-b")
         video = gr.Dropdown(label="Video", choices=[], elem_id="inspect-video")

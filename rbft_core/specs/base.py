@@ -84,10 +84,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         raise ConfigError(f"`{path}` must be one of {', '.join(map(str, choices))}, got {value!r}")
     if origin is tuple:
         item = get_args(tp)[0]
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             value = [value]
+        # "a,b" (a form field or one CLI flag) and ["a", "b"] (YAML, a repeated flag) mean the same
+        value = [part.strip() for v in value for part in (v.split(",") if isinstance(v, str) else [v])
+                 if not isinstance(part, str) or part.strip()]
         return tuple(_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if isinstance(value, bool):

@@ -82,3 +82,24 @@ def test_0002_scores_existing_suggestions(empty_db_url: str) -> None:
         command.upgrade(cfg, "head")
         score, reason = conn.execute(text("SELECT doubt_score, doubt_reason FROM suggestions")).one()
     assert reason == "conclusion says normal but label is abnormal" and score > 200
+
+
+def test_job_specs_migration_keeps_old_jobs_and_reads_their_dataset_and_model(empty_db_url: str) -> None:
+    """0003 adds kind/dataset/model/spec path to jobs; rows from before keep their argv and gain dataset and model."""
+    url = empty_db_url
+    cfg = alembic_config(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.execute(text("INSERT INTO jobs (kind, status, command, progress, progress_text, created_at) VALUES "
+                          "('pipeline', 'succeeded', :a, 1.0, '', CURRENT_TIMESTAMP), "
+                          "('import', 'failed', :b, 0.0, '', CURRENT_TIMESTAMP)"),
+                     {"a": '["pipeline", "homes", "--model", "Qwen/Qwen2.5-VL-7B-Instruct", "--with-baselines"]',
+                      "b": '["import", "doors", "/videos"]'})
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        rows = conn.execute(text("SELECT kind, status, dataset, model, spec_path FROM jobs ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("pipeline", "succeeded", "homes", "Qwen/Qwen2.5-VL-7B-Instruct", None),
+                                        ("import", "failed", "doors", None, None)]
