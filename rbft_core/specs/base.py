@@ -87,8 +87,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if not isinstance(value, (list, tuple)):
             value = [value]
         # "a,b" (a form field or one CLI flag) and ["a", "b"] (YAML, a repeated flag) mean the same
-        value = [part.strip() for v in value for part in (v.split(",") if isinstance(v, str) else [v])
-                 if not isinstance(part, str) or part.strip()]
+        parts = [part for v in value for part in (v.split(",") if isinstance(v, str) else [v])]
+        value = [part.strip() if isinstance(part, str) else part for part in parts
+                 if not (isinstance(part, str) and not part.strip())]
         return tuple(_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if isinstance(value, bool):
