@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if args.resume:
         if not isinstance(spec, TrainSpec):
-            raise ConfigError(f"--resume continues a training run; {args.spec} is a {spec.task} spec")
+            raise ConfigError(f"--resume continues a training run; {args.spec} is a {spec.task} spec, run it without --resume")
         spec = spec.replace(run_id=spec.run_id or _run_folder_of(args.spec))
     return _print(run_spec(spec, args, resume=args.resume), args, _human)
 
