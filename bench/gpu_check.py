@@ -63,7 +63,7 @@ def tiny_bf16_training(steps: int = 8) -> dict:
     from rbft_core.models.loading import load_vlm
     from rbft_core.models.tiny import TinySpec, build_tiny_model
     from rbft_core.specs.training import TrainSpec
-    from rbft_core.training.train import _wrap_lora
+    from rbft_core.training.train import wrap_lora
     from rbft_core.training.train_loop import run_trainer
 
     tmp = Path(tempfile.mkdtemp())
@@ -71,7 +71,7 @@ def tiny_bf16_training(steps: int = 8) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lm = load_vlm(str(model_dir), device=device)
     cfg = TrainSpec(dataset="gpu", stage=1, model=str(model_dir), max_steps=steps, batch_size=2, lr=3e-3, device=device)
-    lm.model = _wrap_lora(lm.model, cfg)
+    lm.model = wrap_lora(lm.model, cfg)
     rng = np.random.default_rng(0)
     videos = [_Frames(rng.integers(0, 255, (8, 112, 112, 3), dtype=np.uint8)) for _ in range(4)]
     started = time.perf_counter()
@@ -88,7 +88,7 @@ def qwen25_7b_stage1_step(num_frames: int = 16, steps: int = 4, height: int = 25
 
     from rbft_core.models.tiny import QWEN_SPECIAL_TOKENS, TinySpec, build_processor, qwen2_5_vl_7b_config, train_tokenizer
     from rbft_core.specs.training import TrainSpec
-    from rbft_core.training.train import _wrap_lora
+    from rbft_core.training.train import wrap_lora
 
     tokenizer = train_tokenizer(["a bear on the porch at night"] * 4, 512)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
@@ -102,7 +102,7 @@ def qwen25_7b_stage1_step(num_frames: int = 16, steps: int = 4, height: int = 25
     cfg = TrainSpec(dataset="gpu", stage=1, model="7b-shape", lora_rank=16, lora_alpha=32, gradient_checkpointing=True)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
-    model = _wrap_lora(model, cfg)
+    model = wrap_lora(model, cfg)
     model.train()
     rng = np.random.default_rng(0)
     video = _Frames(rng.integers(0, 255, (num_frames, height, width, 3), dtype=np.uint8))
