@@ -26,6 +26,8 @@ from rbft_core.settings import database_url
 
 __all__ = ["main", "build_parser"]
 
+JSON_HELP = "print the result as one JSON object (default: off)"
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=argparse.SUPPRESS, help="database URL (default: RBFT_DATABASE_URL or data/rbft.db)")
@@ -125,14 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("tiny-model", help="build a tiny random-weight VLM offline (tests, demos)")
-    p.add_argument("out_dir")
-    p.add_argument("--family", default="qwen2_5_vl", choices=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("out_dir", help="folder to write the model into (replaced if it exists)")
+    p.add_argument("--family", default="qwen2_5_vl", choices=["qwen2_vl", "qwen2_5_vl", "qwen3_vl"],
+                   help="model family (default: qwen2_5_vl)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_tiny_model)
 
     p = sub.add_parser("datasets", help="list datasets with their counts")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     _common(p)
     p.set_defaults(func=cmd_datasets)
 
@@ -145,23 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the embedded demo: generated videos and a tiny model")
     demosub = p.add_subparsers(dest="demo_command", required=True)
     build = demosub.add_parser("build", help="render the demo world and pre-train the tiny base model (cached)")
-    build.add_argument("--fast", action="store_true", help="the small configuration the tests use (seconds)")
-    build.add_argument("--rebuild", action="store_true", help="build even when the cache matches")
-    build.add_argument("--json", action="store_true")
+    build.add_argument("--fast", action="store_true", help="the small configuration the tests use, seconds to build (default: off, the full demo)")
+    build.add_argument("--rebuild", action="store_true", help="build even when the cache matches (default: off)")
+    build.add_argument("--json", action="store_true", help=JSON_HELP)
     _common(build)
     build.set_defaults(func=cmd_demo_build)
     prep = demosub.add_parser("prepare", help="build (or reuse) the demo world and base model and import the dataset")
-    prep.add_argument("--fast", action="store_true", help="the small configuration the tests use (seconds)")
-    prep.add_argument("--json", action="store_true")
+    prep.add_argument("--fast", action="store_true", help="the small configuration the tests use, seconds to build (default: off, the full demo)")
+    prep.add_argument("--json", action="store_true", help=JSON_HELP)
     _common(prep)
     prep.set_defaults(func=cmd_demo_prepare)
     rep = demosub.add_parser("report", help="zero-shot / direct SFT / RB-FT over seeds -> docs/demo-results.md")
-    rep.add_argument("--fast", action="store_true", help="the small configuration (a smoke run, not the result)")
-    rep.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    rep.add_argument("--fast", action="store_true", help="the small configuration: a smoke run, not the result (default: off)")
+    rep.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default: 0,1,2)")
     rep.add_argument("--oracle", action=argparse.BooleanOptionalAction, default=True,
-                     help="also run RB-FT on simulated-expert-reviewed rationales")
-    rep.add_argument("--out", default="docs/demo-results.md", help="Markdown file to write")
-    rep.add_argument("--json", action="store_true")
+                     help="also run RB-FT on simulated-expert-reviewed rationales (default: on)")
+    rep.add_argument("--out", default="docs/demo-results.md", help="Markdown file to write (default: "
+                     "docs/demo-results.md)")
+    rep.add_argument("--json", action="store_true", help=JSON_HELP)
     _common(rep)
     rep.set_defaults(func=cmd_demo_report)
 
