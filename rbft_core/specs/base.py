@@ -36,7 +36,10 @@ def setting(default: Any = MISSING, help: str = "", *, label: str = "", unit: st
 
 
 def spec_fields(cls) -> list[dataclasses.Field]:
-    return [f for f in fields(cls) if f.init]
+    """The fields of a spec, the class's own first (a task's identity reads before inherited sampling fields)."""
+    by_name = {f.name: f for f in fields(cls) if f.init}
+    order = [name for klass in cls.__mro__ for name in vars(klass).get("__annotations__", {}) if name in by_name]
+    return [by_name[name] for name in dict.fromkeys(order)]
 
 
 def field_help(cls, name: str) -> str:

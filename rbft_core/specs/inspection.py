@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from rbft_core.errors import ConfigError
-from rbft_core.specs.base import Spec, setting
-from rbft_core.specs.sampling import check_sampling
+from rbft_core.specs.base import setting
+from rbft_core.specs.sampling import SamplingOverride
 from rbft_core.specs.training import Dtype, Split
 
 __all__ = ["MaskSpec", "AttentionSpec", "FILLS", "REGION_SOURCES"]
@@ -18,7 +18,7 @@ REGION_SOURCES = ("meta", "motion", "attention")
 
 
 @dataclass
-class MaskSpec(Spec):
+class MaskSpec(SamplingOverride):
     """Mask the critical object vs same-size random boxes, per run, on one split.
 
     ``regions_source``: ``meta`` (per-frame boxes in each video's metadata), ``motion`` (frame differencing),
@@ -34,18 +34,13 @@ class MaskSpec(Spec):
     align_to_grid: bool = setting(False, "snap boxes to the model's token grid (patch x merge pixels)")
     attention_top_k: int = setting(4, "cells per map for attention regions", flag="top-k")
     split: Split = setting("test", "split to run on")
-    num_frames: Optional[int] = setting(None, "frames per video (default: each run's own)", label="frames",
-                                        flag="frames")
-    fps: Optional[float] = setting(None, "frames per second (default: each run's own)", unit="frames/s")
-    max_frames: Optional[int] = setting(None, "cap on frames with fps (default: each run's own)")
-    max_pixels: Optional[int] = setting(None, "pixel budget per frame (default: each run's own)", unit="pixels")
     batch_size: int = setting(4, "videos scored together", unit="videos")
     bootstrap: int = setting(1000, "bootstrap resamples for the confidence intervals")
     dtype: Dtype = setting("auto", "weights dtype")
     device: str = setting("auto", "cpu, cuda, cuda:N or auto")
 
     def validate(self) -> None:
-        check_sampling(self.num_frames, self.fps, self.max_frames, self.max_pixels)
+        super().validate()
         if self.k_random < 1:
             raise ConfigError(f"k_random must be >= 1, got {self.k_random}")
         if self.attention_top_k < 1:
@@ -59,7 +54,7 @@ class MaskSpec(Spec):
 
 
 @dataclass
-class AttentionSpec(Spec):
+class AttentionSpec(SamplingOverride):
     """Attention heatmaps of a run over videos: overlay PNGs and, optionally, a heatmap mp4 per video."""
 
     task = "attention"
@@ -75,16 +70,11 @@ class AttentionSpec(Spec):
     out_dir: str = setting("data/reports/attention", "folder for the PNGs and mp4s")
     video_out: bool = setting(False, "also write a heatmap mp4 per video")
     video_fps: float = setting(2.0, "frame rate of the heatmap mp4", unit="frames/s")
-    num_frames: Optional[int] = setting(None, "frames per video (default: the run's own)", label="frames",
-                                        flag="frames")
-    fps: Optional[float] = setting(None, "frames per second (default: the run's own)", unit="frames/s")
-    max_frames: Optional[int] = setting(None, "cap on frames with fps (default: the run's own)")
-    max_pixels: Optional[int] = setting(None, "pixel budget per frame (default: the run's own)", unit="pixels")
     dtype: Dtype = setting("auto", "weights dtype")
     device: str = setting("auto", "cpu, cuda, cuda:N or auto")
 
     def validate(self) -> None:
-        check_sampling(self.num_frames, self.fps, self.max_frames, self.max_pixels)
+        super().validate()
         if self.split == "all":
             self.split = None
         if self.layers:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from rbft_core.errors import ConfigError
 from rbft_core.specs.base import Spec, setting
 
-__all__ = ["Sampling", "SAMPLING_FIELDS", "DEFAULT_MAX_PIXELS"]
+__all__ = ["Sampling", "SamplingOverride", "SAMPLING_FIELDS", "DEFAULT_MAX_PIXELS", "check_sampling"]
 
 DEFAULT_MAX_PIXELS = 128 * 28 * 28
 SAMPLING_FIELDS = ("num_frames", "fps", "max_frames", "max_pixels")
@@ -47,6 +47,22 @@ class Sampling(Spec):
     def describe(self) -> str:
         frames = f"{self.fps:g} fps (max {self.max_frames})" if self.fps > 0 else f"{self.num_frames} frames"
         return f"{frames} at {self.max_pixels:,} px"
+
+
+@dataclass
+class SamplingOverride(Spec):
+    """Sampling fields of a task that uses an existing run: empty means the run's own value; a value given
+    overrides it and is reported next to the result."""
+
+    num_frames: Optional[int] = setting(None, "frames per video (default: the run's own)", label="frames",
+                                        flag="frames")
+    fps: Optional[float] = setting(None, "frames per second (default: the run's own)", unit="frames/s")
+    max_frames: Optional[int] = setting(None, "cap on frames with fps (default: the run's own)", label="max frames")
+    max_pixels: Optional[int] = setting(None, "pixel budget per frame (default: the run's own)", label="max pixels",
+                                        unit="pixels")
+
+    def validate(self) -> None:
+        check_sampling(self.num_frames, self.fps, self.max_frames, self.max_pixels)
 
 
 def check_sampling(num_frames: Optional[int], fps: Optional[float], max_frames: Optional[int],

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 from rbft_core.errors import ConfigError
 from rbft_core.specs.base import Spec, setting
-from rbft_core.specs.sampling import DEFAULT_MAX_PIXELS, Sampling, check_sampling
+from rbft_core.specs.sampling import (
+    DEFAULT_MAX_PIXELS,
+    Sampling,
+    SamplingOverride,
+    check_sampling,
+)
 
 __all__ = ["TrainSpec", "PipelineSpec", "EvaluateSpec", "DEFAULT_TARGETS", "Dtype", "Split"]
 
@@ -120,7 +125,7 @@ class PipelineSpec(Spec):
 
 
 @dataclass
-class EvaluateSpec(Spec):
+class EvaluateSpec(SamplingOverride):
     """Evaluate a run (its adapter chain) or a base model zero-shot, by label likelihood.
 
     Sampling fields left empty take the run's own sampling (from its spec); a zero-shot evaluation takes the
@@ -131,12 +136,6 @@ class EvaluateSpec(Spec):
     run: str = setting("", "run id to evaluate (any kind)")
     model: str = setting("", "base model for a zero-shot evaluation (instead of a run)")
     split: Split = setting("test", "split to evaluate on")
-    num_frames: Optional[int] = setting(None, "frames per video (default: the run's own)", label="frames",
-                                        flag="frames")
-    fps: Optional[float] = setting(None, "frames per second (default: the run's own)", unit="frames/s")
-    max_frames: Optional[int] = setting(None, "cap on frames with fps (default: the run's own)", label="max frames")
-    max_pixels: Optional[int] = setting(None, "pixel budget per frame (default: the run's own)", label="max pixels",
-                                        unit="pixels")
     batch_size: int = setting(4, "videos scored together", label="batch size", unit="videos")
     generate_answer: bool = setting(True, "also keep the model's written answer per video")
     max_new_tokens: int = setting(8, "length cap of the kept answer", unit="tokens")
@@ -145,7 +144,7 @@ class EvaluateSpec(Spec):
     device: str = setting("auto", "cpu, cuda, cuda:N or auto")
 
     def validate(self) -> None:
-        check_sampling(self.num_frames, self.fps, self.max_frames, self.max_pixels)
+        super().validate()
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.run and self.model:
