@@ -18,7 +18,7 @@ from ui.keys import shortcut_js
 from ui.media import serve_dirs
 from ui.review_render import CSS
 
-__all__ = ["TABS", "build_app", "launch", "page_assets", "check_exposure", "parse_auth"]
+__all__ = ["TABS", "build_app", "build_tabs", "launch", "page_assets", "check_exposure", "parse_auth"]
 
 
 def page_assets() -> dict:
@@ -42,11 +42,19 @@ TABS: tuple[tuple[str, Callable[[], Tab]], ...] = (
 def build_app(db_url: Optional[str] = None) -> gr.Blocks:
     with gr.Blocks(title="RB-FT Studio") as demo:
         gr.Markdown("# RB-FT Studio\nRationale-Bootstrapped Fine-Tuning of video vision-language models")
-        for title, build in TABS:
-            with gr.Tab(title):
-                tab = build()
-            tab.attach(demo, db_url)
+        build_tabs(demo, db_url)
     return demo
+
+
+def build_tabs(demo: gr.Blocks, db_url: Optional[str]) -> list[Tab]:
+    """Every tab of ``TABS`` in its own ``gr.Tab``, wired the same way (inside ``demo``'s context)."""
+    built = []
+    for title, build in TABS:
+        with gr.Tab(title):
+            tab = build()
+        tab.attach(demo, db_url)
+        built.append(tab)
+    return built
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")

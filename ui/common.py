@@ -28,7 +28,7 @@ import gradio as gr
 
 from rbft_core.errors import RbftError
 
-__all__ = ["Tab", "Events", "Values", "Updates", "components", "ui_errors"]
+__all__ = ["Tab", "Events", "Values", "Updates", "components", "attribute_names", "ui_errors"]
 
 Values = Mapping[Any, Any]  # input component -> its value in this event
 Updates = dict[Any, Any]  # output component -> its new value (or a gr.update / gr.skip())
@@ -62,13 +62,13 @@ def components(form: Any) -> list:
     return out
 
 
-def _attribute_names(form: Any, prefix: str = "") -> dict[int, str]:
+def attribute_names(form: Any, prefix: str = "") -> dict[int, str]:
     """id(component) -> its attribute path joined by '_' (``stage1_lr``): messages and the API's parameter names."""
     names: dict[int, str] = {}
     for field in dataclasses.fields(form):
         value = getattr(form, field.name)
         if dataclasses.is_dataclass(value):
-            names.update(_attribute_names(value, f"{prefix}{field.name}_"))
+            names.update(attribute_names(value, f"{prefix}{field.name}_"))
         else:
             names.setdefault(id(value), prefix + field.name)
     return names
@@ -98,7 +98,7 @@ class Events:
 
     def __init__(self, tab: Any, db_url: Optional[str]) -> None:
         self.tab, self.db_url = tab, db_url
-        self._names = _attribute_names(tab)
+        self._names = attribute_names(tab)
 
     def on(self, trigger: Callable, handler: Callable, inputs: Sequence = (), outputs: Sequence = (),
            **event: Any) -> Any:

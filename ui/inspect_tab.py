@@ -204,7 +204,7 @@ def on_attention(tab: InspectTab, db_url: Optional[str], values: Values) -> Upda
     return {**shown, tab.attn_note: "  \n".join(notes)}
 
 
-def on_click(tab: InspectTab, db_url: Optional[str], values: Values, evt: gr.SelectData) -> Updates:
+def on_click(tab: InspectTab, db_url: Optional[str], values: Values, *, evt: gr.SelectData) -> Updates:
     """First click: a corner; second click: the box (filled into x0..y1 and drawn on the frame)."""
     frame, corner, box = values[tab.frame_state], values[tab.corner], tab.box
     if not frame:
