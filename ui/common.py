@@ -125,7 +125,7 @@ class Events:
             def event(request: gr.Request, evt: gr.SelectData, *ordered: Any) -> Any:
                 return run(request, evt, ordered)
         else:
-            def event(request: gr.Request, *ordered: Any) -> Any:  # type: ignore[misc]
+            def event(request: gr.Request, *ordered: Any) -> Any:
                 return run(request, None, ordered)
         event.__name__ = event.__qualname__ = name
         event.__doc__ = handler.__doc__

@@ -152,7 +152,8 @@ def on_create(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Update
 def on_import(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
     form, dataset = tab.imports, values[tab.selected]
     staged = datasets.stage_manifest(values[form.manifest]) if values[form.manifest] else None
-    job_id = datasets.start_import(db_url, dataset, values[form.source], manifest=staged, fmt=values[form.fmt] or "auto")
+    job_id = datasets.start_import(db_url, dataset, values[form.source], manifest=staged,
+                                   fmt=values[form.fmt] or "auto")
     return _following(tab, {"job": job_id, "kind": "import", "dataset": dataset.strip()},
                       f"import job {job_id} started")
 

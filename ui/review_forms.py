@@ -80,7 +80,8 @@ def review_buttons() -> ReviewButtons:
         accept, edit = _button("Accept as is", "rv-accept", "primary"), _button("Save edit", "rv-save")
         reject = _button("Reject", "rv-reject", "stop")
     with gr.Row():
-        prev, skip, next_ = _button("◀ Previous", "rv-prev"), _button("Skip", "rv-skip"), _button("Next ▶", "rv-next")
+        prev, skip = _button("◀ Previous", "rv-prev"), _button("Skip", "rv-skip")
+        next_ = _button("Next ▶", "rv-next")
     with gr.Row():
         revert, regen = _button("Revert to suggestion", "rv-revert"), _button("Regenerate", "rv-regen")
     return ReviewButtons(accept=accept, edit=edit, reject=reject, prev=prev, skip=skip, next=next_, revert=revert,

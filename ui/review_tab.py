@@ -33,9 +33,9 @@ from ui.review_forms import (
     review_buttons,
 )
 
-__all__ = ["ReviewTab", "build_review_tab", "on_page_load",
-           "on_dataset", "on_dataset_list", "on_open", "on_progress", "on_act", "on_move", "on_jump", "on_revert",
-           "on_diff", "on_regenerate", "on_regen_tick", "on_bulk", "NAV_LIMIT"]
+__all__ = ["ReviewTab", "build_review_tab", "on_page_load", "on_dataset", "on_dataset_list", "on_open", "on_progress",
+           "on_act", "on_move", "on_jump", "on_revert", "on_diff", "on_regenerate", "on_regen_tick", "on_bulk",
+           "NAV_LIMIT"]
 
 NAV_LIMIT = 100  # visited ids kept for "Previous"
 
@@ -121,11 +121,12 @@ def _item(tab: ReviewTab, db_url: Optional[str], flt: review.ReviewFilter, revie
     media = review_media.item_media(item.video_path, item.sha256, params)
     serve(db_url, media.video, *[path for path, _ in media.frames])
     review.warm_next(db_url, flt, review_id)
-    return {tab.review_id: item.review_id, tab.version: item.version, tab.nav: nav, tab.header: render.header_html(item),
-            tab.video: media.video, tab.frames: media.frames, tab.notice: render.notice_html(media.notice),
-            tab.suggestion: render.suggestion_html(item), **tab.fields.fill(item.fields),
-            tab.label: gr.Dropdown(choices=item.labels, value=item.label), tab.status: render.status_html(item),
-            tab.diff: render.diff_html(item), tab.history: render.history_html(review.history(db_url, review_id))}
+    return {tab.review_id: item.review_id, tab.version: item.version, tab.nav: nav,
+            tab.header: render.header_html(item), tab.video: media.video, tab.frames: media.frames,
+            tab.notice: render.notice_html(media.notice), tab.suggestion: render.suggestion_html(item),
+            **tab.fields.fill(item.fields), tab.label: gr.Dropdown(choices=item.labels, value=item.label),
+            tab.status: render.status_html(item), tab.diff: render.diff_html(item),
+            tab.history: render.history_html(review.history(db_url, review_id))}
 
 
 def _go(tab: ReviewTab, db_url, flt, current: Optional[int], nav: list, *, backwards: bool = False) -> Updates:
@@ -287,10 +288,9 @@ def _then_progress(ev: Events, tab: ReviewTab, event: Any, api_name: Optional[st
 
 
 def _wire_queue(ev: Events, tab: ReviewTab) -> None:
-    opens, shows, private = [tab.dataset, *components(tab.filters)], [tab.state, *tab.item_outputs()], \
-        dict(api_visibility="private")
+    opens, shows = [tab.dataset, *components(tab.filters)], [tab.state, *tab.item_outputs()]
     # Progress and errors show on the header only: an error must not cover the reviewer's typed text.
-    progress = dict(show_progress_on=[tab.header])
+    private, progress = dict(api_visibility="private"), dict(show_progress_on=[tab.header])
     chosen = ev.on(tab.dataset.input, on_dataset, [tab.dataset], [tab.filters.label], **private)
     _then_progress(ev, tab, ev.on(chosen.then, on_open, opens, shows, api_name="review_open", **progress),
                    api_name="review_progress")
@@ -339,7 +339,8 @@ def build_review_tab() -> ReviewTab:
         bulk_exclude = gr.Button("Exclude filter from training", size="sm", elem_id="rv-bulk-exclude")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
-            header, place, notice = gr.HTML(elem_id="rv-header"), gr.HTML(elem_id="rv-place"), gr.HTML(elem_id="rv-notice")
+            header, place = gr.HTML(elem_id="rv-header"), gr.HTML(elem_id="rv-place")
+            notice = gr.HTML(elem_id="rv-notice")
             video = gr.Video(label="Video", interactive=False, height=300, elem_id="rv-video")
             frames = gr.Gallery(label="Frames the model sees", columns=4, height=290, object_fit="contain",
                                 allow_preview=True, elem_id="rv-frames")
@@ -361,7 +362,6 @@ def build_review_tab() -> ReviewTab:
             history = gr.HTML(elem_id="rv-history")
     return ReviewTab(dataset=dataset, filters=filters, reviewer=reviewer, counts=counts, bulk_accept=bulk_accept,
                      bulk_exclude=bulk_exclude, header=header, place=place, notice=notice, video=video, frames=frames,
-                     suggestion=suggestion, fields=form, label=label, status=status,
-                     buttons=buttons, jump=jump, diff=diff, job=job, history=history, state=gr.State(None),
-                     review_id=gr.State(None), version=gr.State(None), nav=gr.State([]), regen=gr.State(None),
-                     timer=gr.Timer(2.0, active=False))
+                     suggestion=suggestion, fields=form, label=label, status=status, buttons=buttons, jump=jump,
+                     diff=diff, job=job, history=history, state=gr.State(None), review_id=gr.State(None),
+                     version=gr.State(None), nav=gr.State([]), regen=gr.State(None), timer=gr.Timer(2.0, active=False))
