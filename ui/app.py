@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import gradio as gr
 from sqlalchemy.engine import make_url
@@ -13,11 +13,12 @@ from rbft_core.jobs.runner import recover_jobs
 from rbft_core.review.media import media_dirs, source_roots
 from rbft_core.settings import data_dir, database_url
 from ui import datasets_tab, export_tab, inspect_tab, review_tab, train_tab
+from ui.common import Tab
 from ui.keys import shortcut_js
 from ui.media import serve_dirs
 from ui.review_render import CSS
 
-__all__ = ["build_app", "launch", "page_assets", "check_exposure", "parse_auth"]
+__all__ = ["TABS", "build_app", "build_tabs", "launch", "page_assets", "check_exposure", "parse_auth"]
 
 
 def page_assets() -> dict:
@@ -27,25 +28,33 @@ def page_assets() -> dict:
     return {"js": shortcut_js(), "css": CSS}
 
 
+# (title, builder) of every tab, in page order. A builder lays the tab out and returns its dataclass of
+# components; ``attach`` wires the tab's events and its page-load hook (``ui.common.Tab``).
+TABS: tuple[tuple[str, Callable[[], Tab]], ...] = (
+    ("Datasets", datasets_tab.build_datasets_tab),
+    ("Review", review_tab.build_review_tab),
+    ("Train", train_tab.build_train_tab),
+    ("Inspect", inspect_tab.build_inspect_tab),
+    ("Export", export_tab.build_export_tab),
+)
+
+
 def build_app(db_url: Optional[str] = None) -> gr.Blocks:
     with gr.Blocks(title="RB-FT Studio") as demo:
         gr.Markdown("# RB-FT Studio\nRationale-Bootstrapped Fine-Tuning of video vision-language models")
-        with gr.Tab("Datasets"):
-            tab = datasets_tab.build_datasets_tab(db_url)
-        demo.load(tab.load_fn, inputs=None, outputs=tab.load_outputs, api_visibility="private")
-        with gr.Tab("Review"):
-            review = review_tab.build_review_tab(db_url)
-        review.attach_page_load(demo)
-        with gr.Tab("Train"):
-            train = train_tab.build_train_tab(db_url)
-        demo.load(train.load_fn, inputs=None, outputs=train.load_outputs, api_visibility="private")
-        with gr.Tab("Inspect"):
-            inspect = inspect_tab.build_inspect_tab(db_url)
-        demo.load(inspect.load_fn, inputs=None, outputs=inspect.load_outputs, api_visibility="private")
-        with gr.Tab("Export"):
-            export = export_tab.build_export_tab(db_url)
-        demo.load(export.load_fn, inputs=None, outputs=export.load_outputs)
+        build_tabs(demo, db_url)
     return demo
+
+
+def build_tabs(demo: gr.Blocks, db_url: Optional[str]) -> list[Tab]:
+    """Every tab of ``TABS`` in its own ``gr.Tab``, wired the same way (inside ``demo``'s context)."""
+    built = []
+    for title, build in TABS:
+        with gr.Tab(title):
+            tab = build()
+        tab.attach(demo, db_url)
+        built.append(tab)
+    return built
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import Callable, Optional
+from typing import Any, Optional
 
 import gradio as gr
 
@@ -19,27 +19,83 @@ from rbft_core.demo import demo_model_path
 from rbft_core.jobs.runner import job_status
 from rbft_core.models.prompts import PRESETS
 from rbft_core.tabs import datasets
-from ui.common import bind, ui_errors
+from ui.common import Events, Updates, Values
 from ui.review_render import job_html
 
-__all__ = ["DatasetsTab", "build_datasets_tab", "on_refresh", "on_create", "on_import", "on_generate",
-           "on_select", "on_poll", "on_preset", "on_page_load"]
+__all__ = ["DatasetsTab", "CreateForm", "ImportForm", "GenerateForm", "build_datasets_tab", "on_refresh", "on_create",
+           "on_import", "on_generate", "on_select", "on_poll", "on_preset", "on_page_load"]
 
 _OVERVIEW = ["dataset", "preset", "labels", "videos", "train", "test", "pending", "accepted", "rejected", "unreadable"]
+
+
+@dataclass
+class CreateForm:
+    name: gr.Textbox
+    preset: gr.Dropdown
+    role: gr.Textbox
+    task: gr.Textbox
+    labels: gr.Textbox
+    criteria: gr.Textbox
+    create: gr.Button
+
+
+@dataclass
+class ImportForm:
+    source: gr.Textbox
+    manifest: gr.File
+    fmt: gr.Dropdown
+    start: gr.Button
+
+
+@dataclass
+class GenerateForm:
+    model: gr.Textbox
+    frames: gr.Number
+    batch: gr.Number
+    split: gr.Dropdown
+    hint: gr.Checkbox
+    start: gr.Button
 
 
 @dataclass
 class DatasetsTab:
     table: gr.Dataframe
     refresh: gr.Button
-    refresh_fn: Callable
-    outputs: list
     selected: gr.Dropdown
-    load_fn: Callable
-    load_outputs: list
+    create: CreateForm
+    imports: ImportForm
+    generate: GenerateForm
+    progress: gr.HTML
+    per_label: gr.Dataframe
+    per_status: gr.Dataframe
+    report: gr.Markdown
+    failed: gr.Dataframe
+    job: gr.State  # {"job", "kind", "dataset"} of the job this page follows
+    timer: gr.Timer
+
+    def details(self) -> list:
+        return [self.per_label, self.per_status, self.report, self.failed]
+
+    def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
+        ev, c, i, g = Events(self, db_url), self.create, self.imports, self.generate
+        ev.on(self.refresh.click, on_refresh, [], [self.table], api_name="datasets_refresh")
+        ev.on(c.preset.input, on_preset, [c.preset], [c.role, c.task, c.labels, c.criteria], api_visibility="private")
+        ev.on(c.create.click, on_create, [c.name, c.preset, c.role, c.task, c.labels, c.criteria],
+              [self.table, self.selected], api_name="datasets_create")
+        ev.on(self.selected.input, on_select, [self.selected], self.details(), api_name="datasets_select")
+        started = [self.job, self.timer, self.progress]
+        ev.on(i.start.click, on_import, [self.selected, i.source, i.manifest, i.fmt], started,
+              api_name="datasets_import")
+        ev.on(g.start.click, on_generate, [self.selected, g.model, g.frames, g.batch, g.split, g.hint], started,
+              api_name="datasets_generate")
+        ev.on(self.timer.tick, on_poll, [self.job, self.selected],
+              [*started, self.table, self.selected, *self.details()], api_name="datasets_poll",
+              show_progress="hidden")
+        ev.on(demo.load, on_page_load, [], [self.table, self.selected, *self.details(), self.job, self.timer],
+              api_visibility="private")
 
 
-def on_refresh(db_url: Optional[str]):
+def _overview(db_url: Optional[str]) -> list[list[Any]]:
     rows = catalog.dataset_overview(db_url)
     return [[r["name"], r["preset"], ", ".join(r["labels"]), r["total"], r["train"], r["test"],
              r["pending"], r["accepted"], r["rejected"], r["unreadable"]] for r in rows]
@@ -49,99 +105,112 @@ def _names(db_url) -> list[str]:
     return [r["name"] for r in catalog.dataset_overview(db_url)]
 
 
-@ui_errors
-def on_preset(preset):
-    fields = datasets.preset_fields(preset)
-    return fields["role"], fields["task"], fields["labels"], fields["criteria"]
-
-
-@ui_errors
-def on_create(db_url, name, preset, role, task, labels, criteria):
-    made = datasets.create_dataset(db_url, name, preset=preset, role=role, task=task, labels=labels, criteria=criteria)
-    gr.Info(f"dataset {made['name']} created with labels {', '.join(made['labels'])}")
-    return on_refresh(db_url), gr.Dropdown(choices=_names(db_url), value=made["name"])
-
-
-@ui_errors
-def on_import(db_url, dataset, source, manifest, fmt):
-    staged = datasets.stage_manifest(manifest) if manifest else None
-    job_id = datasets.start_import(db_url, dataset, source, manifest=staged, fmt=fmt or "auto")
-    return {"job": job_id, "kind": "import", "dataset": dataset.strip()}, gr.Timer(active=True), \
-        f"import job {job_id} started"
-
-
-@ui_errors
-def on_generate(db_url, dataset, model, num_frames, batch_size, split, label_hint):
-    job_id = datasets.start_generation(db_url, dataset, model, num_frames=num_frames, batch_size=batch_size,
-                                       split=split, label_hint=label_hint)
-    return {"job": job_id, "kind": "generate", "dataset": dataset}, gr.Timer(active=True), \
-        f"generation job {job_id} started"
-
-
-def _detail_tables(db_url, dataset):
+def _details(tab: DatasetsTab, db_url: Optional[str], dataset: Optional[str]) -> Updates:
+    """Counts per label x split and per review status, and the latest import report of ``dataset``."""
     if not dataset:
-        return [], [], "", []
+        return {tab.per_label: [], tab.per_status: [], tab.report: "", tab.failed: []}
     detail = datasets.dataset_detail(db_url, dataset)
     splits = sorted(detail["label_split"])
     per_label = [[label, *[detail["label_split"][s].get(label, 0) for s in splits], n]
                  for label, n in detail["labels"].items()]
-    statuses = [[status, n] for status, n in detail["review_status"].items()]
+    shown = {tab.per_label: gr.Dataframe(value=per_label, headers=["label", *splits, "total"]),
+             tab.per_status: [[status, n] for status, n in detail["review_status"].items()]}
     run = datasets.import_report(db_url, dataset)
     if run is None:
-        return gr.Dataframe(value=per_label, headers=["label", *splits, "total"]), statuses, "No import yet.", []
+        return {**shown, tab.report: "No import yet.", tab.failed: []}
     report = run["report"]
     summary = (f"Last import from {run['source']} ({run['format']}): {report.get('imported', 0)} imported, "
                f"{report.get('unchanged', 0)} unchanged, {len(report.get('failed', []))} failed.")
     failed = [[f.get("path", ""), f.get("error", "")] for f in report.get("failed", [])]
-    return gr.Dataframe(value=per_label, headers=["label", *splits, "total"]), statuses, summary, failed
+    return {**shown, tab.report: summary, tab.failed: failed}
 
 
-@ui_errors
-def on_select(db_url, dataset):
-    """Counts per label x split and per review status, and the latest import report of ``dataset``."""
-    return _detail_tables(db_url, dataset)
+def _following(tab: DatasetsTab, job: dict[str, Any], text: str) -> Updates:
+    return {tab.job: job, tab.timer: gr.Timer(active=True), tab.progress: text}
 
 
-@ui_errors
-def on_poll(db_url, job, selected):
+# --------------------------------------------------------------------------------------- handlers
+def on_refresh(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
+    return {tab.table: _overview(db_url)}
+
+
+def on_preset(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
+    form = tab.create
+    fields = datasets.preset_fields(values[form.preset])
+    return {form.role: fields["role"], form.task: fields["task"], form.labels: fields["labels"],
+            form.criteria: fields["criteria"]}
+
+
+def on_create(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
+    form = tab.create
+    made = datasets.create_dataset(db_url, values[form.name], preset=values[form.preset], role=values[form.role],
+                                   task=values[form.task], labels=values[form.labels], criteria=values[form.criteria])
+    gr.Info(f"dataset {made['name']} created with labels {', '.join(made['labels'])}")
+    return {tab.table: _overview(db_url), tab.selected: gr.Dropdown(choices=_names(db_url), value=made["name"])}
+
+
+def on_import(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
+    form, dataset = tab.imports, values[tab.selected]
+    staged = datasets.stage_manifest(values[form.manifest]) if values[form.manifest] else None
+    job_id = datasets.start_import(db_url, dataset, values[form.source], manifest=staged,
+                                   fmt=values[form.fmt] or "auto")
+    return _following(tab, {"job": job_id, "kind": "import", "dataset": dataset.strip()},
+                      f"import job {job_id} started")
+
+
+def on_generate(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
+    form, dataset = tab.generate, values[tab.selected]
+    job_id = datasets.start_generation(db_url, dataset, values[form.model], num_frames=values[form.frames],
+                                       batch_size=values[form.batch], split=values[form.split],
+                                       label_hint=values[form.hint])
+    return _following(tab, {"job": job_id, "kind": "generate", "dataset": dataset},
+                      f"generation job {job_id} started")
+
+
+def on_select(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
+    return _details(tab, db_url, values[tab.selected])
+
+
+def on_poll(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
     """Poll the running job; when it ends, stop the timer and refresh the counts and the report."""
-
+    job = values[tab.job]
     if not job:
-        return None, gr.Timer(active=False), "", *[gr.skip()] * 6
+        return {tab.job: None, tab.timer: gr.Timer(active=False), tab.progress: ""}
     status = job_status(db_url, job["job"])
     html = f"{escape(job['kind'])} of {escape(job['dataset'])}: " + job_html(status)
     if status["status"] in ("queued", "running"):
-        return job, gr.skip(), html, *[gr.skip()] * 6
+        return {tab.job: job, tab.progress: html}
     names = _names(db_url)
-    shown = job["dataset"] if job["dataset"] in names else selected
-    return (None, gr.Timer(active=False), html, on_refresh(db_url), gr.Dropdown(choices=names, value=shown),
-            *_detail_tables(db_url, shown))
+    shown = job["dataset"] if job["dataset"] in names else values[tab.selected]
+    return {tab.job: None, tab.timer: gr.Timer(active=False), tab.progress: html, tab.table: _overview(db_url),
+            tab.selected: gr.Dropdown(choices=names, value=shown), **_details(tab, db_url, shown)}
 
 
-@ui_errors
-def on_page_load(db_url):
+def on_page_load(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
     """Datasets, the first one's details, and the job still running for it (re-attached)."""
     names = _names(db_url)
     first = names[0] if names else None
     job = datasets.active_job(db_url, first) if first else None
-    return (on_refresh(db_url), gr.Dropdown(choices=names, value=first), *_detail_tables(db_url, first), job,
-            gr.Timer(active=job is not None))
+    return {tab.table: _overview(db_url), tab.selected: gr.Dropdown(choices=names, value=first),
+            **_details(tab, db_url, first), tab.job: job, tab.timer: gr.Timer(active=job is not None)}
 
 
-def _create_form():
+# ---------------------------------------------------------------------------------------- layout
+def _create_form() -> CreateForm:
+    smart_home = datasets.preset_fields("smart-home")
     with gr.Accordion("Create a dataset", open=False):
         with gr.Row():
             name = gr.Textbox(label="Name", placeholder="front-door")
             preset = gr.Dropdown(label="Preset", choices=[*PRESETS, "custom"], value="smart-home")
-            labels = gr.Textbox(label="Labels (comma-separated)", value=datasets.preset_fields("smart-home")["labels"])
-        role = gr.Textbox(label="Expert role", value=datasets.preset_fields("smart-home")["role"])
-        task = gr.Textbox(label="Task", value=datasets.preset_fields("smart-home")["task"])
-        criteria = gr.Textbox(label="Decision criteria", lines=3, value=datasets.preset_fields("smart-home")["criteria"])
+            labels = gr.Textbox(label="Labels (comma-separated)", value=smart_home["labels"])
+        role = gr.Textbox(label="Expert role", value=smart_home["role"])
+        task = gr.Textbox(label="Task", value=smart_home["task"])
+        criteria = gr.Textbox(label="Decision criteria", lines=3, value=smart_home["criteria"])
         create = gr.Button("Create dataset", variant="primary")
-    return name, preset, role, task, labels, criteria, create
+    return CreateForm(name=name, preset=preset, role=role, task=task, labels=labels, criteria=criteria, create=create)
 
 
-def _import_form():
+def _import_form() -> ImportForm:
     with gr.Accordion("Import videos (runs as a job)", open=False):
         with gr.Row():
             source = gr.Textbox(label="Video folder on the server", placeholder="/data/videos")
@@ -149,10 +218,10 @@ def _import_form():
         manifest = gr.File(label="Manifest (optional): CSV/JSONL path,label[,split,id], SmartHome-Bench CSV, "
                                  "MultiHateClip TSV", file_types=list(datasets.MANIFEST_SUFFIXES), type="filepath")
         start = gr.Button("Import into the selected dataset", variant="primary")
-    return source, manifest, fmt, start
+    return ImportForm(source=source, manifest=manifest, fmt=fmt, start=start)
 
 
-def _generate_form():
+def _generate_form() -> GenerateForm:
     with gr.Accordion("Generate rationales (runs as a job)", open=False):
         with gr.Row():
             # the demo's pre-trained base model when `rbft demo build` has run (make run does)
@@ -163,17 +232,15 @@ def _generate_form():
             split = gr.Dropdown(label="Split", choices=["train", "val", "test", "all"], value="train")
             hint = gr.Checkbox(label="Tell the model the label", value=True)
         start = gr.Button("Generate", variant="primary")
-    return model, frames, batch, split, hint, start
+    return GenerateForm(model=model, frames=frames, batch=batch, split=split, hint=hint, start=start)
 
 
-def build_datasets_tab(db_url: Optional[str]) -> DatasetsTab:
+def build_datasets_tab() -> DatasetsTab:
     table = gr.Dataframe(headers=_OVERVIEW, interactive=False, label="Datasets")
     refresh = gr.Button("Refresh", size="sm")
     selected = gr.Dropdown(label="Dataset (import target, details, generation)", choices=[], allow_custom_value=True,
                            elem_id="ds-selected")
-    name, preset, role, task, labels, criteria, create = _create_form()
-    source, manifest, fmt, start_import = _import_form()
-    model, frames, batch, split, hint, start_generate = _generate_form()
+    create, imports, generate = _create_form(), _import_form(), _generate_form()
     progress = gr.HTML(elem_id="ds-job")
     with gr.Row():
         per_label = gr.Dataframe(label="Videos per label and split", interactive=False)
@@ -181,19 +248,6 @@ def build_datasets_tab(db_url: Optional[str]) -> DatasetsTab:
     report = gr.Markdown(elem_id="ds-report")
     failed = gr.Dataframe(headers=["file", "why it was not imported"], label="Failed files", interactive=False,
                           wrap=True)
-    job, timer = gr.State(None), gr.Timer(1.0, active=False)
-    details = [per_label, per_status, report, failed]
-    refresh.click(bind(on_refresh, db_url), None, [table], api_name="datasets_refresh")
-    preset.input(on_preset, [preset], [role, task, labels, criteria], api_visibility="private")
-    create.click(bind(on_create, db_url), [name, preset, role, task, labels, criteria], [table, selected],
-                 api_name="datasets_create")
-    selected.input(bind(on_select, db_url), [selected], details, api_name="datasets_select")
-    start_import.click(bind(on_import, db_url), [selected, source, manifest, fmt], [job, timer, progress],
-                       api_name="datasets_import")
-    start_generate.click(bind(on_generate, db_url), [selected, model, frames, batch, split, hint], [job, timer, progress],
-                         api_name="datasets_generate")
-    timer.tick(bind(on_poll, db_url), [job, selected], [job, timer, progress, table, selected, *details],
-               api_name="datasets_poll", show_progress="hidden")
-    load_fn = bind(on_page_load, db_url)
-    return DatasetsTab(table=table, refresh=refresh, refresh_fn=bind(on_refresh, db_url), outputs=[table],
-                       selected=selected, load_fn=load_fn, load_outputs=[table, selected, *details, job, timer])
+    return DatasetsTab(table=table, refresh=refresh, selected=selected, create=create, imports=imports,
+                       generate=generate, progress=progress, per_label=per_label, per_status=per_status,
+                       report=report, failed=failed, job=gr.State(None), timer=gr.Timer(1.0, active=False))

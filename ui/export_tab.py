@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
-from typing import Callable, Optional
+from typing import Optional
 from uuid import uuid4
 
 import gradio as gr
 
 from rbft_core.data import catalog
-from rbft_core.errors import ConfigError, RbftError
+from rbft_core.errors import ConfigError
 from rbft_core.export.dataset import (
     FORMATS,
     ExportConfig,
@@ -20,8 +19,9 @@ from rbft_core.export.dataset import (
 )
 from rbft_core.review.curation import STATUSES, Selection
 from rbft_core.settings import data_dir
+from ui.common import Events, Updates, Values
 
-__all__ = ["ExportTab", "build_export_tab", "on_load", "on_dataset", "on_preview", "on_export"]
+__all__ = ["ExportTab", "build_export_tab", "export_config", "on_load", "on_dataset", "on_preview", "on_export"]
 
 _STAGES = [("Stage I + Stage II", "both"), ("Stage I: video + expert prompt -> rationale", "1"),
            ("Stage II: video + classification prompt -> label", "2")]
@@ -45,28 +45,38 @@ class ExportTab:
     table: gr.Dataframe
     export: gr.Button
     download: gr.DownloadButton
-    load_fn: Callable
-    load_outputs: list
+
+    def selection_inputs(self) -> list:
+        """What preview and export read, in the API's order."""
+        return [self.dataset, self.fmt, self.stage, self.splits, self.statuses, self.edited, self.labels,
+                self.include_excluded, self.copy_videos, self.name]
+
+    def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
+        ev = Events(self, db_url)
+        ev.on(self.dataset.change, on_dataset, [self.dataset], [self.labels], api_visibility="private")
+        ev.on(self.preview.click, on_preview, self.selection_inputs(), [self.summary, self.table],
+              api_name="export_preview")
+        ev.on(self.export.click, on_export, self.selection_inputs(), [self.summary, self.download],
+              api_name="export_zip")
+        ev.on(demo.load, on_load, [], [self.dataset], api_visibility="private")
 
 
-def on_load(db_url: Optional[str]):
-    names = [row["name"] for row in catalog.dataset_overview(db_url)]
-    return gr.Dropdown(choices=names, value=names[0] if names else None)
-
-
-def on_dataset(db_url: Optional[str], dataset: Optional[str]):
-    labels = next((row["labels"] for row in catalog.dataset_overview(db_url) if row["name"] == dataset), [])
-    return gr.CheckboxGroup(choices=labels, value=labels)
-
-
-def _config(fmt, stage, splits, statuses, edited, labels, include_excluded, copy_videos, name) -> ExportConfig:
-    for what, values in (("split", splits), ("review status", statuses), ("label", labels)):
-        if not values:
+def export_config(tab: ExportTab, values: Values) -> ExportConfig:
+    """The form as the typed config ``rbft_core.export`` takes; refuses an empty selection."""
+    splits, statuses, labels = values[tab.splits], values[tab.statuses], values[tab.labels]
+    for what, ticked in (("split", splits), ("review status", statuses), ("label", labels)):
+        if not ticked:
             raise ConfigError(f"no {what} is ticked; tick at least one {what} to export")
-    selection = Selection(splits=splits, statuses=statuses, edited=edited, labels=labels,
-                          include_excluded=bool(include_excluded))
-    return ExportConfig(format=fmt, stages=stage, selection=selection, copy_videos=bool(copy_videos),
-                        name=name or "")
+    selection = Selection(splits=splits, statuses=statuses, edited=values[tab.edited], labels=labels,
+                          include_excluded=bool(values[tab.include_excluded]))
+    return ExportConfig(format=values[tab.fmt], stages=values[tab.stage], selection=selection,
+                        copy_videos=bool(values[tab.copy_videos]), name=values[tab.name] or "")
+
+
+def _dataset(tab: ExportTab, values: Values) -> str:
+    if not values[tab.dataset]:
+        raise gr.Error("no dataset chosen; import one first (`rbft import NAME SOURCE`) and pick it here")
+    return values[tab.dataset]
 
 
 def _summary(p: dict) -> str:
@@ -81,37 +91,40 @@ def _summary(p: dict) -> str:
     return "\n\n".join(lines)
 
 
-def on_preview(db_url: Optional[str], dataset, fmt, stage, splits, statuses, edited, labels, include_excluded,
-               copy_videos, name):
-    if not dataset:
-        raise gr.Error("no dataset chosen; import one first (`rbft import NAME SOURCE`) and pick it here")
-    try:
-        config = _config(fmt, stage, splits, statuses, edited, labels, include_excluded, copy_videos, name)
-        preview = preview_export(db_url, dataset, config)
-    except RbftError as exc:
-        raise gr.Error(str(exc)) from None
+# --------------------------------------------------------------------------------------- handlers
+def on_load(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
+    names = [row["name"] for row in catalog.dataset_overview(db_url)]
+    return {tab.dataset: gr.Dropdown(choices=names, value=names[0] if names else None)}
+
+
+def on_dataset(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
+    labels = next((row["labels"] for row in catalog.dataset_overview(db_url) if row["name"] == values[tab.dataset]),
+                  [])
+    return {tab.labels: gr.CheckboxGroup(choices=labels, value=labels)}
+
+
+def on_preview(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
+    dataset = _dataset(tab, values)
+    preview = preview_export(db_url, dataset, export_config(tab, values))
     rows = [[r[h] for h in _PREVIEW_HEADERS] for r in preview["rows"]]
-    return _summary(preview), rows
+    return {tab.summary: _summary(preview), tab.table: rows}
 
 
-def on_export(db_url: Optional[str], dataset, fmt, stage, splits, statuses, edited, labels, include_excluded,
-              copy_videos, name):
-    if not dataset:
-        raise gr.Error("no dataset chosen; import one first (`rbft import NAME SOURCE`) and pick it here")
+def on_export(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
+    dataset, config = _dataset(tab, values), export_config(tab, values)
     # One fresh folder per click: two browsers exporting the same name never overwrite each other.
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + uuid4().hex[:6]
-    try:
-        config = _config(fmt, stage, splits, statuses, edited, labels, include_excluded, copy_videos, name)
-        result = export_dataset(db_url, dataset, config, data_dir() / "exports" / stamp)
-    except RbftError as exc:
-        raise gr.Error(str(exc)) from None
+    result = export_dataset(db_url, dataset, config, data_dir() / "exports" / stamp)
     c = result.counts
     text = (f"Exported {c['videos']} videos to `{result.folder}` ({c['missing_videos']} missing on disk, "
             "listed in manifest.json).")
-    return text, gr.DownloadButton(label=f"Download {result.zip_path.name}", value=str(result.zip_path), visible=True)
+    return {tab.summary: text,
+            tab.download: gr.DownloadButton(label=f"Download {result.zip_path.name}", value=str(result.zip_path),
+                                            visible=True)}
 
 
-def build_export_tab(db_url: Optional[str]) -> ExportTab:
+# ---------------------------------------------------------------------------------------- layout
+def build_export_tab() -> ExportTab:
     with gr.Row():
         dataset = gr.Dropdown(choices=[], label="Dataset", interactive=True)
         fmt = gr.Radio(list(FORMATS), value="llamafactory", label="Format")
@@ -132,12 +145,6 @@ def build_export_tab(db_url: Optional[str]) -> ExportTab:
         download = gr.DownloadButton("Download", visible=False)
     summary = gr.Markdown()
     table = gr.Dataframe(headers=_PREVIEW_HEADERS, interactive=False, label="First rows", wrap=True)
-
-    inputs = [dataset, fmt, stage, splits, statuses, edited, labels, include_excluded, copy_videos, name]
-    dataset.change(partial(on_dataset, db_url), inputs=[dataset], outputs=[labels])
-    preview.click(partial(on_preview, db_url), inputs=inputs, outputs=[summary, table])
-    export.click(partial(on_export, db_url), inputs=inputs, outputs=[summary, download])
     return ExportTab(dataset=dataset, fmt=fmt, stage=stage, splits=splits, statuses=statuses, edited=edited,
                      labels=labels, include_excluded=include_excluded, copy_videos=copy_videos, name=name,
-                     preview=preview, summary=summary, table=table, export=export, download=download,
-                     load_fn=partial(on_load, db_url), load_outputs=[dataset])
+                     preview=preview, summary=summary, table=table, export=export, download=download)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import Callable, Optional
+from typing import Any, Optional
 
 import gradio as gr
 
@@ -22,21 +22,90 @@ from rbft_core.inspection.mask_reports import (
 )
 from rbft_core.jobs.runner import job_status
 from rbft_core.tabs import inspect as ins
-from ui.common import bind, ui_errors
+from ui.common import Events, Updates, Values, components
 from ui.review_render import job_html
 
-__all__ = ["InspectTab", "build_inspect_tab", "on_page_load", "on_dataset", "on_video", "on_attention", "on_click",
-           "on_mask", "on_save_box", "on_start", "on_poll"]
+__all__ = ["InspectTab", "BoxForm", "build_inspect_tab", "on_page_load", "on_dataset", "on_video", "on_attention",
+           "on_click", "on_mask", "on_save_box", "on_start", "on_poll"]
 
 _REGIONS = [("critical-object boxes in the video metadata (demo world)", "meta"), ("boxes drawn here", "drawn"),
             ("motion (frame differencing)", "motion"), ("each model's top attention cells", "attention")]
 
 
 @dataclass
+class BoxForm:
+    """A box in source pixels and an optional time range (seconds, empty: the whole video)."""
+
+    x0: gr.Number
+    y0: gr.Number
+    x1: gr.Number
+    y1: gr.Number
+    t0: gr.Textbox
+    t1: gr.Textbox
+
+
+@dataclass
 class InspectTab:
     dataset: gr.Dropdown
-    load_fn: Callable
-    load_outputs: list
+    run_a: gr.Dropdown
+    run_b: gr.Dropdown
+    video: gr.Dropdown
+    query: gr.Radio
+    first: gr.Number
+    last: gr.Number
+    head_agg: gr.Radio
+    relative: gr.Checkbox
+    show: gr.Button
+    overlay_a: gr.Image
+    overlay_b: gr.Image
+    attn_note: gr.Markdown
+    frame: gr.Image
+    box: BoxForm
+    fill: gr.Dropdown
+    align: gr.Checkbox
+    note: gr.Markdown
+    mask: gr.Button
+    save: gr.Button
+    original: gr.Video
+    masked: gr.Video
+    result: gr.HTML
+    source: gr.Dropdown
+    exp_fill: gr.Dropdown
+    k_random: gr.Number
+    seed: gr.Number
+    exp_align: gr.Checkbox
+    start: gr.Button
+    progress: gr.HTML
+    table: gr.Dataframe
+    chart: gr.Image
+    frame_state: gr.State  # {"video_id", "path", "size"} of the frame drawn on
+    corner: gr.State  # the first corner clicked, until the second
+    job: gr.State
+    timer: gr.Timer
+
+    def per_dataset(self) -> list:
+        return [self.run_a, self.run_b, self.video, self.table, self.chart]
+
+    def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
+        ev, box = Events(self, db_url), components(self.box)
+        ev.on(self.dataset.input, on_dataset, [self.dataset], self.per_dataset(), api_name="inspect_dataset")
+        ev.on(self.video.change, on_video, [self.video], [self.frame, self.frame_state, self.note],
+              api_name="inspect_video")
+        ev.on(self.show.click, on_attention, [self.run_a, self.run_b, self.video, self.query, self.first, self.last,
+                                              self.head_agg, self.relative],
+              [self.overlay_a, self.overlay_b, self.attn_note], api_name="inspect_attention")
+        corners = [self.box.x0, self.box.y0, self.box.x1, self.box.y1]
+        ev.on(self.frame.select, on_click, [self.frame_state, self.corner], [self.corner, *corners, self.frame,
+                                                                            self.note], api_visibility="private")
+        ev.on(self.mask.click, on_mask, [self.run_a, self.run_b, self.video, *box, self.fill, self.align],
+              [self.original, self.masked, self.result], api_name="inspect_mask")
+        ev.on(self.save.click, on_save_box, [self.dataset, self.video, *box], [self.note], api_name="inspect_save_box")
+        ev.on(self.start.click, on_start, [self.dataset, self.run_a, self.run_b, self.source, self.exp_fill,
+                                           self.k_random, self.seed, self.exp_align],
+              [self.job, self.timer, self.progress], api_name="inspect_start")
+        ev.on(self.timer.tick, on_poll, [self.job], [self.job, self.timer, self.progress, self.table, self.chart],
+              api_name="inspect_poll", show_progress="hidden")
+        ev.on(demo.load, on_page_load, [], [self.dataset, *self.per_dataset()], api_visibility="private")
 
 
 def _run_choices(db_url, dataset):
@@ -44,15 +113,16 @@ def _run_choices(db_url, dataset):
     return [(f"{r['run_id']} ({r['kind']})", r["run_id"]) for r in runs]
 
 
-def _experiment(dataset):
+def _experiment(tab: InspectTab, dataset: Optional[str]) -> Updates:
     found = latest_experiment(dataset) if dataset else None
     if not found:
-        return gr.Dataframe(value=[], headers=TABLE_COLUMNS), None
-    return gr.Dataframe(value=table_rows(found["models"]), headers=TABLE_COLUMNS), found["files"]["png"]
+        return {tab.table: gr.Dataframe(value=[], headers=TABLE_COLUMNS), tab.chart: None}
+    return {tab.table: gr.Dataframe(value=table_rows(found["models"]), headers=TABLE_COLUMNS),
+            tab.chart: found["files"]["png"]}
 
 
-@ui_errors
-def on_dataset(db_url, dataset):
+def _dataset_choices(tab: InspectTab, db_url: Optional[str], dataset: Optional[str]) -> Updates:
+    """Run A / B (direct SFT and RB-FT's Stage II when there are), the videos (test split first), the experiment."""
     runs = _run_choices(db_url, dataset)
     kinds = [c[0].rsplit("(", 1)[-1].rstrip(")") for c in runs]
     first = next((runs[i][1] for i, k in enumerate(kinds) if k == "direct_sft"), runs[0][1] if runs else None)
@@ -60,59 +130,9 @@ def on_dataset(db_url, dataset):
     videos = [(f"{v['external_id']} ({v['label']}, {v['split']})", v["video_id"])
               for v in ins.list_videos(db_url, dataset, None)] if dataset else []
     videos.sort(key=lambda c: "(test" not in c[0].rsplit(",", 1)[0] and ", test)" not in c[0])
-    return (gr.Dropdown(choices=runs, value=first), gr.Dropdown(choices=runs, value=second),
-            gr.Dropdown(choices=videos, value=videos[0][1] if videos else None), *_experiment(dataset))
-
-
-@ui_errors
-def on_page_load(db_url):
-    names = [r["name"] for r in dataset_overview(db_url)]
-    first = names[0] if names else None
-    return gr.Dropdown(choices=names, value=first), *on_dataset(db_url, first)
-
-
-@ui_errors
-def on_video(db_url, video_id):
-    if video_id is None:
-        return None, None, None
-    frame = ins.frame_for_boxes(db_url, int(video_id))
-    w, h = frame["source_size"]
-    return frame["path"], {"video_id": int(video_id), "path": frame["path"], "size": [w, h]}, \
-        f"Frame {w}x{h} px, {frame['duration_s']:.1f} s: click two corners to draw a box."
-
-
-@ui_errors
-def on_attention(db_url, run_a, run_b, video_id, query, first, last, head_agg, relative):
-    if video_id is None or not (run_a or run_b):
-        raise gr.Error("pick a video and at least one run")
-    layers = (int(first), int(last))
-    images, notes = [], []
-    for run_id in (run_a, run_b):
-        if not run_id:
-            images.append(None)
-            continue
-        out = ins.attention_overlay(db_url, run_id, int(video_id), query=query, layers=layers, head_agg=head_agg,
-                                    relative=bool(relative))
-        images.append(out["png"])
-        share = f"{out['share']:.2f} of the video attention on the critical object" if out["share"] is not None else ""
-        notes.append(f"**{escape(run_id)}**: layers {out['layers'][0]}-{out['layers'][-1]}; {share}; "
-                     f"frames: {escape(out['sampling_note'])}")
-    return images[0], images[1], "  \n".join(notes)
-
-
-def on_click(frame, corner, evt: gr.SelectData):
-    """First click: a corner; second click: the box (filled into x0..y1 and drawn on the frame)."""
-    if not frame:
-        raise gr.Error("pick a video first")
-    x, y = (float(v) for v in evt.index)
-    if corner is None:
-        return [x, y], x, y, gr.skip(), gr.skip(), gr.skip(), "first corner set; click the opposite corner"
-    box = [min(corner[0], x), min(corner[1], y), max(corner[0], x), max(corner[1], y)]
-    try:
-        preview = ins.preview_box(frame["path"], box)
-    except Exception as exc:  # a zero-area click pair: say so and start again
-        return None, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), escape(str(exc))
-    return None, box[0], box[1], box[2], box[3], preview, f"box {[round(v) for v in box]}"
+    return {tab.run_a: gr.Dropdown(choices=runs, value=first), tab.run_b: gr.Dropdown(choices=runs, value=second),
+            tab.video: gr.Dropdown(choices=videos, value=videos[0][1] if videos else None),
+            **_experiment(tab, dataset)}
 
 
 def _seconds(text) -> Optional[float]:
@@ -125,81 +145,132 @@ def _seconds(text) -> Optional[float]:
         raise gr.Error(f"time {escape(text)!r} is not a number of seconds; type e.g. 1.5 or leave it empty") from None
 
 
-def _box(x0, y0, x1, y1, t0, t1):
-    if None in (x0, y0, x1, y1):
+def _boxes(box: BoxForm, values: Values) -> list[list[Any]]:
+    """The form's box as ``[[x0, y0, x1, y1, t0, t1]]``, the shape ``rbft_core.tabs.inspect`` takes."""
+    corners = [values[box.x0], values[box.y0], values[box.x1], values[box.y1]]
+    if None in corners:
         raise gr.Error("draw a box first: click two corners on the frame, or type x0, y0, x1, y1")
-    return [[x0, y0, x1, y1, _seconds(t0), _seconds(t1)]]
+    return [[*corners, _seconds(values[box.t0]), _seconds(values[box.t1])]]
 
 
 def _probs(cond) -> str:
     return f"<b>{escape(cond['pred'])}</b> " + ", ".join(f"{escape(k)} {v:.3f}" for k, v in cond["probs"].items())
 
 
-@ui_errors
-def on_mask(db_url, run_a, run_b, video_id, x0, y0, x1, y1, t0, t1, fill, align):
-    if video_id is None:
+def _video_id(values: Values, tab: InspectTab) -> int:
+    if values[tab.video] is None:
         raise gr.Error("pick a video first")
-    out = ins.mask_one_video(db_url, [run_a, run_b], int(video_id), _box(x0, y0, x1, y1, t0, t1), fill=fill,
-                             align_to_grid=bool(align))
+    return int(values[tab.video])
+
+
+# --------------------------------------------------------------------------------------- handlers
+def on_dataset(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    return _dataset_choices(tab, db_url, values[tab.dataset])
+
+
+def on_page_load(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    names = [r["name"] for r in dataset_overview(db_url)]
+    first = names[0] if names else None
+    return {tab.dataset: gr.Dropdown(choices=names, value=first), **_dataset_choices(tab, db_url, first)}
+
+
+def on_video(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    if values[tab.video] is None:
+        return {tab.frame: None, tab.frame_state: None, tab.note: None}
+    video_id = int(values[tab.video])
+    frame = ins.frame_for_boxes(db_url, video_id)
+    w, h = frame["source_size"]
+    return {tab.frame: frame["path"], tab.frame_state: {"video_id": video_id, "path": frame["path"], "size": [w, h]},
+            tab.note: f"Frame {w}x{h} px, {frame['duration_s']:.1f} s: click two corners to draw a box."}
+
+
+def on_attention(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    if values[tab.video] is None or not (values[tab.run_a] or values[tab.run_b]):
+        raise gr.Error("pick a video and at least one run")
+    layers = (int(values[tab.first]), int(values[tab.last]))
+    shown: Updates = {}
+    notes = []
+    for run, overlay in ((tab.run_a, tab.overlay_a), (tab.run_b, tab.overlay_b)):
+        run_id = values[run]
+        if not run_id:
+            shown[overlay] = None
+            continue
+        out = ins.attention_overlay(db_url, run_id, int(values[tab.video]), query=values[tab.query], layers=layers,
+                                    head_agg=values[tab.head_agg], relative=bool(values[tab.relative]))
+        shown[overlay] = out["png"]
+        share = f"{out['share']:.2f} of the video attention on the critical object" if out["share"] is not None else ""
+        notes.append(f"**{escape(run_id)}**: layers {out['layers'][0]}-{out['layers'][-1]}; {share}; "
+                     f"frames: {escape(out['sampling_note'])}")
+    return {**shown, tab.attn_note: "  \n".join(notes)}
+
+
+def on_click(tab: InspectTab, db_url: Optional[str], values: Values, *, evt: gr.SelectData) -> Updates:
+    """First click: a corner; second click: the box (filled into x0..y1 and drawn on the frame)."""
+    frame, corner, box = values[tab.frame_state], values[tab.corner], tab.box
+    if not frame:
+        raise gr.Error("pick a video first")
+    x, y = (float(v) for v in evt.index)
+    if corner is None:
+        return {tab.corner: [x, y], box.x0: x, box.y0: y, tab.note: "first corner set; click the opposite corner"}
+    drawn = [min(corner[0], x), min(corner[1], y), max(corner[0], x), max(corner[1], y)]
+    try:
+        preview = ins.preview_box(frame["path"], drawn)
+    except Exception as exc:  # a zero-area click pair: say so and start again
+        return {tab.corner: None, tab.note: escape(str(exc))}
+    return {tab.corner: None, box.x0: drawn[0], box.y0: drawn[1], box.x1: drawn[2], box.y1: drawn[3],
+            tab.frame: preview, tab.note: f"box {[round(v) for v in drawn]}"}
+
+
+def on_mask(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    video_id = _video_id(values, tab)
+    out = ins.mask_one_video(db_url, [values[tab.run_a], values[tab.run_b]], video_id, _boxes(tab.box, values),
+                             fill=values[tab.fill], align_to_grid=bool(values[tab.align]))
     rows = "".join(f"<tr><td>{escape(run)}</td><td>{_probs(r['before'])}</td><td>{_probs(r['after'])}</td>"
                    f"<td>{_probs(r['random'])}</td></tr>" for run, r in out["runs"].items())
     notices = "".join(f'<p class="rv-notice">{escape(n)}</p>' for n in out["notices"])
     table = (f"{notices}<p>true label: <b>{escape(out['truth'])}</b></p><table id='inspect-mask-table'><tr><th>run</th>"
              f"<th>original</th><th>masked</th><th>random box (control)</th></tr>{rows}</table>")
-    return out["original_clip"], out["masked_clip"], table
+    return {tab.original: out["original_clip"], tab.masked: out["masked_clip"], tab.result: table}
 
 
-@ui_errors
-def on_save_box(db_url, dataset, video_id, x0, y0, x1, y1, t0, t1):
-    if video_id is None:
-        raise gr.Error("pick a video first")
-    path = ins.save_drawn_boxes(db_url, dataset, int(video_id), _box(x0, y0, x1, y1, t0, t1))
-    return f"box saved to {escape(str(path))} (use regions \"boxes drawn here\" in the experiment)"
+def on_save_box(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    video_id = _video_id(values, tab)
+    path = ins.save_drawn_boxes(db_url, values[tab.dataset], video_id, _boxes(tab.box, values))
+    return {tab.note: f"box saved to {escape(str(path))} (use regions \"boxes drawn here\" in the experiment)"}
 
 
-@ui_errors
-def on_start(db_url, dataset, run_a, run_b, source, fill, k_random, seed, align):
-    job_id = ins.start_experiment(db_url, dataset, [run_a, run_b], regions_source=source, fill=fill,
-                                  k_random=int(k_random), seed=int(seed), align_to_grid=bool(align))
-    return {"job": job_id, "dataset": dataset}, gr.Timer(active=True), f"masking experiment job {job_id} started"
+def on_start(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    dataset = values[tab.dataset]
+    job_id = ins.start_experiment(db_url, dataset, [values[tab.run_a], values[tab.run_b]],
+                                  regions_source=values[tab.source], fill=values[tab.exp_fill],
+                                  k_random=int(values[tab.k_random]), seed=int(values[tab.seed]),
+                                  align_to_grid=bool(values[tab.exp_align]))
+    return {tab.job: {"job": job_id, "dataset": dataset}, tab.timer: gr.Timer(active=True),
+            tab.progress: f"masking experiment job {job_id} started"}
 
 
-@ui_errors
-def on_poll(db_url, job):
+def on_poll(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    job = values[tab.job]
     if not job:
-        return None, gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip()
+        return {tab.job: None, tab.timer: gr.Timer(active=False)}
     status = job_status(db_url, job["job"])
-    html = job_html(status)
     if status["status"] in ("queued", "running"):
-        return job, gr.skip(), html, gr.skip(), gr.skip()
-    return None, gr.Timer(active=False), html, *_experiment(job["dataset"])
+        return {tab.job: job, tab.progress: job_html(status)}
+    return {tab.job: None, tab.timer: gr.Timer(active=False), tab.progress: job_html(status),
+            **_experiment(tab, job["dataset"])}
 
 
-def _mask_panel():
+# ---------------------------------------------------------------------------------------- layout
+def _box_form() -> BoxForm:
     with gr.Row():
-        frame = gr.Image(label="Click two corners to draw a box", type="filepath", interactive=False,
-                         elem_id="inspect-frame")
-        with gr.Column():
-            with gr.Row():
-                coords = [gr.Number(label=n, precision=1, elem_id=f"inspect-{n}") for n in ("x0", "y0", "x1", "y1")]
-            with gr.Row():
-                t0 = gr.Textbox(label="from (s; empty: start)", elem_id="inspect-t0")
-                t1 = gr.Textbox(label="to (s; empty: end)", elem_id="inspect-t1")
-            with gr.Row():
-                fill = gr.Dropdown(label="Fill", choices=["black", "mean", "blur"], value="black")
-                align = gr.Checkbox(label="Align to the model's token grid", value=False)
-            note = gr.Markdown(elem_id="inspect-box-note")
-            with gr.Row():
-                mask = gr.Button("Mask this video", variant="primary", elem_id="inspect-mask")
-                save = gr.Button("Save box for experiments", size="sm")
+        x0, y0, x1, y1 = (gr.Number(label=n, precision=1, elem_id=f"inspect-{n}") for n in ("x0", "y0", "x1", "y1"))
     with gr.Row():
-        original = gr.Video(label="Original", elem_id="inspect-original")
-        masked = gr.Video(label="Masked", elem_id="inspect-masked")
-    result = gr.HTML(elem_id="inspect-mask-result")
-    return frame, coords, t0, t1, fill, align, note, mask, save, original, masked, result
+        t0 = gr.Textbox(label="from (s; empty: start)", elem_id="inspect-t0")
+        t1 = gr.Textbox(label="to (s; empty: end)", elem_id="inspect-t1")
+    return BoxForm(x0=x0, y0=y0, x1=x1, y1=y1, t0=t0, t1=t1)
 
 
-def build_inspect_tab(db_url: Optional[str]) -> InspectTab:
+def build_inspect_tab() -> InspectTab:
     with gr.Row():
         dataset = gr.Dropdown(label="Dataset", choices=[], elem_id="inspect-dataset", allow_custom_value=True)
         run_a = gr.Dropdown(label="Run A (e.g. direct SFT)", choices=[], elem_id="inspect-run-a")
@@ -216,7 +287,22 @@ def build_inspect_tab(db_url: Optional[str]) -> InspectTab:
         overlay_a = gr.Image(label="Run A attention", type="filepath", interactive=False, elem_id="inspect-overlay-a")
         overlay_b = gr.Image(label="Run B attention", type="filepath", interactive=False, elem_id="inspect-overlay-b")
     attn_note = gr.Markdown(elem_id="inspect-attn-note")
-    frame, coords, t0, t1, fill, align, note, mask, save, original, masked, result = _mask_panel()
+    with gr.Row():
+        frame = gr.Image(label="Click two corners to draw a box", type="filepath", interactive=False,
+                         elem_id="inspect-frame")
+        with gr.Column():
+            box = _box_form()
+            with gr.Row():
+                fill = gr.Dropdown(label="Fill", choices=["black", "mean", "blur"], value="black")
+                align = gr.Checkbox(label="Align to the model's token grid", value=False)
+            note = gr.Markdown(elem_id="inspect-box-note")
+            with gr.Row():
+                mask = gr.Button("Mask this video", variant="primary", elem_id="inspect-mask")
+                save = gr.Button("Save box for experiments", size="sm")
+    with gr.Row():
+        original = gr.Video(label="Original", elem_id="inspect-original")
+        masked = gr.Video(label="Masked", elem_id="inspect-masked")
+    result = gr.HTML(elem_id="inspect-mask-result")
     with gr.Accordion("Experiments: mask the critical object vs random boxes on the test split (job)", open=True):
         with gr.Row():
             source = gr.Dropdown(label="Regions", choices=_REGIONS, value="meta")
@@ -229,18 +315,10 @@ def build_inspect_tab(db_url: Optional[str]) -> InspectTab:
         table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, label="Per model", elem_id="inspect-table")
         chart = gr.Image(label="Accuracy: original / critical masked / random masked", type="filepath",
                          interactive=False, elem_id="inspect-chart")
-    frame_state, corner, job, timer = gr.State(None), gr.State(None), gr.State(None), gr.Timer(1.0, active=False)
-    per_dataset = [run_a, run_b, video, table, chart]
-    dataset.input(bind(on_dataset, db_url), [dataset], per_dataset, api_name="inspect_dataset")
-    video.change(bind(on_video, db_url), [video], [frame, frame_state, note], api_name="inspect_video")
-    show.click(bind(on_attention, db_url), [run_a, run_b, video, query, first, last, head_agg, relative],
-               [overlay_a, overlay_b, attn_note], api_name="inspect_attention")
-    frame.select(on_click, [frame_state, corner], [corner, *coords, frame, note], api_visibility="private")
-    mask.click(bind(on_mask, db_url), [run_a, run_b, video, *coords, t0, t1, fill, align], [original, masked, result],
-               api_name="inspect_mask")
-    save.click(bind(on_save_box, db_url), [dataset, video, *coords, t0, t1], [note], api_name="inspect_save_box")
-    start.click(bind(on_start, db_url), [dataset, run_a, run_b, source, exp_fill, k_random, seed, exp_align],
-                [job, timer, progress], api_name="inspect_start")
-    timer.tick(bind(on_poll, db_url), [job], [job, timer, progress, table, chart], api_name="inspect_poll",
-               show_progress="hidden")
-    return InspectTab(dataset=dataset, load_fn=bind(on_page_load, db_url), load_outputs=[dataset, *per_dataset])
+    return InspectTab(dataset=dataset, run_a=run_a, run_b=run_b, video=video, query=query, first=first, last=last,
+                      head_agg=head_agg, relative=relative, show=show, overlay_a=overlay_a, overlay_b=overlay_b,
+                      attn_note=attn_note, frame=frame, box=box, fill=fill, align=align, note=note, mask=mask,
+                      save=save, original=original, masked=masked, result=result, source=source, exp_fill=exp_fill,
+                      k_random=k_random, seed=seed, exp_align=exp_align, start=start, progress=progress, table=table,
+                      chart=chart, frame_state=gr.State(None), corner=gr.State(None), job=gr.State(None),
+                      timer=gr.Timer(1.0, active=False))

@@ -9,9 +9,10 @@ shows it again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import partial
 from html import escape
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import gradio as gr
 import pandas as pd
@@ -21,10 +22,10 @@ from rbft_core.jobs.runner import stop_job_async
 from rbft_core.tabs import runs as run_view
 from rbft_core.tabs import train as train_launch
 from rbft_core.tabs.train import PRESETS, STAGE_FIELDS, LaunchRequest
-from ui.common import bind, ui_errors
+from ui.common import Events, Updates, Values, components
 
-__all__ = ["TrainTab", "build_train_tab", "on_start", "on_check", "on_show_command", "on_poll", "on_stop",
-           "on_results", "on_predictions", "on_page_load", "on_preset"]
+__all__ = ["TrainTab", "StageForm", "build_train_tab", "launch_request", "on_start", "on_check", "on_show_command",
+           "on_poll", "on_stop", "on_results", "on_predictions", "on_page_load", "on_preset"]
 
 _DEFAULT_PRESET = "CPU demo (tiny model)"
 _SOURCES = [("model suggestions", "suggestions"), ("expert-reviewed (edit where there is one)", "reviewed"),
@@ -38,61 +39,106 @@ _LABELS = {"num_frames": "Frames", "fps": "or fps (0: frames)", "max_pixels": "M
 
 
 @dataclass
+class StageForm:
+    """One stage's settings, fields named and ordered as ``STAGE_FIELDS`` (``TrainSpec``'s names)."""
+
+    num_frames: gr.Number
+    fps: gr.Number
+    max_pixels: gr.Number
+    lora_rank: gr.Number
+    lora_alpha: gr.Number
+    lr: gr.Number
+    epochs: gr.Number
+    batch_size: gr.Number
+    grad_accum: gr.Number
+    max_steps: gr.Number
+
+    def settings(self, values: Values) -> dict[str, Any]:
+        """The stage's values keyed by setting name, as ``LaunchRequest.stage1/stage2`` takes them."""
+        return {f.name: values[getattr(self, f.name)] for f in fields(self)}
+
+    def fill(self, settings: dict[str, Any]) -> Updates:
+        return {getattr(self, f.name): settings[f.name] for f in fields(self)}
+
+
+@dataclass
 class TrainTab:
-    load_fn: Callable
-    load_outputs: list
+    dataset: gr.Dropdown
+    model: gr.Textbox
+    preset: gr.Dropdown
+    stage1: StageForm
+    stage2: StageForm
+    source: gr.Radio
+    share: gr.Slider
+    baselines: gr.Checkbox
+    hint: gr.Checkbox
+    targets: gr.Textbox
+    merger: gr.Checkbox
+    run_rbft: gr.Button
+    run_direct: gr.Button
+    run_zero: gr.Button
+    check: gr.Button
+    show: gr.Button
+    stop: gr.Button
+    readiness: gr.Markdown
+    per_class: gr.Dataframe
+    action: gr.Radio
+    command: gr.Code
+    config: gr.Code
+    progress: gr.HTML
+    loss: gr.Plot
+    log: gr.Textbox
+    refresh: gr.Button
+    runs: gr.Dataframe
+    compare: gr.Dataframe
+    confusion: gr.Plot
+    per_class_f1: gr.Plot
+    run_pick: gr.Dropdown
+    preds: gr.Dataframe
+    job: gr.Number  # a hidden number (not State) so API clients can poll and stop by id like the page does
+    points: gr.State  # loss points drawn so far: the plot is redrawn only when new ones arrived
+    timer: gr.Timer
+
+    def launch_inputs(self) -> list:
+        """What every start, check and command reads, in the API's order."""
+        return [self.dataset, self.model, self.source, self.share, self.baselines, self.hint, self.targets,
+                self.merger, *components(self.stage1), *components(self.stage2)]
+
+    def results(self) -> list:
+        return [self.runs, self.compare, self.confusion, self.per_class_f1, self.run_pick, self.preds]
+
+    def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
+        ev, form = Events(self, db_url), self.launch_inputs()
+        live = [self.job, self.points, self.timer, self.progress, self.loss, self.log]
+        ev.on(self.preset.input, on_preset, [self.preset],
+              [self.targets, self.merger, *components(self.stage1), *components(self.stage2)],
+              api_visibility="private")
+        ev.on(self.check.click, on_check, form, [self.readiness, self.per_class], api_name="train_check")
+        ev.on(self.show.click, on_show_command, [self.action, *form], [self.command, self.config],
+              api_name="train_command")
+        for button, action in ((self.run_rbft, "rbft"), (self.run_direct, "direct_sft"), (self.run_zero, "zero_shot")):
+            ev.on(button.click, partial(on_start, action=action), form, [*live, self.command],
+                  api_name=f"train_start_{action}")
+        ev.on(self.stop.click, on_stop, [self.job], [self.job, self.timer], api_name="train_stop")
+        ev.on(self.timer.tick, on_poll, [self.job, self.points, self.dataset], [*live, *self.results()],
+              api_name="train_poll", show_progress="hidden")
+        ev.on(self.refresh.click, on_results, [self.dataset], self.results(), api_name="train_results")
+        ev.on(self.dataset.input, on_results, [self.dataset], self.results(), api_visibility="private")
+        ev.on(self.run_pick.input, on_predictions, [self.run_pick], [self.preds], api_name="train_predictions")
+        ev.on(demo.load, on_page_load, [], [self.dataset, self.model, *live, *self.results()],
+              api_visibility="private")
 
 
-def _request(action, dataset, model, source, share, baselines, hint, targets, merger, values) -> LaunchRequest:
-    n = len(STAGE_FIELDS)
-    keys = list(STAGE_FIELDS)
-    return LaunchRequest(dataset=dataset or "", model=model or "", action=action,
-                         stage1=dict(zip(keys, values[:n])), stage2=dict(zip(keys, values[n:2 * n])),
-                         rationale_source=source or "reviewed", human_share=float(share if share is not None else 1.0),
-                         with_baselines=bool(baselines), label_hint=bool(hint), target_modules=(targets or "").strip(),
-                         train_vision_merger=bool(merger))
-
-
-def on_preset(preset):
-    values = PRESETS.get(preset) or PRESETS[_DEFAULT_PRESET]
-    return [values["common"]["target_modules"], values["common"]["train_vision_merger"],
-            *[values["stage1"][k] for k in STAGE_FIELDS], *[values["stage2"][k] for k in STAGE_FIELDS]]
-
-
-@ui_errors
-def on_check(db_url, dataset, model, source, share, baselines, hint, targets, merger, *values):
-    req = _request("rbft", dataset, model, source, share, baselines, hint, targets, merger, values)
-    ready = train_launch.readiness(db_url, req.dataset, rationale_source=req.rationale_source,
-                                   human_share=req.human_share)
-    r = ready.rationales
-    note = (f"\n\nStage-I rationales in train: {r['usable']} usable ({r['human']} expert, {r['model']} model), "
-            f"{r['missing']} missing, {r['rejected']} rejected, {r['excluded']} excluded.")
-    table = [[c["label"], c["train"], c["val"], c["test"]] for c in ready.per_class]
-    return ready.to_markdown() + note, table
-
-
-@ui_errors
-def on_show_command(db_url, action, dataset, model, source, share, baselines, hint, targets, merger, *values):
-    req = _request(action, dataset, model, source, share, baselines, hint, targets, merger, values)
-    # the spec file itself, byte for byte what the job runs (save it as spec.yaml to run it by hand)
-    return train_launch.command_text(req), train_launch.spec_yaml(req)
-
-
-def _start(action):
-    @ui_errors
-    def start(db_url, dataset, model, source, share, baselines, hint, targets, merger, *values):
-        req = _request(action, dataset, model, source, share, baselines, hint, targets, merger, values)
-        job_id = train_launch.launch(db_url, req)
-        view = run_view.job_view(db_url, job_id)
-        queued = view["job"]["status"] == "queued"
-        gr.Info(f"job {job_id} {'queued: it starts when the device is free' if queued else 'started'}")
-        return (job_id, -1, gr.Timer(active=True), _progress_html(view), run_view.loss_figure(view["curves"]),
-                view["log"], view["job"]["command"])
-    start.__name__ = f"on_start_{action}"
-    return start
-
-
-on_start = {action: _start(action) for action in ("rbft", "direct_sft", "zero_shot")}
+def launch_request(tab: TrainTab, values: Values, action: str) -> LaunchRequest:
+    """The form as the typed request ``rbft_core.tabs.train`` launches from."""
+    share = values[tab.share]
+    return LaunchRequest(dataset=values[tab.dataset] or "", model=values[tab.model] or "", action=action,
+                         stage1=tab.stage1.settings(values), stage2=tab.stage2.settings(values),
+                         rationale_source=values[tab.source] or "reviewed",
+                         human_share=float(share if share is not None else 1.0),
+                         with_baselines=bool(values[tab.baselines]), label_hint=bool(values[tab.hint]),
+                         target_modules=(values[tab.targets] or "").strip(),
+                         train_vision_merger=bool(values[tab.merger]))
 
 
 def _progress_html(view: dict[str, Any]) -> str:
@@ -119,6 +165,10 @@ def _progress_html(view: dict[str, Any]) -> str:
             f"<div>{' · '.join(p for p in parts if p)} ({pct:.0f}% overall)</div></div>")
 
 
+def _points(view: dict[str, Any]) -> int:
+    return sum(len(c["records"]) for c in view["curves"].values())
+
+
 def _run_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
     def num(v):
         return round(v, 4) if isinstance(v, float) else ("" if v is None else v)
@@ -126,35 +176,20 @@ def _run_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
              num(r["train_loss"]), num(r["accuracy"]), num(r["macro_f1"]), r["adapter"]] for r in rows]
 
 
-@ui_errors
-def on_poll(db_url, job_id, points, dataset):
-    """One tick: progress, the loss plot (redrawn only when new points arrived), log; results when it ends.
-    ``job_id`` is a plain number, so an API client can watch any job the same way."""
-    if not job_id:
-        return None, None, gr.Timer(active=False), *[gr.skip()] * 9
-    view = run_view.job_view(db_url, int(job_id))
-    now = sum(len(c["records"]) for c in view["curves"].values())
-    plot = run_view.loss_figure(view["curves"]) if now != points else gr.skip()
-    if view["active"]:
-        return (job_id, now, gr.skip(), _progress_html(view), plot, view["log"], *[gr.skip()] * 6)
-    return (None, None, gr.Timer(active=False), _progress_html(view), plot, view["log"], *on_results(db_url, dataset))
+def _prediction_rows(db_url: Optional[str], run_id: Optional[str]) -> list[list[Any]]:
+    if not run_id:
+        return []
+    return [[p["video"], p["truth"], p["predicted"], p["probability"], "yes" if p["correct"] else "no",
+             p["rationale"]] for p in run_view.predictions(db_url, run_id)]
 
 
-@ui_errors
-def on_stop(db_url, job_id):
-    if not job_id:
-        raise gr.Error("no training job is running on this page")
-    stop_job_async(db_url, int(job_id), timeout_s=60.0)
-    gr.Info(f"stopping job {int(job_id)}: it saves its adapter and ends; killed if not done within 60 s")
-    return job_id, gr.Timer(active=True)
-
-
-@ui_errors
-def on_results(db_url, dataset):
+def _results(tab: TrainTab, db_url: Optional[str], dataset: Optional[str]) -> Updates:
     """Run history, comparison table, confusion matrices, per-class F1, and the run picker."""
     if not dataset:
         empty = {"labels": [], "rows": []}
-        return [], [], run_view.confusion_figure(empty), run_view.per_class_figure(empty), gr.Dropdown(choices=[]), []
+        return {tab.runs: [], tab.compare: [], tab.confusion: run_view.confusion_figure(empty),
+                tab.per_class_f1: run_view.per_class_figure(empty), tab.run_pick: gr.Dropdown(choices=[]),
+                tab.preds: []}
     history = run_view.run_history(db_url, dataset)
     table = run_view.comparison(db_url, dataset)
     labels = table["labels"]
@@ -163,48 +198,104 @@ def on_results(db_url, dataset):
     evaluated = [r["run_id"] for r in history if r["accuracy"] is not None]
     first = next((r["run_id"] for r in table["rows"] if r["kind"] == "stage2"), evaluated[0] if evaluated else None)
     columns = ["model", "run", "accuracy", "macro-F1", *[f"F1 {l}" for l in labels]]
-    return (_run_rows(history), pd.DataFrame(compare, columns=columns),
-            run_view.confusion_figure(table), run_view.per_class_figure(table),
-            gr.Dropdown(choices=evaluated, value=first), on_predictions(db_url, first) if first else [])
+    return {tab.runs: _run_rows(history), tab.compare: pd.DataFrame(compare, columns=columns),
+            tab.confusion: run_view.confusion_figure(table), tab.per_class_f1: run_view.per_class_figure(table),
+            tab.run_pick: gr.Dropdown(choices=evaluated, value=first), tab.preds: _prediction_rows(db_url, first)}
 
 
-@ui_errors
-def on_predictions(db_url, run_id):
-    if not run_id:
-        return []
-    return [[p["video"], p["truth"], p["predicted"], p["probability"], "yes" if p["correct"] else "no",
-             p["rationale"]] for p in run_view.predictions(db_url, run_id)]
+# --------------------------------------------------------------------------------------- handlers
+def on_preset(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    preset = PRESETS.get(values[tab.preset]) or PRESETS[_DEFAULT_PRESET]
+    return {tab.targets: preset["common"]["target_modules"], tab.merger: preset["common"]["train_vision_merger"],
+            **tab.stage1.fill(preset["stage1"]), **tab.stage2.fill(preset["stage2"])}
 
 
-@ui_errors
-def on_page_load(db_url):
+def on_check(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    req = launch_request(tab, values, "rbft")
+    ready = train_launch.readiness(db_url, req.dataset, rationale_source=req.rationale_source,
+                                   human_share=req.human_share)
+    r = ready.rationales
+    note = (f"\n\nStage-I rationales in train: {r['usable']} usable ({r['human']} expert, {r['model']} model), "
+            f"{r['missing']} missing, {r['rejected']} rejected, {r['excluded']} excluded.")
+    table = [[c["label"], c["train"], c["val"], c["test"]] for c in ready.per_class]
+    return {tab.readiness: ready.to_markdown() + note, tab.per_class: table}
+
+
+def on_show_command(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    req = launch_request(tab, values, values[tab.action])
+    # the spec file itself, byte for byte what the job runs (save it as spec.yaml to run it by hand)
+    return {tab.command: train_launch.command_text(req), tab.config: train_launch.spec_yaml(req)}
+
+
+def on_start(tab: TrainTab, db_url: Optional[str], values: Values, *, action: str) -> Updates:
+    job_id = train_launch.launch(db_url, launch_request(tab, values, action))
+    view = run_view.job_view(db_url, job_id)
+    queued = view["job"]["status"] == "queued"
+    gr.Info(f"job {job_id} {'queued: it starts when the device is free' if queued else 'started'}")
+    return {tab.job: job_id, tab.points: -1, tab.timer: gr.Timer(active=True), tab.progress: _progress_html(view),
+            tab.loss: run_view.loss_figure(view["curves"]), tab.log: view["log"], tab.command: view["job"]["command"]}
+
+
+def on_poll(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    """One tick: progress, the loss plot (redrawn only when new points arrived), log; results when it ends.
+    ``job`` is a plain number, so an API client can watch any job the same way."""
+    job_id = values[tab.job]
+    if not job_id:
+        return {tab.job: None, tab.points: None, tab.timer: gr.Timer(active=False)}
+    view = run_view.job_view(db_url, int(job_id))
+    now = _points(view)
+    shown = {tab.progress: _progress_html(view), tab.log: view["log"]}
+    if now != values[tab.points]:
+        shown[tab.loss] = run_view.loss_figure(view["curves"])
+    if view["active"]:
+        return {tab.job: job_id, tab.points: now, **shown}
+    return {tab.job: None, tab.points: None, tab.timer: gr.Timer(active=False), **shown,
+            **_results(tab, db_url, values[tab.dataset])}
+
+
+def on_stop(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    job_id = values[tab.job]
+    if not job_id:
+        raise gr.Error("no training job is running on this page")
+    stop_job_async(db_url, int(job_id), timeout_s=60.0)
+    gr.Info(f"stopping job {int(job_id)}: it saves its adapter and ends; killed if not done within 60 s")
+    return {tab.job: job_id, tab.timer: gr.Timer(active=True)}
+
+
+def on_results(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    return _results(tab, db_url, values[tab.dataset])
+
+
+def on_predictions(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    return {tab.preds: _prediction_rows(db_url, values[tab.run_pick])}
+
+
+def on_page_load(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
     """Datasets, the demo model when there is one, the running job re-attached, and the results."""
     names = [row["name"] for row in catalog.dataset_overview(db_url)]
     active = run_view.active_training_job(db_url)
     dataset = names[0] if names else None
-    progress, plot, log, job_id, points = "", run_view.loss_figure({}), "", None, None
+    shown = {tab.job: None, tab.points: None, tab.progress: "", tab.loss: run_view.loss_figure({}), tab.log: ""}
     if active is not None:
         view = run_view.job_view(db_url, active["job"])
         dataset = active["dataset"] if active["dataset"] in names else dataset
-        job_id, points = active["job"], sum(len(c["records"]) for c in view["curves"].values())
-        progress, plot, log = _progress_html(view), run_view.loss_figure(view["curves"]), view["log"]
+        shown = {tab.job: active["job"], tab.points: _points(view), tab.progress: _progress_html(view),
+                 tab.loss: run_view.loss_figure(view["curves"]), tab.log: view["log"]}
     model = (active or {}).get("model") or train_launch.demo_model_dir() or ""
-    return (gr.Dropdown(choices=names, value=dataset), gr.skip() if not model else model, job_id, points,
-            gr.Timer(active=job_id is not None), progress, plot, log, *on_results(db_url, dataset))
+    return {tab.dataset: gr.Dropdown(choices=names, value=dataset), **({tab.model: model} if model else {}),
+            **shown, tab.timer: gr.Timer(active=active is not None), **_results(tab, db_url, dataset)}
 
 
-def _stage_box(stage: int, title: str, preset: dict[str, Any]) -> list:
-    boxes = []
+# ---------------------------------------------------------------------------------------- layout
+def _stage_form(stage: int, title: str, preset: dict[str, Any]) -> StageForm:
     with gr.Column(min_width=260):
         gr.Markdown(f"**{title}**")
-        for key in STAGE_FIELDS:
-            precision = None if key in ("lr", "fps", "epochs") else 0
-            boxes.append(gr.Number(label=_LABELS[key], value=preset[key], precision=precision,
-                                   elem_id=f"train-s{stage}-{key}"))
-    return boxes
+        boxes = {key: gr.Number(label=_LABELS[key], value=preset[key], elem_id=f"train-s{stage}-{key}",
+                                precision=None if key in ("lr", "fps", "epochs") else 0) for key in STAGE_FIELDS}
+    return StageForm(**boxes)
 
 
-def build_train_tab(db_url: Optional[str]) -> TrainTab:
+def build_train_tab() -> TrainTab:
     preset_values = PRESETS[_DEFAULT_PRESET]
     with gr.Row():
         dataset = gr.Dropdown(label="Dataset", choices=[], elem_id="train-dataset", allow_custom_value=True)
@@ -213,8 +304,8 @@ def build_train_tab(db_url: Optional[str]) -> TrainTab:
         preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=_DEFAULT_PRESET, elem_id="train-preset")
     with gr.Accordion("Settings per stage", open=False):
         with gr.Row():
-            stage1 = _stage_box(1, "Stage I: rationales", preset_values["stage1"])
-            stage2 = _stage_box(2, "Stage II: labels", preset_values["stage2"])
+            stage1 = _stage_form(1, "Stage I: rationales", preset_values["stage1"])
+            stage2 = _stage_form(2, "Stage II: labels", preset_values["stage2"])
             with gr.Column(min_width=260):
                 source = gr.Radio(_SOURCES, value="reviewed", label="Stage-I rationale source")
                 share = gr.Slider(0, 1, value=1.0, step=0.05, label="Human share (mix)")
@@ -253,23 +344,11 @@ def build_train_tab(db_url: Optional[str]) -> TrainTab:
     run_pick = gr.Dropdown(label="Per-video predictions of run", choices=[], elem_id="train-run-pick")
     preds = gr.Dataframe(headers=_PRED_HEADERS, label="Predictions (wrong and least confident first)",
                          interactive=False, wrap=True, elem_id="train-preds")
-
-    # The job id is a hidden number (not State) so API clients can poll and stop by id like the page does.
     job = gr.Number(None, visible=False, precision=0, label="job id", elem_id="train-job-id")
-    points, timer = gr.State(None), gr.Timer(1.5, active=False)
-    form = [dataset, model, source, share, baselines, hint, targets, merger, *stage1, *stage2]
-    live = [job, points, timer, progress, loss, log, command]
-    results = [runs, compare, confusion, per_class_f1, run_pick, preds]
-    preset.input(on_preset, [preset], [targets, merger, *stage1, *stage2], api_visibility="private")
-    check.click(bind(on_check, db_url), form, [readiness, per_class], api_name="train_check")
-    show.click(bind(on_show_command, db_url), [action, *form], [command, config], api_name="train_command")
-    for button, name in ((run_rbft, "rbft"), (run_direct, "direct_sft"), (run_zero, "zero_shot")):
-        button.click(bind(on_start[name], db_url), form, live, api_name=f"train_start_{name}")
-    stop.click(bind(on_stop, db_url), [job], [job, timer], api_name="train_stop")
-    timer.tick(bind(on_poll, db_url), [job, points, dataset], [job, points, timer, progress, loss, log, *results],
-               api_name="train_poll", show_progress="hidden")
-    refresh.click(bind(on_results, db_url), [dataset], results, api_name="train_results")
-    dataset.input(bind(on_results, db_url), [dataset], results, api_visibility="private")
-    run_pick.input(bind(on_predictions, db_url), [run_pick], [preds], api_name="train_predictions")
-    return TrainTab(load_fn=bind(on_page_load, db_url),
-                    load_outputs=[dataset, model, job, points, timer, progress, loss, log, *results])
+    return TrainTab(dataset=dataset, model=model, preset=preset, stage1=stage1, stage2=stage2, source=source,
+                    share=share, baselines=baselines, hint=hint, targets=targets, merger=merger, run_rbft=run_rbft,
+                    run_direct=run_direct, run_zero=run_zero, check=check, show=show, stop=stop, readiness=readiness,
+                    per_class=per_class, action=action, command=command, config=config, progress=progress, loss=loss,
+                    log=log, refresh=refresh, runs=runs, compare=compare, confusion=confusion,
+                    per_class_f1=per_class_f1, run_pick=run_pick, preds=preds, job=job, points=gr.State(None),
+                    timer=gr.Timer(1.5, active=False))

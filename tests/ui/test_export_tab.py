@@ -1,4 +1,5 @@
-"""Export tab handlers, called the way Gradio calls them (no browser)."""
+"""Export tab events, called the way Gradio calls them (the wired function with positional values in the API's
+order, through the shared adapter), without a server or a browser."""
 
 from __future__ import annotations
 
@@ -25,22 +26,32 @@ def world(db_url, tmp_path, data_dir):
     return build_world(db_url, tmp_path)
 
 
-def test_load_and_dataset_fill_the_choices(world):
-    dropdown = export_tab.on_load(world.db_url)
-    assert dropdown.value == "homes"
-    labels = export_tab.on_dataset(world.db_url, "homes")
-    assert labels.value == ["normal", "abnormal"]
+@pytest.fixture
+def call(world):
+    """``call(api_name, *values)``: the export tab's wired event function (request None, as no login)."""
+    with gr.Blocks() as demo:
+        export_tab.build_export_tab().attach(demo, world.db_url)
+    events = {fn.api_name: fn for fn in demo.fns.values()}
+
+    def run(api_name, *values):
+        return events[api_name].fn(None, *values)
+    return run
 
 
-def test_preview_shows_counts_and_first_rows(world):
-    summary, rows = export_tab.on_preview(world.db_url, "homes", *_args())
+def test_load_and_dataset_fill_the_choices(call):
+    assert call("on_load").value == "homes"
+    assert call("on_dataset", "homes").value == ["normal", "abnormal"]
+
+
+def test_preview_shows_counts_and_first_rows(call):
+    summary, rows = call("export_preview", "homes", *_args())
     assert "**2 videos**" in summary and "Stage 1: 2 train" in summary
     assert [r[0] for r in rows] == ["normal/v0.mp4", "abnormal/v1.mp4"]
     assert rows[1][4] is True and "two people" in rows[1][6]
 
 
-def test_export_returns_a_download_of_the_zip(world, data_dir):
-    text, button = export_tab.on_export(world.db_url, "homes", *_args(name="my/../export"))
+def test_export_returns_a_download_of_the_zip(call, data_dir):
+    text, button = call("export_zip", "homes", *_args(name="my/../export"))
     assert isinstance(button, gr.DownloadButton) and button.visible
     path = button.value if isinstance(button.value, str) else button.value["path"]
     assert path.endswith("/my_export.zip")
@@ -50,10 +61,10 @@ def test_export_returns_a_download_of_the_zip(world, data_dir):
     assert manifest["counts"]["videos"] == 2 and "Exported 2 videos" in text
 
 
-def test_errors_are_gradio_errors_naming_the_fix(world):
+def test_errors_are_gradio_errors_naming_the_fix(call):
     with pytest.raises(gr.Error, match="no split is ticked"):
-        export_tab.on_preview(world.db_url, "homes", *_args(splits=[]))
+        call("export_preview", "homes", *_args(splits=[]))
     with pytest.raises(gr.Error, match="match the selection .* nothing was written"):
-        export_tab.on_export(world.db_url, "homes", *_args(statuses=["rejected"], labels=["normal"]))
+        call("export_zip", "homes", *_args(statuses=["rejected"], labels=["normal"]))
     with pytest.raises(gr.Error, match="no dataset chosen"):
-        export_tab.on_export(world.db_url, None, *_args())
+        call("export_zip", None, *_args())
