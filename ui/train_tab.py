@@ -33,10 +33,6 @@ _SOURCES = [("model suggestions", "suggestions"), ("expert-reviewed (edit where 
 _RUN_HEADERS = ["run", "kind", "status", "parent", "steps", "settings", "duration s", "train loss", "accuracy",
                 "macro-F1", "adapter"]
 _PRED_HEADERS = ["video", "truth", "predicted", "probability", "correct", "Stage-I rationale"]
-_LABELS = {"num_frames": "Frames", "fps": "or fps (0: frames)", "max_pixels": "Max pixels / frame",
-           "lora_rank": "LoRA rank", "lora_alpha": "LoRA alpha", "lr": "Learning rate", "epochs": "Epochs",
-           "batch_size": "Batch size", "grad_accum": "Grad. accumulation", "max_steps": "Max steps (0: epochs)"}
-
 
 @dataclass
 class StageForm:
@@ -290,7 +286,8 @@ def on_page_load(tab: TrainTab, db_url: Optional[str], values: Values) -> Update
 def _stage_form(stage: int, title: str, preset: dict[str, Any]) -> StageForm:
     with gr.Column(min_width=260):
         gr.Markdown(f"**{title}**")
-        boxes = {key: gr.Number(label=_LABELS[key], value=preset[key], elem_id=f"train-s{stage}-{key}",
+        boxes = {key: gr.Number(label=train_launch.field_label(key), info=train_launch.field_help(key),
+                                value=preset[key], elem_id=f"train-s{stage}-{key}",
                                 precision=None if key in ("lr", "fps", "epochs") else 0) for key in STAGE_FIELDS}
     return StageForm(**boxes)
 

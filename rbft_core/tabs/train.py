@@ -22,6 +22,7 @@ from rbft_core.errors import ConfigError, DataError
 from rbft_core.jobs.runner import run_command, start_job
 from rbft_core.models.loading import check_model_source
 from rbft_core.specs import PipelineSpec, Spec
+from rbft_core.specs.base import field_help as spec_help
 from rbft_core.specs.base import field_label as spec_label
 from rbft_core.specs.base import spec_fields
 from rbft_core.specs.training import DEFAULT_TARGETS as _LM
@@ -30,7 +31,7 @@ from rbft_core.training import sft_data
 from rbft_core.training.pipeline import zero_shot_spec
 
 __all__ = ["PRESETS", "STAGE_FIELDS", "LaunchRequest", "Readiness", "stage_configs", "readiness", "launch_spec",
-           "spec_yaml", "command_text", "launch", "field_label", "demo_model_dir"]
+           "spec_yaml", "command_text", "launch", "field_label", "field_help", "demo_model_dir"]
 
 Action = Literal["rbft", "direct_sft", "zero_shot"]
 ACTIONS = ("rbft", "direct_sft", "zero_shot")
@@ -102,8 +103,15 @@ class LaunchRequest:
 
 
 def field_label(name: str) -> str:
-    """What the form calls a TrainSpec field (from the spec's own metadata)."""
-    return spec_label(TrainSpec, name)
+    """What the form calls a TrainSpec field (from the spec's own metadata), with its unit."""
+    label = spec_label(TrainSpec, name)
+    unit = next(f.metadata.get("unit") for f in spec_fields(TrainSpec) if f.name == name)
+    return label[0].upper() + label[1:] + (f" ({unit})" if unit else "")
+
+
+def field_help(name: str) -> str:
+    """The one-line help of a TrainSpec field (the same text `rbft train --help` prints)."""
+    return spec_help(TrainSpec, name)
 
 
 def stage_configs(req: LaunchRequest) -> tuple[TrainSpec, TrainSpec]:
@@ -126,7 +134,7 @@ def _name_field(message: str) -> str:
     head, _, rest = message.partition(" ")
     name = head.strip("`")
     if head.startswith("`") and name in {f.name for f in spec_fields(TrainSpec)}:
-        return f"{field_label(name)} ({name}) {rest}"
+        return f"{spec_label(TrainSpec, name)} ({name}) {rest}"
     return message
 
 
