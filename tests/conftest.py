@@ -154,10 +154,12 @@ def demo_base_model(tmp_path_factory):
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch) -> Path:
-    """A fresh data directory (frame cache, previews, runs) for this test."""
+    """A fresh data directory (frame cache, previews, runs) for this test; the test's folder is its import root
+    (the web app imports only under ``RBFT_IMPORT_ROOTS``, and test videos live in ``tmp_path``)."""
     path = tmp_path / "data"
     path.mkdir()
     monkeypatch.setenv("RBFT_DATA_DIR", str(path))
+    monkeypatch.setenv("RBFT_IMPORT_ROOTS", str(tmp_path))
     return path
 
 

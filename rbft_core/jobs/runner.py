@@ -14,7 +14,6 @@ process group is ever signalled, after checking its command line.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
 import signal
@@ -23,15 +22,15 @@ import sys
 import threading
 import time
 import traceback
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from db import job_queries as jq
 from db.engine import session_scope
 from rbft_core.errors import JobError, RbftError
 from rbft_core.jobs.execute import TaskHooks, execute
+from rbft_core.locks import device_lock
 from rbft_core.settings import data_dir, database_url
 from rbft_core.specs import Spec, load_spec
 
@@ -233,21 +232,6 @@ class _JobProgress:
             jq.update_job(s, self.job_id, progress=min(1.0, float(done) / float(total or 1)), progress_text=text[:500])
 
 
-@contextmanager
-def _device_lock(device: Optional[str]) -> Iterator[None]:
-    if not device:
-        yield
-        return
-    locks = data_dir() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"device-{device.replace(':', '')}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # blocks while another job uses the device: we stay queued
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _heartbeat(db_url, job_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         try:
@@ -276,7 +260,7 @@ def _run(job_id: int) -> int:
         if not spec_path:
             raise JobError(f"job {job_id} has no spec file (it was started by an older version); start it again")
         spec = load_spec(spec_path)
-        with _device_lock(device):
+        with device_lock(device):  # blocks while another job uses the device: we stay queued
             if cancel.is_set():
                 raise JobCancelled()
             with session_scope(db_url) as s:

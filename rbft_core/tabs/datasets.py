@@ -21,7 +21,7 @@ from rbft_core.data.importer import FORMATS, detect_format
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.jobs.runner import start_job
 from rbft_core.models.prompts import PRESETS, preset_from_record
-from rbft_core.settings import data_dir
+from rbft_core.settings import check_import_source, data_dir
 from rbft_core.specs.data import GenerateSpec, ImportSpec
 
 __all__ = ["create_dataset", "stage_manifest", "start_import", "start_generation", "dataset_detail",
@@ -104,9 +104,10 @@ def start_import(db_url: Optional[str], dataset: str, source: str, *, manifest: 
     if not str(source or "").strip() or not folder.is_dir():
         raise DataError(f"source folder {str(source or '').strip() or '(empty)'} does not exist on the server; "
                         "give the folder that holds the videos (e.g. /data/videos)")
+    folder = check_import_source(folder)  # the web app imports only under --import-root / RBFT_IMPORT_ROOTS
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
-    spec = ImportSpec(dataset=dataset, source=str(folder.resolve()), manifest=str(manifest or ""), format=fmt,
+    spec = ImportSpec(dataset=dataset, source=str(folder), manifest=str(manifest or ""), format=fmt,
                       preset=preset or "smart-home", labels=tuple(_labels(labels)))
     return start_job(db_url, spec)
 

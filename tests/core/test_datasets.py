@@ -36,7 +36,7 @@ def test_stage_manifest_accepts_text_manifests_only(tmp_path, data_dir):
         datasets.stage_manifest(binary)
 
 
-def test_jobs_get_their_specs(tmp_path, db_url, monkeypatch):
+def test_jobs_get_their_specs(tmp_path, db_url, data_dir, monkeypatch):
     started = []
     monkeypatch.setattr(datasets, "start_job", lambda url, spec, **kw: started.append(spec) or 1)
     datasets.create_dataset(db_url, "homes")
