@@ -21,6 +21,7 @@ from rbft_core.data.importer import FORMATS, detect_format
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.jobs.runner import start_job
 from rbft_core.models.prompts import PRESETS, preset_from_record
+from rbft_core.names import check_dataset_name
 from rbft_core.settings import check_import_source, data_dir
 from rbft_core.specs.data import GenerateSpec, ImportSpec
 
@@ -28,6 +29,7 @@ __all__ = ["create_dataset", "stage_manifest", "start_import", "start_generation
            "import_report", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".tsv")
+MAX_HEADER_BYTES = 64 * 1024  # a manifest's first line is shorter than this
 _NAME = re.compile(r"^[\w][\w.\- ]{0,99}$")
 
 
@@ -41,7 +43,7 @@ def _check_name(name: str) -> str:
     if not _NAME.match(name):
         raise ConfigError(f"dataset name {name!r} must be 1-100 letters, digits, spaces, '.', '_' or '-', "
                           "starting with a letter or digit, e.g. 'front-door'")
-    return name
+    return check_dataset_name(name)  # the rule every way of making a dataset shares (no '..', ...)
 
 
 def _labels(labels: str | Sequence[str] | None) -> list[str]:
@@ -81,15 +83,19 @@ def stage_manifest(uploaded: str | Path) -> Path:
     if path.suffix.lower() not in MANIFEST_SUFFIXES:
         raise DataError(f"the uploaded file {path.name} is not a manifest: upload a {', '.join(MANIFEST_SUFFIXES)} "
                         "file listing path,label[,split,id] (videos stay on the server; give their folder)")
-    head = path.read_bytes()[:4096]
+    with open(path, "rb") as handle:  # only the head is read: an upload may be hundreds of MB
+        head = handle.read(MAX_HEADER_BYTES)
     try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = ""
+        text = head[:4096].decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at byte 4096 is fine
+        text = head[:exc.start].decode("utf-8-sig") if exc.start > 4000 else ""
     if not text.strip() or "\x00" in text:
         raise DataError(f"the uploaded file {path.name} is not a text manifest (binary or empty); save it as "
                         "UTF-8 CSV or JSONL with the columns path,label[,split,id]")
-    detect_format(path)  # raises a DataError naming the problem
+    if b"\n" not in head and len(head) == MAX_HEADER_BYTES:
+        raise DataError(f"the first line of {path.name} is longer than {MAX_HEADER_BYTES // 1024} KB, so it is not a "
+                        "manifest header; save one row per line (path,label[,split,id])")
+    detect_format(path)  # reads the first line only; raises a DataError naming the problem
     target = data_dir() / "uploads" / f"{uuid.uuid4().hex[:8]}_{path.name}"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)

@@ -45,6 +45,7 @@ from rbft_core.inspection.regions import (
 )
 from rbft_core.jobs.runner import start_job
 from rbft_core.models.loading import sample_spec_for
+from rbft_core.names import file_slug
 from rbft_core.settings import data_dir
 from rbft_core.specs.inspection import MaskSpec
 from rbft_core.specs.sampling import Sampling
@@ -200,7 +201,13 @@ def _seconds(box: Sequence, index: int) -> Optional[float]:
 
 
 def drawn_boxes_file(dataset: str) -> Path:
-    return data_dir() / "regions" / f"{dataset}.json"
+    """The dataset's drawn boxes; the name is a safe slug (``front.door`` and ``front_door`` never share it).
+    A file of an older version (``regions/<dataset>.json``) is renamed to it once."""
+    folder = data_dir() / "regions"
+    path, legacy = folder / f"{file_slug(dataset)}.json", folder / f"{dataset}.json"
+    if not path.exists() and legacy.parent == folder and legacy.is_file():
+        legacy.replace(path)
+    return path
 
 
 def save_drawn_boxes(db_url: Optional[str], dataset: str, video_id: int, boxes: Sequence[Sequence[float]]) -> Path:
