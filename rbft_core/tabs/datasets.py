@@ -7,6 +7,7 @@ browser and an app restart, and the page re-attaches to them on load.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import uuid
@@ -26,7 +27,7 @@ from rbft_core.settings import check_import_source, data_dir
 from rbft_core.specs.data import GenerateSpec, ImportSpec
 
 __all__ = ["create_dataset", "stage_manifest", "start_import", "start_generation", "dataset_detail",
-           "import_report", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
+           "import_report", "import_failures", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".tsv")
 MAX_HEADER_BYTES = 64 * 1024  # a manifest's first line is shorter than this
@@ -142,11 +143,50 @@ def dataset_detail(db_url: Optional[str], dataset: str) -> dict[str, Any]:
 
 
 def import_report(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:
-    """The newest import of ``dataset``: source, format and its report (imported, unchanged, failed + reason)."""
+    """The newest import of ``dataset``: source, format and its report (imported, unchanged, failed + reason).
+
+    ``failed`` holds the first failures only (at most ``MAX_STORED_FAILURES``), then a row saying how many more
+    there are; ``failed_total`` counts them all and ``import_failures`` pages through every one."""
 
     with _session(db_url) as s:
         ds = queries.find_dataset(s, dataset)
-        return latest_import_run(s, ds.id) if ds is not None else None
+        run = latest_import_run(s, ds.id) if ds is not None else None
+    if run is None:
+        return None
+    report = run["report"]
+    total = int(report.get("failed_total", len(report.get("failed", []))))
+    shown = list(report.get("failed", []))
+    if total > len(shown):
+        shown.append({"path": f"... and {total - len(shown):,} more",
+                      "error": f"{total:,} files failed in all; the full list is in {report.get('failed_file', '')}"})
+    return {**run, "report": {**report, "failed": shown, "failed_total": total}}
+
+
+def import_failures(db_url: Optional[str], dataset: str, page: int = 0, page_size: int = 100) -> dict[str, Any]:
+    """One page of the newest import's failures: {"total", "page", "pages", "rows"} (rows: path, error).
+
+    Reads the import's JSONL list line by line up to the page (never the whole list into memory)."""
+    if not 1 <= page_size <= 1000:
+        raise ConfigError(f"page_size must be within [1, 1000], got {page_size}")
+    with _session(db_url) as s:
+        ds = queries.get_dataset(s, dataset)
+        run = latest_import_run(s, ds.id)
+    report = (run or {}).get("report") or {}
+    total = int(report.get("failed_total", len(report.get("failed", []))))
+    pages = max(1, -(-total // page_size))
+    page = min(max(0, int(page)), pages - 1)
+    first, rows = page * page_size, []
+    path = Path(report.get("failed_file") or "")
+    if report.get("failed_file") and path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            for index, line in enumerate(handle):
+                if index >= first + page_size:
+                    break
+                if index >= first:
+                    rows.append(json.loads(line))
+    else:  # an import recorded before the list was kept in a file: the row holds all it has
+        rows = list(report.get("failed", []))[first:first + page_size]
+    return {"total": total, "page": page, "pages": pages, "rows": rows}
 
 
 def active_job(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:

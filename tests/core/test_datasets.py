@@ -132,3 +132,31 @@ def test_upload_check_reads_only_the_head(tmp_path, data_dir):
     one_line.write_bytes(b"path" + b"x" * 5_000_000)
     with pytest.raises(DataError, match="first line of one.csv is longer than 64 KB"):
         datasets.stage_manifest(one_line)
+
+
+def test_stored_failures_are_capped_and_paged(tmp_path, db_url, data_dir):
+    """Thousands of failures never go into one database row or one page: the row keeps the first ones and the
+    count; every failure stays readable page by page."""
+    from db import queries
+    from db.engine import session_scope
+    from db.review_queries import latest_import_run
+    from rbft_core.data.importer import MAX_STORED_FAILURES, import_videos
+
+    make_video(tmp_path / "src" / "a.mp4")
+    missing = [f"gone_{i:04d}.mp4" for i in range(MAX_STORED_FAILURES + 50)]
+    (tmp_path / "m.csv").write_text("path,label\na.mp4,normal\n" + "".join(f"{p},normal\n" for p in missing))
+    report = import_videos(db_url, "big", tmp_path / "src", manifest=tmp_path / "m.csv", labels=["normal", "abnormal"])
+    assert len(report.failed) == len(missing)
+    with session_scope(db_url) as s:
+        stored = latest_import_run(s, queries.get_dataset(s, "big").id)["report"]
+    assert len(stored["failed"]) == MAX_STORED_FAILURES and stored["failed_total"] == len(missing)
+
+    shown = datasets.import_report(db_url, "big")["report"]
+    assert shown["failed_total"] == len(missing) and len(shown["failed"]) == MAX_STORED_FAILURES + 1
+    assert shown["failed"][-1]["path"] == "... and 50 more"
+    pages = [datasets.import_failures(db_url, "big", page=p, page_size=100) for p in range(3)]
+    assert [len(p["rows"]) for p in pages] == [100, 100, 50] and {p["pages"] for p in pages} == {3}
+    assert [r["path"] for p in pages for r in p["rows"]] == missing  # every failure, in order
+    assert datasets.import_failures(db_url, "big", page=99, page_size=100)["page"] == 2  # clamped to the last
+    with pytest.raises(ConfigError, match="page_size must be within"):
+        datasets.import_failures(db_url, "big", page_size=10_000)
