@@ -171,6 +171,7 @@ def test_polling_reads_only_the_new_bytes_of_the_trainer_log(tmp_path):
     assert read_trainer_log(tmp_path) == [{"current_steps": 1, "loss": 9.0}]
 
 
+@pytest.mark.both_backends
 def test_direct_sft_job_reports_live_progress_and_ends_evaluated(world_dataset, tiny_model_dir, data_dir):
     from rbft_core.tabs import runs as run_view
 
