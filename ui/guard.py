@@ -112,6 +112,17 @@ def normalise_origin(origin: str) -> str:
     return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
+def _host_port(origin: str) -> str:
+    """``scheme://host[:port]`` -> ``host[:port]`` with the web's default ports (80, 443) left out."""
+    parts = urlsplit(origin)
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").lower()
+    return host + (f":{port}" if port and port not in (80, 443) else "") if host else ""
+
+
 class OriginGuard:
     """Refuse browser requests from other origins: ``Origin`` must be the app's own (scheme + Host header) or
     one of ``allowed`` (``--allowed-origin``). Requests without ``Origin`` (curl, gradio_client) pass."""
@@ -121,15 +132,16 @@ class OriginGuard:
         self.allowed = {normalise_origin(o) for o in allowed if o.strip()}
 
     def origin_ok(self, scope: Scope) -> tuple[bool, str]:
+        """(allowed, the Origin sent). The own origin is matched on host and port only: behind a TLS proxy or a
+        share tunnel the browser says https while the app sees http."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         origin = headers.get("origin")
         if origin is None:
             return True, ""
         host = headers.get("host", "")
-        scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
-        own = normalise_origin(f"{scheme}://{host}") if host else ""
         given = normalise_origin(origin)
-        return (given == own or given in self.allowed), origin
+        same_site = bool(host) and _host_port(given) == _host_port(f"http://{host}")
+        return (same_site or given in self.allowed), origin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -196,7 +196,8 @@ def test_origin_guard_allows_only_the_own_and_listed_origins():
     assert guard.origin_ok(scope(None))[0]  # no Origin: not a browser's cross-site call
     assert guard.origin_ok(scope("http://10.0.0.5:7860"))[0]
     assert guard.origin_ok(scope("https://review.example.org"))[0]
-    for bad in ("https://evil.example", "http://10.0.0.5:7861", "https://10.0.0.5:7860", "null"):
+    assert guard.origin_ok(scope("https://abc.gradio.live", host="abc.gradio.live"))[0]  # TLS ends before the app
+    for bad in ("https://evil.example", "http://10.0.0.5:7861", "http://10.0.0.5", "null", "http://evil.10.0.0.5:7860"):
         assert not guard.origin_ok(scope(bad))[0], bad
     assert normalise_origin("HTTP://LocalHost:80/") == "http://localhost"
 
