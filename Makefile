@@ -23,11 +23,12 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-# Debian chromium for the browser tests (playwright drives it; no browser download).
+# Debian chromium for the browser tests (playwright drives it; no browser download). `make test` requires it
+# (RBFT_TEST_BROWSER_REQUIRED=1, like RBFT_TEST_PG_REQUIRED): a missing browser fails the browser tests.
 system-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else echo "note: /usr/bin/chromium missing and not root; browser tests will be skipped"; fi; \
+		else echo "error: /usr/bin/chromium missing and not root; run as root or apt-get install chromium" >&2; exit 1; fi; \
 	fi
 
 # Debian's PostgreSQL server: `make test` runs the database tests on SQLite and on a throwaway cluster.
@@ -44,7 +45,7 @@ run: venv demo
 	$(PY) app.py --host $(HOST) --port $(PORT)
 
 test: venv system-deps pg-deps
-	$(PY) tests/pg_cluster.py -- $(PY) -m pytest -q -p no:cacheprovider
+	RBFT_TEST_BROWSER_REQUIRED=1 $(PY) tests/pg_cluster.py -- $(PY) -m pytest -q -p no:cacheprovider
 
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -24,6 +24,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "required to bind a non-local address or --share")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-local --host or --share without --auth (anyone who reaches it can review)")
+    parser.add_argument("--import-root", action="append", default=[], metavar="FOLDER",
+                        help="a folder the Datasets tab may import videos from (repeat for several; default: "
+                             "RBFT_IMPORT_ROOTS, else the data directory and your home folder)")
+    parser.add_argument("--allowed-origin", action="append",
+                        default=[o for o in os.environ.get("RBFT_ALLOWED_ORIGINS", "").split(",") if o.strip()],
+                        metavar="ORIGIN", help="another web origin (https://host[:port]) allowed to call the app from "
+                                               "a browser (default: RBFT_ALLOWED_ORIGINS; the app's own origin only)")
     parser.add_argument("--max-upload-mb", type=float, default=float(os.environ.get("RBFT_MAX_UPLOAD_MB", "500")),
                         help="largest accepted upload in MB (default 500)")
     return parser.parse_args(argv)
@@ -36,7 +43,8 @@ def main(argv=None) -> int:
 
     try:
         return launch(host=args.host, port=args.port, db_url=args.db, share=args.share, auth=args.auth,
-                      insecure=args.insecure, max_upload_mb=args.max_upload_mb)
+                      insecure=args.insecure, max_upload_mb=args.max_upload_mb, import_root=args.import_root,
+                      allowed_origins=args.allowed_origin)
     except RbftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

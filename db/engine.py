@@ -4,6 +4,11 @@ One engine per database URL per process (cached). SQLite files get WAL, foreign 
 timeout on every connection, because the app, the CLI and background jobs write to the same file.
 Sessions live for one user event or one job step: ``with session_scope(url) as s: ...`` commits on
 success and rolls back on error; repository functions in ``db.queries`` only flush.
+
+Schema upgrades are serialised between processes: a file lock next to a SQLite file, a PostgreSQL advisory
+lock (``pg_advisory_lock``) on a server. A database whose schema is newer than this code is refused with
+"upgrade the app" at start-up, and a write that fails because a newer app changed the schema under a running
+one says the same instead of an SQL error.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rbft_core.errors import DataError
@@ -30,6 +36,8 @@ __all__ = [
     "alembic_config",
     "dispose_engines",
     "MIGRATIONS_DIR",
+    "known_revisions",
+    "NewerSchemaError",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -45,6 +53,12 @@ _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
 _factories: dict[str, sessionmaker[Session]] = {}
 _upgraded: set[str] = set()
+_known: list[set[str]] = []
+MIGRATION_LOCK_KEY = 0x5242_4654_4D49_4752  # pg_advisory_lock key of RB-FT Studio's schema upgrades ("RBFTMIGR")
+
+
+class NewerSchemaError(DataError):
+    """The database was upgraded by a newer version of the app than this one."""
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -119,8 +133,52 @@ def _init_lock(url: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def known_revisions() -> set[str]:
+    """Every schema revision this code has a migration for."""
+    from alembic.script import ScriptDirectory  # alembic loads only when migrating
+
+    if not _known:
+        scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+        _known.append({script.revision for script in scripts.walk_revisions()})
+    return _known[0]
+
+
+def _current_revision(connection: Any) -> str | None:
+    try:
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        connection.rollback()
+        return None  # no schema yet
+
+
+def _refuse_newer(revision: str | None, url: str) -> None:
+    if revision is not None and revision not in known_revisions():
+        raise NewerSchemaError(
+            f"the database {make_url(url).render_as_string(hide_password=True)} has schema revision {revision!r}, "
+            f"written by a newer version of RB-FT Studio than this one (it knows up to "
+            f"{max(known_revisions())}); upgrade the app (git pull / pip install -U, then restart) before using it")
+
+
+@contextlib.contextmanager
+def _pg_migration_lock(connection: Any) -> Iterator[None]:
+    """One schema upgrade at a time on a PostgreSQL server (the lock is the connection's, released at the end)."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+
+
 def init_db(url: str | None = None) -> Engine:
-    """Upgrade the database at ``url`` to the newest schema (Alembic ``upgrade head``); idempotent."""
+    """Upgrade the database at ``url`` to the newest schema (Alembic ``upgrade head``); idempotent.
+
+    Refused (``NewerSchemaError``) when a newer app already upgraded the database past what this code knows."""
     from alembic import command  # alembic loads only when migrating
 
     resolved = database_url(url)
@@ -129,7 +187,8 @@ def init_db(url: str | None = None) -> Engine:
         if resolved in _upgraded:
             return engine
     cfg = alembic_config(resolved)
-    with _init_lock(resolved), engine.connect() as connection:
+    with _init_lock(resolved), engine.connect() as connection, _pg_migration_lock(connection):
+        _refuse_newer(_current_revision(connection), resolved)
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # Batch migrations recreate tables; with foreign keys on, dropping the old table would
@@ -182,11 +241,29 @@ def session_scope(url_or_factory: str | sessionmaker[Session] | None = None) -> 
     try:
         yield session
         session.commit()
+    except DBAPIError as exc:
+        session.rollback()
+        _explain_newer_schema(session, exc)
+        raise
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def _explain_newer_schema(session: Session, exc: DBAPIError) -> None:
+    """A statement failed: when a newer app has changed the schema under this one, say so (not an SQL error)."""
+    try:
+        with session.bind.connect() as connection:  # type: ignore[union-attr]
+            revision = _current_revision(connection)
+    except Exception:  # noqa: BLE001 - the original error is the one to show then
+        return
+    if revision is not None and revision not in known_revisions():
+        try:
+            _refuse_newer(revision, str(session.bind.url))  # type: ignore[union-attr]
+        except NewerSchemaError as newer:
+            raise newer from exc
 
 
 def dispose_engines() -> None:

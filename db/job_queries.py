@@ -26,9 +26,11 @@ __all__ = [
     "runs_of_job",
     "run_predictions",
     "ACTIVE_STATUSES",
+    "FINAL_STATUSES",
 ]
 
 ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")  # what a job said about itself: never overwritten
 
 
 def _now() -> datetime:
@@ -36,27 +38,37 @@ def _now() -> datetime:
 
 
 def create_job(session: Session, kind: str, command: list[str], *, device: Optional[str], run_dir: Optional[str],
-               dataset: Optional[str] = None, model: Optional[str] = None, spec_path: Optional[str] = None) -> Job:
+               dataset: Optional[str] = None, model: Optional[str] = None, spec_path: Optional[str] = None,
+               host: Optional[str] = None, boot_id: Optional[str] = None) -> Job:
     job = Job(kind=kind, command=list(command), device=device, run_dir=run_dir, status="queued", dataset=dataset,
-              model=model, spec_path=spec_path)
+              model=model, spec_path=spec_path, host=host, boot_id=boot_id)
     session.add(job)
     session.flush()
     return job
 
 
-def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id, populate_existing=True)
+def get_job(session: Session, job_id: int, *, lock: bool = False) -> Job:
+    """The job row (``lock``: ``SELECT ... FOR UPDATE`` on PostgreSQL, so a status check and its change are one
+    step; SQLite serialises writers anyway)."""
+    job = session.get(Job, job_id, populate_existing=True, with_for_update=lock or None)
     if job is None:
         raise JobError(f"job {job_id} not found; list jobs with `rbft jobs`")
     return job
 
 
 def update_job(session: Session, job_id: int, **changes: Any) -> Job:
-    """Set fields on a job; status changes stamp started/ended times."""
-    job = get_job(session, job_id)
+    """Set fields on a job; status changes stamp started/ended times.
+
+    A final status (succeeded, failed, cancelled) is never overwritten: a later status change (a stop that
+    arrives after the end, a recovery that guessed wrong) leaves status, message and end time as they are.
+    """
+    job = get_job(session, job_id, lock=True)
     status = changes.get("status")
     if status is not None and status not in JOB_STATUSES:
         raise JobError(f"job status must be one of {', '.join(JOB_STATUSES)}, got {status!r}")
+    if job.status in FINAL_STATUSES and status is not None and status != job.status:
+        changes = {k: v for k, v in changes.items() if k not in ("status", "error", "ended_at", "progress")}
+        status = None
     if status == "running" and job.started_at is None:
         changes.setdefault("started_at", _now())
     if status in {"succeeded", "failed", "cancelled", "interrupted"}:

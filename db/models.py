@@ -211,6 +211,9 @@ class Job(Base):
     model: Mapped[Optional[str]] = mapped_column(Text)
     spec_path: Mapped[Optional[str]] = mapped_column(Text)
     device: Mapped[Optional[str]] = mapped_column(String(32))
+    # where it runs: liveness is judged by the process table on that machine, by the heartbeat elsewhere
+    host: Mapped[Optional[str]] = mapped_column(String(255))
+    boot_id: Mapped[Optional[str]] = mapped_column(String(64))
     pid: Mapped[Optional[int]] = mapped_column(Integer)
     pgid: Mapped[Optional[int]] = mapped_column(Integer)
     progress: Mapped[float] = mapped_column(Float, default=0.0)

@@ -26,6 +26,7 @@ from db.models import (
 )
 from rbft_core.errors import ConfigError, ConflictError, DataError
 from rbft_core.review.doubt import doubt_of
+from rbft_core.names import check_dataset_name
 
 __all__ = [
     "REVIEW_FIELDS",
@@ -71,16 +72,14 @@ def get_or_create_dataset(
 
     An existing dataset keeps its settings, except that an empty label set is filled from ``labels``.
     """
-    name = name.strip()
-    if not name:
-        raise ConfigError("dataset name is empty; pass a name such as 'smarthome'")
-    if len(name) > 200:
-        raise ConfigError(f"dataset name is {len(name)} characters; use at most 200")
+    name = (name or "").strip()
+    dataset = session.scalar(select(Dataset).where(Dataset.name == name)) if name else None
+    if dataset is None:
+        name = check_dataset_name(name)  # no separators, '..', control characters; at most 100 characters
     long_labels = [label for label in labels or [] if len(label) > MAX_LABEL_CHARS]
     if long_labels:
         raise ConfigError(f"label {long_labels[0][:40]!r}... is {len(long_labels[0])} characters; labels may have at "
                           f"most {MAX_LABEL_CHARS} (both databases enforce it): use a short name per class")
-    dataset = session.scalar(select(Dataset).where(Dataset.name == name))
     if dataset is None:
         dataset = Dataset(
             name=name, preset=preset, role=role, task=task, labels=list(labels or []), criteria=criteria
@@ -310,9 +309,10 @@ def _conflict(review: Review, expected_version: int, attempted: dict[str, Any]) 
 
 
 def save_review(
-    session: Session, review_id: int, *, expected_version: int, reviewer: str, **changes: Any
+    session: Session, review_id: int, *, expected_version: int, reviewer: str, note: str | None = None, **changes: Any
 ) -> Review:
-    """Save a reviewer's changes if nobody saved since ``expected_version``; append a revision.
+    """Save a reviewer's changes if nobody saved since ``expected_version``; append a revision (with ``note``,
+    why the app made this change, in its ``after``).
 
     Raises ``ConflictError`` (with ``.current`` and ``.attempted``) when the review moved on meanwhile.
     """
@@ -336,11 +336,8 @@ def save_review(
     if result.rowcount != 1:
         raise _conflict(get_review(session, review_id), expected_version, changes)
     review = get_review(session, review_id)
-    session.add(
-        ReviewRevision(
-            review_id=review_id, version=review.version, before=before, after=review_snapshot(review), reviewer=reviewer
-        )
-    )
+    after = review_snapshot(review) | ({"note": note} if note else {})
+    session.add(ReviewRevision(review_id=review_id, version=review.version, before=before, after=after, reviewer=reviewer))
     session.flush()
     return review
 

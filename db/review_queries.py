@@ -235,6 +235,23 @@ def suggestion_parse_status(session: Session, suggestion_id: int) -> Optional[st
     return session.scalar(select(Suggestion.parse_status).where(Suggestion.id == suggestion_id))
 
 
+def suggestion_texts(session: Session, suggestion_id: Optional[int]) -> dict[str, Optional[str]]:
+    """The four rationale fields of a suggestion (all None for no suggestion)."""
+    suggestion = session.get(Suggestion, suggestion_id) if suggestion_id else None
+    return {name: getattr(suggestion, name) if suggestion is not None else None for name in RATIONALE_FIELDS}
+
+
+def snapshot_at_version(session: Session, review_id: int, version: int) -> Optional[dict[str, Any]]:
+    """The review as it was at ``version`` (the ``before`` of the save that made ``version + 1``); None when the
+    review never left that version or no history records it. Refused saves are not saves: they are skipped."""
+    for revision in session.scalars(select(ReviewRevision).where(ReviewRevision.review_id == review_id,
+                                                                 ReviewRevision.version == version + 1)
+                                    .order_by(ReviewRevision.id)):
+        if not (revision.after or {}).get("refused"):
+            return dict(revision.before or {})
+    return None
+
+
 def newest_suggestion_id(session: Session, video_id: int) -> Optional[int]:
     return session.scalar(select(func.max(Suggestion.id)).where(Suggestion.video_id == video_id))
 

@@ -30,6 +30,23 @@ def pytest_configure(config) -> None:
         "markers", "both_backends: run the test once on SQLite and once on PostgreSQL (RBFT_TEST_PG_URL)")
 
 
+def pytest_runtest_logreport(report) -> None:
+    """Every test's outcome in this session (tests/outcomes.py), for the catalogue test that checks them."""
+    from tests import outcomes
+
+    outcomes.record(report.nodeid, report.when, report.outcome)
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: only what really runs
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests about other tests' outcomes run last (tests/outcomes.py ``LAST``)."""
+    from tests import outcomes
+
+    outcomes.COLLECTED.update(item.nodeid for item in items)
+    last = [item for item in items if item.nodeid in outcomes.LAST]
+    items[:] = [item for item in items if item.nodeid not in outcomes.LAST] + last
+
+
 def pytest_generate_tests(metafunc) -> None:
     """Tests marked ``both_backends`` that use a database run on each backend: ``test_x[sqlite]``, ``[postgresql]``."""
     if "db_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
@@ -154,10 +171,12 @@ def demo_base_model(tmp_path_factory):
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch) -> Path:
-    """A fresh data directory (frame cache, previews, runs) for this test."""
+    """A fresh data directory (frame cache, previews, runs) for this test; the test's folder is its import root
+    (the web app imports only under ``RBFT_IMPORT_ROOTS``, and test videos live in ``tmp_path``)."""
     path = tmp_path / "data"
     path.mkdir()
     monkeypatch.setenv("RBFT_DATA_DIR", str(path))
+    monkeypatch.setenv("RBFT_IMPORT_ROOTS", str(tmp_path))
     return path
 
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LoadReport", "run_review_load", "check_against_db"]
+__all__ = ["LoadReport", "run_review_load", "run_collision", "check_against_db"]
 
 OPEN = ("todo", "", "", "any", False, "")  # status, label, split, edited, parse failed, search
 NAMES = ("header", "video", "frames", "notice", "suggestion", "subjects", "attributes", "actions", "scenes",
@@ -125,6 +125,54 @@ def run_review_load(url: str, items: list[str], *, reviewers: int, saves: int, s
     except threading.BrokenBarrierError:
         pass
     began = time.perf_counter()
+    for t in threads:
+        t.join()
+    report.seconds = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return report
+
+
+def run_collision(url: str, item: str, *, reviewers: int) -> LoadReport:
+    """Every reviewer opens ``item`` ("dataset/external_id") at the same version, then all save at once: exactly
+    one save can win; every other one must be refused as stale (a deterministic conflict, not a lucky one)."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    dataset, ref = item.split("/")
+    report = LoadReport(reviewers=reviewers, saves_per_reviewer=1)
+    lock, opened, go = threading.Lock(), threading.Barrier(reviewers), threading.Barrier(reviewers)
+    errors: list[BaseException] = []
+
+    def work(r: int) -> None:
+        name = f"clash{r}"
+        try:
+            client = Client(url, verbose=False, download_files=False)
+            shown = _item(client.predict(dataset, *OPEN, api_name="/review_open"))
+            fields = [shown["subjects"], shown["attributes"], shown["actions"], shown["scenes"], shown["label"]]
+            shown = _item(client.predict(name, *fields, ref, api_name="/review_jump"))
+            opened.wait(timeout=120)  # nobody saves before everybody has the item open
+            go.wait(timeout=120)
+            text = f"{name}-only"
+            try:
+                client.predict(name, text, shown["attributes"], shown["actions"], shown["scenes"], shown["label"],
+                               api_name="/review_edit")
+                with lock:
+                    report.accepted.append((ref, text))
+            except AppError as exc:
+                with lock:
+                    (report.refused.append((ref, text, str(exc))) if "saved by" in str(exc)
+                     else report.other_errors.append(str(exc)))
+            client.close()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+            opened.abort()
+            go.abort()
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in range(reviewers)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
     for t in threads:
         t.join()
     report.seconds = time.perf_counter() - began

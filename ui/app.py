@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import os
+import threading
+from typing import Callable, Optional, Sequence
 
 import gradio as gr
+from gradio.utils import get_cache_folder, get_upload_folder
 from sqlalchemy.engine import make_url
+from starlette.middleware import Middleware
 
 from db.engine import init_db
 from rbft_core.errors import ConfigError
 from rbft_core.jobs.runner import recover_jobs
-from rbft_core.review.media import media_dirs, source_roots
-from rbft_core.settings import data_dir, database_url
+from rbft_core.locks import hold_app_lock
+from rbft_core.review.media import media_dirs
+from rbft_core.settings import IMPORT_ROOTS_ENV, data_dir, database_url, import_roots
 from ui import datasets_tab, export_tab, inspect_tab, review_tab, train_tab
 from ui.common import Tab
+from ui.guard import FileGuard, OriginGuard, clean_old_files
 from ui.keys import shortcut_js
 from ui.media import serve_dirs
 from ui.review_render import CSS
 
-__all__ = ["TABS", "build_app", "build_tabs", "launch", "page_assets", "check_exposure", "parse_auth"]
+__all__ = ["TABS", "build_app", "build_tabs", "launch", "page_assets", "check_exposure", "parse_auth",
+           "guard_middleware", "UPLOAD_MAX_AGE_S"]
+
+UPLOAD_MAX_AGE_S = 24 * 3600.0  # Gradio's upload folder keeps a file this long (a day), then it is deleted
 
 
 def page_assets() -> dict:
@@ -84,28 +93,48 @@ def parse_auth(auth: Optional[str]) -> Optional[tuple[str, str]]:
     return user, password
 
 
+def guard_middleware(allowed_origins: Sequence[str] = ()) -> list[Middleware]:
+    """The file and origin guards (``ui.guard``) for ``launch(app_kwargs={"middleware": ...})``."""
+    created = [get_upload_folder(), str(get_cache_folder())]
+    return [Middleware(OriginGuard, allowed=list(allowed_origins)),
+            Middleware(FileGuard, media_roots=[str(d) for d in media_dirs()], created_roots=created)]
+
+
+def _clean_uploads_forever(every_s: float = 3600.0) -> None:
+    folders = [get_upload_folder(), str(data_dir() / "uploads")]
+    while True:
+        for folder in folders:
+            clean_old_files(folder, UPLOAD_MAX_AGE_S)
+        threading.Event().wait(every_s)
+
+
 def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Optional[str],
-           insecure: bool = False, max_upload_mb: float = 500) -> int:
+           insecure: bool = False, max_upload_mb: float = 500, import_root: Sequence[str] = (),
+           allowed_origins: Sequence[str] = ()) -> int:
 
     check_exposure(host, auth=auth, share=share, insecure=insecure)
     credentials = parse_auth(auth)
+    if import_root:  # the tabs and the jobs they start read it from the environment
+        os.environ[IMPORT_ROOTS_ENV] = os.pathsep.join(str(p) for p in import_root)
+    import_roots()  # resolves (and so checks) the setting before anything starts
     init_db(db_url)
-
-    recover_jobs(db_url)  # jobs whose process died while the app was down; live ones are left running
-    assets = page_assets()
-    serve_dirs(*source_roots(db_url))  # datasets imported later are added when first shown (ui.media.serve)
-    app = build_app(db_url)
-    app.queue(default_concurrency_limit=8).launch(
-        server_name=host,
-        server_port=port,
-        share=share,
-        auth=credentials,
-        allowed_paths=[str(data_dir())],
-        blocked_paths=_database_files(db_url),
-        max_file_size=int(max_upload_mb * 1024 * 1024),
-        show_error=True,
-        **assets,
-    )
+    with hold_app_lock(db_url):  # `rbft restore` refuses while this is held
+        recover_jobs(db_url)  # jobs whose process died while the app was down; live ones are left running
+        assets = page_assets()
+        threading.Thread(target=_clean_uploads_forever, name="rbft-clean-uploads", daemon=True).start()
+        app = build_app(db_url)
+        app.queue(default_concurrency_limit=8).launch(
+            server_name=host,
+            server_port=port,
+            share=share,
+            auth=credentials,
+            allowed_paths=[str(data_dir())],  # what a handler may return; FileGuard decides what is served
+            blocked_paths=_database_files(db_url),
+            max_file_size=int(max_upload_mb * 1024 * 1024),
+            show_error=True,
+            app_kwargs={"middleware": guard_middleware(allowed_origins)},
+            **assets,
+        )
     return 0
 
 
@@ -115,4 +144,4 @@ def _database_files(db_url: Optional[str]) -> list[str]:
     url = make_url(database_url(db_url))
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return []
-    return [url.database + suffix for suffix in ("", "-wal", "-shm", ".init-lock")]
+    return [url.database + suffix for suffix in ("", "-wal", "-shm", ".init-lock", ".app-lock", ".bak")]

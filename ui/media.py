@@ -1,12 +1,12 @@
-"""Serving media files to the page without copying them, and only from folders the app owns.
+"""Serving media to the page without copying it, and only from folders the app itself writes.
 
-Gradio copies (and hashes) every returned file into its cache unless the file lies in a static path;
-a review page returns a video and eight frames per item, so copying would cost a full read of the
-video on every "next". Static paths are also what ``/gradio_api/file=`` serves, so they are kept to
-the folders the app may show: the data directory's media caches and the source roots of imported
-datasets (``db.queries.source_roots``). A file outside all of them is never made servable (Gradio then
-refuses it). Gradio checks every returned file against every static path, so the list stays short:
-one entry per source root, not per video folder.
+Gradio copies (and hashes) every returned file into its cache unless the file lies in a static path; a
+review page returns a video and eight frames per item, so copying would cost a full read of the video on
+every "next". The static paths are the data directory's media folders alone (``media_dirs``: hard links to
+imported videos named by their content hash, H.264 previews, frame thumbnails). An import folder is never a
+static path: the page gets the link of a video recorded in the database (``review.media.served_video``), so
+nothing else in that folder (an ``.html`` beside a video, a key file, ``/`` itself) is reachable.
+``ui.guard.FileGuard`` enforces the same set on ``/gradio_api/file=`` and forces the content types.
 """
 
 from __future__ import annotations
@@ -18,16 +18,12 @@ from typing import Optional
 
 import gradio as gr
 
-from rbft_core.review.media import source_roots
+from rbft_core.review.media import media_dirs
 
 __all__ = ["serve", "serve_dirs", "served_roots"]
 
 _lock = threading.Lock()
 _served: list[str] = []
-
-
-def _covered(path: str) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in _served)
 
 
 def served_roots() -> list[str]:
@@ -37,25 +33,20 @@ def served_roots() -> list[str]:
 
 
 def serve_dirs(*folders: os.PathLike | str) -> None:
-    """Serve every file under these folders directly."""
+    """Serve the files under these app-made media folders directly; any other folder is refused."""
+    allowed = {str(Path(d).resolve()) for d in media_dirs()}
     with _lock:
         for folder in folders:
             resolved = str(Path(folder).resolve())
-            if not _covered(resolved):
+            if resolved not in allowed:
+                raise ValueError(f"{resolved} is not one of the app's media folders; only those are served")
+            if resolved not in _served:
                 gr.set_static_paths([resolved])
                 _served.append(resolved)
 
 
 def serve(db_url: Optional[str], *paths: Optional[str]) -> None:
-    """Let the page load these files directly when they lie under the data directory or a source root.
-
-    A file under a dataset imported since start-up serves that dataset's source root; a file under no
-    known root stays unserved.
-    """
-    pending = [str(Path(p).resolve()) for p in paths if p]
-    pending = [p for p in pending if not _covered(p)]
-    if not pending:
-        return
-
-    roots = [str(root) for root in source_roots(db_url)]
-    serve_dirs(*[r for r in roots if any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for p in pending)])
+    """Make sure the media folders are served. Files elsewhere (an import folder) never become servable:
+    ``review.media.item_media`` already returns links inside the media folders."""
+    del db_url, paths  # kept for the callers' signature; what is served no longer depends on them
+    serve_dirs(*media_dirs())

@@ -99,8 +99,9 @@ def history_html(rows: list[dict[str, Any]]) -> str:
         changes = "".join(f"<li><b>{_e(name)}</b>: {_e(_clip(before)) or '<i>∅</i>'} → {_e(_clip(after)) or '<i>∅</i>'}</li>"
                           for name, before, after in row["changes"]) or "<li><i>no field changed</i></li>"
         refused = f' <span class="rv-refused">REFUSED: {_e(row["refused"])}</span>' if row.get("refused") else ""
+        note = f' <span class="rv-note">{_e(row["note"])}</span>' if row.get("note") else ""
         out.append(f'<div class="rv-rev"><b>v{_e(row["version"])}</b> by {_e(row["reviewer"])} at '
-                   f'{_e(row["when"])}{refused}<ul>{changes}</ul></div>')
+                   f'{_e(row["when"])}{refused}{note}<ul>{changes}</ul></div>')
     return '<div class="rv-history">' + "".join(out) + "</div>"
 
 

@@ -3,7 +3,7 @@
 Both use SQLite's online backup API (``sqlite3.Connection.backup``), which copies a consistent snapshot
 page by page under SQLite's own locking, so the app and jobs may keep reading and writing. A backup is
 checked (``PRAGMA integrity_check``) before it is kept. A restore first checks the backup (integrity,
-an Alembic revision this code knows), refuses while jobs run, keeps the current database as
+an Alembic revision this code knows), refuses while the web app or jobs run, keeps the current database as
 ``<file>.bak`` (itself an online backup), then copies the backup into the live file and upgrades it to
 the newest schema. PostgreSQL databases are backed up with ``pg_dump`` / ``pg_restore`` instead.
 """
@@ -22,6 +22,7 @@ from db import job_queries as jq
 from db.engine import alembic_config, dispose_engines, init_db, session_scope
 from rbft_core.errors import ConfigError, DataError, JobError
 from rbft_core.jobs.runner import recover_jobs
+from rbft_core.locks import exclusive_app_lock
 from rbft_core.settings import database_url
 
 __all__ = ["BackupReport", "backup_database", "restore_database", "register"]
@@ -138,7 +139,13 @@ def restore_database(db_url: Optional[str], backup: str | Path) -> BackupReport:
         raise ConfigError("the backup file is the live database itself; pick the backup file")
     revision = _check(backup, "backup")
     _known_revision(revision)
-    _refuse_while_jobs_run(db_url, live)
+    with exclusive_app_lock(db_url, "restore"):  # the app holds it shared while it runs
+        _refuse_while_jobs_run(db_url, live)
+        _replace(live, backup)
+    return BackupReport(backup, live, live.stat().st_size, revision)
+
+
+def _replace(live: Path, backup: Path) -> None:
     dispose_engines()
     if live.exists():
         keep = live.with_name(live.name + ".bak")
@@ -156,7 +163,6 @@ def restore_database(db_url: Optional[str], backup: str | Path) -> BackupReport:
         source.close()
     init_db(str(live))  # an older backup is upgraded to the newest schema
     dispose_engines()
-    return BackupReport(backup, live, live.stat().st_size, revision)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

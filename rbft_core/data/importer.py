@@ -10,8 +10,10 @@ import keeps what it finished; splits of videos already in the dataset never cha
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,14 +37,18 @@ from rbft_core.data.video import probe_video
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.export import reimport as export_import
 from rbft_core.export.reimport import restore_rationales
+from rbft_core.names import file_slug
+from rbft_core.settings import data_dir
 
-__all__ = ["ImportReport", "import_videos", "detect_format", "VIDEO_EXTENSIONS", "FORMATS"]
+__all__ = ["ImportReport", "import_videos", "detect_format", "VIDEO_EXTENSIONS", "FORMATS", "MAX_STORED_FAILURES",
+           "stored_report"]
 
 FORMATS = ("auto", "folder", "csv", "jsonl", "smarthome-bench", "multihateclip", "rbft-export")
 Format = Literal["auto", "folder", "csv", "jsonl", "smarthome-bench", "multihateclip", "rbft-export"]
 ProgressFn = Callable[[int, int, str], None]
 
 _CHUNK_BYTES = 1 << 20
+MAX_STORED_FAILURES = 200  # failures kept in the import's database row; all of them go to a JSONL file
 
 
 @dataclass
@@ -215,9 +221,26 @@ def import_videos(
         report.failed = failed
         report.counts = queries.label_counts(session, dataset_id, readable_only=True)
         details = {"format": fmt, "manifest": str(manifest_path or ""), "seed": seed, "test_fraction": test_fraction}
-        queries.record_import_run(session, dataset_id, str(root), fmt, {**report.to_json(), **details})
+        queries.record_import_run(session, dataset_id, str(root), fmt, {**stored_report(report), **details})
         session.commit()
     return report
+
+
+def stored_report(report: ImportReport) -> dict[str, Any]:
+    """The report as the database keeps it: at most ``MAX_STORED_FAILURES`` failures in the row, the count of
+    all of them, and (when there are any) every one in ``<data>/imports/<dataset>-<time>-failed.jsonl``."""
+    out = report.to_json()
+    out["failed_total"] = len(report.failed)
+    out["failed"] = out["failed"][:MAX_STORED_FAILURES]
+    if report.failed:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+        path = data_dir() / "imports" / f"{file_slug(report.dataset)}-{stamp}-failed.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            for item in report.failed:
+                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+        out["failed_file"] = str(path)
+    return out
 
 
 def _rbft_export(source: Any, fmt: str, manifest: Any) -> Any:

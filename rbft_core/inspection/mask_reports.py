@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from rbft_core.names import file_slug
 from rbft_core.settings import data_dir
 
 __all__ = ["write_reports", "latest_experiment", "TABLE_COLUMNS", "table_rows"]
@@ -39,7 +40,7 @@ def table_rows(models: list[dict]) -> list[list]:
 
 def write_reports(result) -> dict[str, str]:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-    base = _reports_dir() / f"mask-{result.dataset}-{stamp}"
+    base = _reports_dir() / f"mask-{file_slug(result.dataset)}-{stamp}"  # no dot in it: with_suffix stays right
     files = {"json": str(base.with_suffix(".json")), "csv": str(base.with_suffix(".csv")),
              "png": str(base.with_suffix(".png"))}
     with open(files["csv"], "w", newline="") as handle:
@@ -80,5 +81,8 @@ def _bar_chart(models: list[dict], out: Path, config: dict) -> None:
 
 def latest_experiment(dataset: str) -> Optional[dict]:
     """The newest masking report of ``dataset`` (parsed JSON), or None."""
-    found = sorted(_reports_dir().glob(f"mask-{dataset}-*.json"))
-    return json.loads(found[-1].read_text()) if found else None
+    for path in sorted(_reports_dir().glob(f"mask-{file_slug(dataset)}-*.json"), reverse=True):
+        report = json.loads(path.read_text())
+        if report.get("dataset") == dataset:
+            return report
+    return None

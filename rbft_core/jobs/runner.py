@@ -8,30 +8,37 @@ source of truth for training logs. Compute jobs take an exclusive lock on their 
 device); until they hold it they stay ``queued``.
 
 Stop is graceful first: SIGTERM sets a flag the task's ``should_stop()`` reads at safe points (the trainer
-then saves its adapter and exits), and the whole process group is killed after a timeout. Only the job's own
-process group is ever signalled, after checking its command line.
+then saves its adapter and exits: "stopped, adapter saved at step N"), and the whole process group is killed
+after a timeout. Only the job's own process group is ever signalled, after checking its command line. The app
+reaps the jobs it started (a finished job never lingers as a zombie holding its group), and a final status a
+job wrote (succeeded, failed, cancelled) is never overwritten.
+
+Liveness: a job row records its host and boot id. On that machine a job is alive while its process is; after a
+reboot it is lost; from another machine it is alive while its heartbeat (also sent while queued) is fresh. A
+job younger than ``START_GRACE_S`` that has no process id yet is being started, not lost.
 """
 
 from __future__ import annotations
 
-import fcntl
+import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from db import job_queries as jq
 from db.engine import session_scope
 from rbft_core.errors import JobError, RbftError
 from rbft_core.jobs.execute import TaskHooks, execute
+from rbft_core.locks import device_lock
 from rbft_core.settings import data_dir, database_url
 from rbft_core.specs import Spec, load_spec
 
@@ -43,6 +50,8 @@ COMPUTE_KINDS = {"generate", "train", "pipeline", "evaluate", "mask-experiment",
 COOPERATIVE_KINDS = {"generate", "train", "pipeline", "evaluate", "mask-experiment", "attention"}
 HEARTBEAT_S = 5.0
 PROGRESS_EVERY_S = 1.0
+STALE_HEARTBEAT_S = 12 * HEARTBEAT_S  # a job on another host with no heartbeat for this long is lost
+START_GRACE_S = 60.0  # a job row without a process id yet is being started for this long
 
 
 class JobCancelled(BaseException):
@@ -60,6 +69,18 @@ def default_device() -> str:
 
 def job_spec_path(job_id: int) -> Path:
     return data_dir() / "jobs" / f"job-{job_id}" / "spec.yaml"
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def boot_id() -> Optional[str]:
+    """This boot of this machine (Linux); None elsewhere."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
 
 
 def run_command(spec_path: str | Path) -> str:
@@ -82,7 +103,8 @@ def start_job(db_url: Optional[str], spec: Spec, *, device: Optional[str] = None
         device = default_device()
     dataset, model = _identity(spec)
     with session_scope(url) as s:
-        job_id = jq.create_job(s, spec.task, [], device=device, run_dir=None, dataset=dataset, model=model).id
+        job_id = jq.create_job(s, spec.task, [], device=device, run_dir=None, dataset=dataset, model=model,
+                               host=this_host(), boot_id=boot_id()).id
     path = spec.write(job_spec_path(job_id))
     log_path = path.parent / "job.log"
     with session_scope(url) as s:
@@ -98,6 +120,7 @@ def start_job(db_url: Optional[str], spec: Spec, *, device: Optional[str] = None
             start_new_session=True,  # own process group: survives the app, killable as a group
             close_fds=True,
         )
+    threading.Thread(target=proc.wait, name=f"reap-job-{job_id}", daemon=True).start()  # no zombie stays behind
     with session_scope(url) as s:
         jq.update_job(s, job_id, pid=proc.pid, pgid=proc.pid)
     return job_id
@@ -126,29 +149,39 @@ def _group_alive(pgid: int) -> bool:
 
 
 def stop_job(db_url: Optional[str], job_id: int, *, timeout_s: float = 30.0) -> str:
-    """Ask a job to stop (SIGTERM), then kill its process group after ``timeout_s``. Returns the final status."""
+    """Ask a job to stop (SIGTERM), then kill its process group after ``timeout_s``. Returns the final status.
+
+    The job's own final status stands: "cancelled" with "stopped, adapter saved at step N" after a graceful
+    stop, or "succeeded" when it ended just before the request. Only a job still running at the deadline is
+    recorded as killed."""
     with session_scope(db_url) as s:
         job = jq.get_job(s, job_id)
-        status, pid, pgid = job.status, job.pid, job.pgid
-    if status not in ("queued", "running"):
+        status, pid, pgid, host = job.status, job.pid, job.pgid, job.host
+    if status not in jq.ACTIVE_STATUSES:
         return status
+    if host and host != this_host():
+        raise JobError(f"job {job_id} runs on host {host}, not on this one ({this_host()}); stop it there with "
+                       f"`rbft stop {job_id}`")
     if not _is_our_process(pid, job_id):
         with session_scope(db_url) as s:
             jq.update_job(s, job_id, status="cancelled", error="stopped before its process was found")
-        return "cancelled"
+            return jq.get_job(s, job_id).status
     os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and _is_our_process(pid, job_id):
         time.sleep(0.2)
-    if _is_our_process(pid, job_id) or _group_alive(pgid):
-        os.killpg(pgid, signal.SIGKILL)
-        with session_scope(db_url) as s:
-            jq.update_job(s, job_id, status="cancelled", error=f"did not stop within {timeout_s:.0f} s; killed")
+    killed = _is_our_process(pid, job_id)
+    if killed or _group_alive(pgid):  # the job itself, or helpers it left behind (data loader workers)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     with session_scope(db_url) as s:
-        job = jq.get_job(s, job_id)
-        if job.status in ("queued", "running"):  # killed before it could write its own status
-            jq.update_job(s, job_id, status="cancelled")
-        return job.status
+        if killed:
+            jq.update_job(s, job_id, status="cancelled", error=f"did not stop within {timeout_s:.0f} s; killed")
+        elif jq.get_job(s, job_id).status in jq.ACTIVE_STATUSES:  # ended before it could write its own status
+            jq.update_job(s, job_id, status="cancelled", error="stopped")
+        return jq.get_job(s, job_id).status
 
 
 def stop_job_async(db_url: Optional[str], job_id: int, *, timeout_s: float = 60.0) -> threading.Thread:
@@ -163,15 +196,39 @@ def stop_job_async(db_url: Optional[str], job_id: int, *, timeout_s: float = 60.
 def recover_jobs(db_url: Optional[str]) -> list[int]:
     """Mark jobs whose process is gone as interrupted (with a resume hint). Returns their ids."""
     lost = []
+    now = datetime.now(timezone.utc)
     with session_scope(db_url) as s:
         for job in jq.jobs_with_status(s, jq.ACTIVE_STATUSES):
-            if _is_our_process(job.pid, job.id):
+            why = _lost_because(job, now)
+            if why is None:
                 continue
-            hint = _resume_hint(s, job)
-            jq.update_job(s, job.id, status="interrupted",
-                          error=f"the job's process ended without reporting (killed or machine restarted); {hint}")
+            jq.update_job(s, job.id, status="interrupted", error=f"{why}; {_resume_hint(s, job)}")
             lost.append(job.id)
     return lost
+
+
+def _age_s(moment: Optional[datetime], now: datetime) -> float:
+    if moment is None:
+        return float("inf")
+    if moment.tzinfo is None:  # SQLite returns naive datetimes; they were written in UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (now - moment).total_seconds()
+
+
+def _lost_because(job, now: datetime) -> Optional[str]:
+    """Why an active job is lost, or None while it may be alive."""
+    if job.host and job.host != this_host():
+        age = _age_s(job.heartbeat_at or job.started_at or job.created_at, now)
+        if age <= STALE_HEARTBEAT_S:
+            return None
+        return f"no heartbeat from host {job.host} for {age:.0f} s (the job or its machine stopped)"
+    if job.boot_id and boot_id() and job.boot_id != boot_id():
+        return "the machine restarted while the job ran"
+    if _is_our_process(job.pid, job.id):
+        return None
+    if job.pid is None and _age_s(job.created_at, now) < START_GRACE_S:
+        return None  # its process is being started
+    return "the job's process ended without reporting (killed or machine restarted)"
 
 
 def _resume_hint(session, job) -> str:
@@ -233,21 +290,6 @@ class _JobProgress:
             jq.update_job(s, self.job_id, progress=min(1.0, float(done) / float(total or 1)), progress_text=text[:500])
 
 
-@contextmanager
-def _device_lock(device: Optional[str]) -> Iterator[None]:
-    if not device:
-        yield
-        return
-    locks = data_dir() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"device-{device.replace(':', '')}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # blocks while another job uses the device: we stay queued
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _heartbeat(db_url, job_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         try:
@@ -262,26 +304,29 @@ def _run(job_id: int) -> int:
     with session_scope(db_url) as s:
         job = jq.get_job(s, job_id)
         spec_path, device, kind = job.spec_path, job.device, job.kind
-    cancel = threading.Event()
+    cancel, holds_device = threading.Event(), threading.Event()
 
     def on_term(signum, frame):
         cancel.set()
-        if kind not in COOPERATIVE_KINDS:
+        if kind not in COOPERATIVE_KINDS or not holds_device.is_set():  # queued: nothing to save, end now
             raise JobCancelled()
 
     signal.signal(signal.SIGTERM, on_term)
     stop_beat = threading.Event()
-    status, error = "failed", None
+    status, error, result = "failed", None, {}
     try:
+        with session_scope(db_url) as s:  # the machine that runs it (and beats from the start, queued included)
+            jq.update_job(s, job_id, host=this_host(), boot_id=boot_id(), heartbeat_at=datetime.now(timezone.utc))
+        threading.Thread(target=_heartbeat, args=(db_url, job_id, stop_beat), daemon=True).start()
         if not spec_path:
             raise JobError(f"job {job_id} has no spec file (it was started by an older version); start it again")
         spec = load_spec(spec_path)
-        with _device_lock(device):
+        with device_lock(device):  # blocks while another job uses the device: we stay queued
+            holds_device.set()
             if cancel.is_set():
                 raise JobCancelled()
             with session_scope(db_url) as s:
                 jq.update_job(s, job_id, status="running", heartbeat_at=datetime.now(timezone.utc))
-            threading.Thread(target=_heartbeat, args=(db_url, job_id, stop_beat), daemon=True).start()
             hooks = TaskHooks(progress=_JobProgress(db_url, job_id), should_stop=cancel.is_set, job_id=job_id)
             result = execute(spec, db_url, hooks)
             status = "cancelled" if cancel.is_set() else result.get("status", "succeeded")
@@ -297,12 +342,44 @@ def _run(job_id: int) -> int:
     finally:
         stop_beat.set()
     with session_scope(db_url) as s:
+        if status == "cancelled":
+            error = _stop_note(s, job_id, result)
         changes: dict[str, Any] = {"status": status, "error": error}
         if status == "succeeded":
             changes["progress"] = 1.0
         jq.update_job(s, job_id, **changes)
     print(f"job {job_id} {status}" + (f": {error}" if error else ""), flush=True)
     return 0 if status == "succeeded" else 1
+
+
+def _stop_note(session, job_id: int, result: dict[str, Any]) -> str:
+    """What a graceful stop kept: "stopped, adapter saved at step N (<adapter folder>)", or "stopped"."""
+    run_dir = result.get("run_dir")
+    if not run_dir:
+        runs = jq.runs_of_job(session, job_id)
+        run_dir = runs[-1].run_dir if runs else None
+    adapter = Path(run_dir) / "adapter" if run_dir else None
+    if adapter is None or not (adapter / "adapter_config.json").is_file():
+        return "stopped on request"
+    step = result.get("global_step") if result.get("run_dir") else None
+    if step is None:
+        step = _last_logged_step(Path(run_dir) / "trainer_log.jsonl")
+    return f"stopped, adapter saved at step {step if step is not None else '?'} ({adapter})"
+
+
+def _last_logged_step(log: Path) -> Optional[int]:
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, log.stat().st_size - 8192))
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["current_steps"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -5,13 +5,21 @@ and ``max_pixels`` on Qwen's 28-pixel grid), read through the shared frame cache
 exactly the frames generation used, with their timestamps. Frames are written once as small JPEGs under
 ``cache/thumbs`` (the page loads them as files). A missing or broken video never blocks the review: the
 page gets a notice instead, and cached frames when there are any.
+
+The page never loads a file from an import folder: a video that plays as it is gets a content-addressed hard
+link ``cache/media/<sha256[:2]>/<sha256>.mp4`` (a copy when the folder is on another file system), one that does
+not gets an H.264 preview in ``cache/previews``. Only these app-made folders are served (``media_dirs``), and
+every name in them ends in a video or image extension, so nothing next to an imported video (an ``.html``, a
+key file) is ever reachable through the app.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -23,14 +31,12 @@ from typing import Any, Callable, Optional
 
 from PIL import Image
 
-from db import queries
-from db.engine import session_scope
 from rbft_core.data.clips import browser_playable, make_preview
 from rbft_core.data.video import SampleSpec, default_frame_cache, sample_frames
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.settings import cache_dir
 
-__all__ = ["ItemMedia", "item_media", "sample_spec_of", "prefetch", "media_dirs"]
+__all__ = ["ItemMedia", "item_media", "sample_spec_of", "prefetch", "media_dirs", "served_video", "SERVED_TYPES"]
 
 _HEX = re.compile(r"^[0-9a-fA-F]{16,128}$")
 PREVIEW_WAIT_S = 1.0  # how long opening an item waits for a transcode before showing a notice instead
@@ -40,6 +46,9 @@ _preview_lock = threading.Lock()
 _transcodes: OrderedDict[tuple, Future] = OrderedDict()
 _prefetch_lock = threading.Lock()
 _busy: list[bool] = []
+# The only file types the app serves from its media folders, with the content type they are served as.
+SERVED_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".jpg": "image/jpeg", ".png": "image/png"}
+_LINK_SUFFIX = {".mp4": ".mp4", ".m4v": ".mp4", ".webm": ".webm"}
 
 
 @dataclass
@@ -50,18 +59,12 @@ class ItemMedia:
 
 
 def media_dirs() -> list[Path]:
-    """Folders the page loads media from (previews, thumbnails); the UI serves them."""
-    dirs = [cache_dir() / "previews", cache_dir() / "thumbs"]
+    """Folders the page loads media from (links to imported videos, previews, thumbnails); the UI serves them
+    and nothing else of the data directory or of the import folders."""
+    dirs = [cache_dir() / "media", cache_dir() / "previews", cache_dir() / "thumbs"]
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
     return dirs
-
-
-def source_roots(db_url: Optional[str]) -> list[Path]:
-    """Folders datasets were imported from: with the data directory, the only places media is served from."""
-
-    with session_scope(db_url) as s:
-        return [Path(root).resolve() for root in queries.source_roots(s)]
 
 
 def sample_spec_of(gen_params: Optional[dict[str, Any]]):
@@ -87,29 +90,86 @@ def _plays_as_is(path: str, mtime_ns: int, size: int) -> bool:
     return browser_playable(path)
 
 
-def _preview(path: Path, sha256: str) -> Optional[str]:
-    """The file itself when browsers play it; else its H.264 preview, or None while that is being made.
+def _link_path(path: Path, sha256: str) -> Path:
+    key = sha256.lower() if _HEX.match(sha256 or "") else _path_key(path)
+    return cache_dir() / "media" / key[:2] / f"{key}{_LINK_SUFFIX.get(path.suffix.lower(), '.mp4')}"
 
-    Transcoding a long video takes a while, so it runs in a background thread (never inside the page's
-    event): the page waits ``PREVIEW_WAIT_S`` and otherwise shows a notice; the next open finds it ready.
+
+def _path_key(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+
+
+def _current_link(path: Path, sha256: str) -> Optional[Path]:
+    link = _link_path(path, sha256)
+    try:
+        if os.path.samefile(link, path) or link.stat().st_size == path.stat().st_size:
+            return link
+    except OSError:
+        pass
+    return None
+
+
+def served_video(path: str | os.PathLike, sha256: str) -> Path:
+    """A browser-playable imported video as the page may load it: a hard link named by its content hash under
+    ``cache/media`` (a copy when a link is not possible: another file system, or a file the app does not own)."""
+
+    path = Path(path)
+    found = _current_link(path, sha256)
+    if found is not None:
+        return found
+    link = _link_path(path, sha256)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.stem}.{os.getpid()}.{threading.get_ident()}{link.suffix}")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(path, tmp)
+        except OSError:  # EXDEV, EPERM (protected hard links), a file system without links
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, link)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return link
+
+
+def _preview(path: Path, sha256: str) -> Optional[str]:
+    """A served link to the file when browsers play it; else its H.264 preview; None while either is being made.
+
+    Transcoding (or copying) a long video takes a while, so it runs in a background thread (never inside the
+    page's event): the page waits ``PREVIEW_WAIT_S`` and otherwise shows a notice; the next open finds it ready.
     """
 
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if _plays_as_is(*key):
-        return str(path)
+        linked = _current_link(path, sha256)
+        if linked is not None:
+            return str(linked)
+        work = functools.partial(served_video, path, sha256)
+    else:
+        work = functools.partial(make_preview, path, cache_dir() / "previews",
+                                 sha256=sha256 if _HEX.match(sha256 or "") else None)
     with _preview_lock:
         future = _transcodes.get(key)
         if future is None:
-            future = _transcoder.submit(make_preview, path, cache_dir() / "previews",
-                                        sha256=sha256 if _HEX.match(sha256 or "") else None)
+            future = _transcoder.submit(work)
             _transcodes[key] = future
             while len(_transcodes) > 1024:
                 _transcodes.popitem(last=False)
     try:
-        return str(future.result(timeout=PREVIEW_WAIT_S))
+        made = Path(future.result(timeout=PREVIEW_WAIT_S))
     except FutureTimeout:
         return None
+    except BaseException:
+        with _preview_lock:  # a failure is tried again on the next open, not remembered
+            _transcodes.pop(key, None)
+        raise
+    if not made.is_file():  # the cache was cleaned since: make it again
+        with _preview_lock:
+            _transcodes.pop(key, None)
+        return _preview(path, sha256)
+    return str(made)
 
 
 def _thumb_paths(sha256: str, spec, count: int) -> list[Path]:

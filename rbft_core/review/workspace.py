@@ -202,7 +202,7 @@ def history(db_url: Optional[str], review_id: int) -> list[dict[str, Any]]:
             before, after = rev.before or {}, rev.after or {}
             changes = [(n, before.get(n), after.get(n)) for n in names if n in after and before.get(n) != after.get(n)]
             out.append({"version": rev.version, "reviewer": rev.reviewer, "when": queries.iso_time(rev.created_at),
-                        "refused": after.get("refused"), "changes": changes})
+                        "refused": after.get("refused"), "note": after.get("note"), "changes": changes})
     return out[::-1]
 
 
@@ -238,10 +238,12 @@ def _changes(item: ReviewItem, fields: dict[str, Optional[str]], label: Optional
     return changes
 
 
-def _store(db_url: Optional[str], item: ReviewItem, expected_version: int, reviewer: str, changes: dict) -> None:
+def _store(db_url: Optional[str], item: ReviewItem, expected_version: int, reviewer: str, changes: dict,
+           note: Optional[str] = None) -> None:
     try:
         with _session(db_url) as s:
-            queries.save_review(s, item.review_id, expected_version=expected_version, reviewer=reviewer, **changes)
+            queries.save_review(s, item.review_id, expected_version=expected_version, reviewer=reviewer, note=note,
+                                **changes)
     except ConflictError as exc:
         current = getattr(exc, "current", {}) or {}
         with _session(db_url) as s:
@@ -281,10 +283,37 @@ def save(db_url: Optional[str], review_id: int, *, expected_version: int, review
     _store(db_url, item, expected_version, _reviewer(reviewer), {**changes, "status": _ACTION_STATUS[action]})
 
 
+def _seen_at(db_url: Optional[str], item: ReviewItem, version: int) -> Optional[dict[str, str]]:
+    """The text and label the reviewer was shown at ``version`` (None when the history does not record it)."""
+    with _session(db_url) as s:
+        snap = rq.snapshot_at_version(s, item.review_id, version)
+        if snap is None:
+            return None
+        model = rq.suggestion_texts(s, snap.get("suggestion_id"))
+    seen = {dim: snap.get(dim) if snap.get(dim) is not None else model.get(dim) for dim in DIMENSIONS}
+    return {**{dim: _normalise(text) for dim, text in seen.items()}, "label": snap.get("label") or item.video_label}
+
+
+def _untouched_since(db_url: Optional[str], item: ReviewItem, expected_version: int,
+                     fields: dict[str, Optional[str]], label: Optional[str]) -> bool:
+    """True when what the page sends is exactly what it was shown at ``expected_version`` (nothing was typed)."""
+    seen = _seen_at(db_url, item, expected_version)
+    if seen is None:
+        return False
+    typed_label = (label or "").strip() or item.video_label
+    return typed_label == seen["label"] and all(_normalise(fields.get(dim)) == seen[dim] for dim in DIMENSIONS)
+
+
 def autosave(db_url: Optional[str], review_id: int, *, expected_version: int, reviewer: Optional[str],
              fields: dict[str, Optional[str]], label: Optional[str]) -> bool:
-    """Save a draft when the fields or label differ from the stored version; True when something was saved."""
+    """Save a draft when the fields or label differ from the stored version; True when something was saved.
+
+    Moving on from an item someone else saved meanwhile saves nothing (and records no refused revision) when
+    the reviewer typed nothing: the page still holds the text of ``expected_version``, which is not an edit.
+    """
     item = load_item(db_url, review_id)
+    if expected_version != item.version and _untouched_since(db_url, item, expected_version, fields, label):
+        return False
     changes = _changes(item, fields, label)
     stored = {**item.stored, "label": None if item.label == item.video_label else item.label}
     if all(changes[name] == stored[name] for name in (*DIMENSIONS, "label")):
@@ -316,6 +345,10 @@ def adopt_newest(db_url: Optional[str], review_id: int, reviewer: Optional[str])
 
     Returns "adopted", "none" (nothing newer) or "worse" (the newer one parsed worse than the current
     one and is not adopted: a failed rerun never hides a good rationale, as in ``add_suggestion``).
+
+    A regeneration never changes what a reviewer decided: for a draft, accepted or rejected review the
+    effective text stays exactly as it was (a field that meant "the model's text" now holds that text), status
+    and label are untouched, and the revision says why. Only a pending review takes the new text.
     """
 
     item = load_item(db_url, review_id)
@@ -326,7 +359,16 @@ def adopt_newest(db_url: Optional[str], review_id: int, reviewer: Optional[str])
     current = (item.suggestion or {}).get("parse_status")
     if current is not None and _PARSE_RANK.get(newer, 0) < _PARSE_RANK.get(current, 0):
         return "worse"
-    _store(db_url, item, item.version, _reviewer(reviewer), {"suggestion_id": item.newer_suggestion_id})
+    changes, note = {"suggestion_id": item.newer_suggestion_id}, None
+    if item.status != "pending":
+        with _session(db_url) as s:
+            newest = rq.suggestion_texts(s, item.newer_suggestion_id)
+        for dim in DIMENSIONS:
+            kept = _normalise(item.fields[dim])
+            changes[dim] = None if kept == _normalise(newest.get(dim)) else kept
+        note = (f"regenerated: the new suggestion {item.newer_suggestion_id} is shown beside the review; the "
+                f"{item.status} text is kept as it was (fields that were the model's text now hold that text)")
+    _store(db_url, item, item.version, _reviewer(reviewer), changes, note=note)
     return "adopted"
 
 

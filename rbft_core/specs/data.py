@@ -7,7 +7,11 @@ from typing import Literal, Optional
 
 from rbft_core.errors import ConfigError
 from rbft_core.specs.base import Spec, setting
-from rbft_core.specs.sampling import DEFAULT_MAX_PIXELS, check_sampling
+from rbft_core.specs.sampling import (
+    DEFAULT_MAX_PIXELS,
+    check_batch_size,
+    check_sampling,
+)
 from rbft_core.specs.training import Dtype
 
 __all__ = ["ImportSpec", "GenerateSpec", "ExportSpec", "ExportModelSpec", "ImportFormat", "ExportFormat"]
@@ -59,8 +63,7 @@ class GenerateSpec(Spec):
         if self.split == "all":
             self.split = None
         check_sampling(self.num_frames, None, None, self.max_pixels)
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_batch_size(self.batch_size)
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 from rbft_core.errors import ConfigError
 from rbft_core.specs.base import setting
-from rbft_core.specs.sampling import SamplingOverride
+from rbft_core.specs.sampling import SamplingOverride, check_batch_size
 from rbft_core.specs.training import Dtype, Split
 
 __all__ = ["MaskSpec", "AttentionSpec", "FILLS", "REGION_SOURCES"]
@@ -45,8 +45,7 @@ class MaskSpec(SamplingOverride):
             raise ConfigError(f"k_random must be >= 1, got {self.k_random}")
         if self.attention_top_k < 1:
             raise ConfigError(f"attention_top_k must be >= 1, got {self.attention_top_k}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_batch_size(self.batch_size)
         if self.bootstrap < 0:
             raise ConfigError(f"bootstrap must be >= 0, got {self.bootstrap}")
         if not self.regions_source:

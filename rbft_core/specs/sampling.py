@@ -8,9 +8,15 @@ from typing import Any, Optional
 from rbft_core.errors import ConfigError
 from rbft_core.specs.base import Spec, setting
 
-__all__ = ["Sampling", "SamplingOverride", "SAMPLING_FIELDS", "DEFAULT_MAX_PIXELS", "check_sampling"]
+__all__ = ["Sampling", "SamplingOverride", "SAMPLING_FIELDS", "DEFAULT_MAX_PIXELS", "MAX_FRAMES_LIMIT",
+           "MAX_PIXELS_LIMIT", "MAX_FPS", "MAX_BATCH_SIZE", "check_sampling", "check_batch_size"]
 
 DEFAULT_MAX_PIXELS = 128 * 28 * 28
+# Server-side upper bounds: a form or a spec file cannot ask one request for unbounded memory or time.
+MAX_FRAMES_LIMIT = 256  # frames per video (num_frames, max_frames)
+MAX_PIXELS_LIMIT = 16384 * 28 * 28  # per frame: Qwen2.5-VL's own image maximum (12,845,056 pixels)
+MAX_FPS = 60.0
+MAX_BATCH_SIZE = 64  # videos per step / generate call / scoring batch
 SAMPLING_FIELDS = ("num_frames", "fps", "max_frames", "max_pixels")
 
 
@@ -67,11 +73,21 @@ class SamplingOverride(Spec):
 
 def check_sampling(num_frames: Optional[int], fps: Optional[float], max_frames: Optional[int],
                    max_pixels: Optional[int]) -> None:
-    if fps is not None and fps < 0:
-        raise ConfigError(f"fps must be >= 0, got {fps}")
+    """Each sampling value within its range; the message names the field and the bound."""
+    if fps is not None and not 0 <= fps <= MAX_FPS:
+        raise ConfigError(f"fps must be within [0, {MAX_FPS:g}], got {fps}")
     if num_frames is not None and num_frames < 1 and not (fps and fps > 0):
         raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
-    if max_frames is not None and max_frames < 1:
-        raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
+    if num_frames is not None and num_frames > MAX_FRAMES_LIMIT:
+        raise ConfigError(f"num_frames must be <= {MAX_FRAMES_LIMIT}, got {num_frames}")
+    if max_frames is not None and not 1 <= max_frames <= MAX_FRAMES_LIMIT:
+        raise ConfigError(f"max_frames must be within [1, {MAX_FRAMES_LIMIT}], got {max_frames}")
     if max_pixels is not None and max_pixels < 28 * 28:
         raise ConfigError(f"max_pixels must be >= {28 * 28}, got {max_pixels}")
+    if max_pixels is not None and max_pixels > MAX_PIXELS_LIMIT:
+        raise ConfigError(f"max_pixels must be <= {MAX_PIXELS_LIMIT:,}, got {max_pixels:,}")
+
+
+def check_batch_size(value: int, name: str = "batch_size") -> None:
+    if not 1 <= value <= MAX_BATCH_SIZE:
+        raise ConfigError(f"{name} must be within [1, {MAX_BATCH_SIZE}], got {value}")

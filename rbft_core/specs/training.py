@@ -12,6 +12,7 @@ from rbft_core.specs.sampling import (
     DEFAULT_MAX_PIXELS,
     Sampling,
     SamplingOverride,
+    check_batch_size,
     check_sampling,
 )
 
@@ -73,10 +74,10 @@ class TrainSpec(Spec):
         elif self.kind == "stage1":
             self.kind = "stage2" if self.init_from else "direct_sft"
         check_sampling(self.num_frames, self.fps, self.max_frames, self.max_pixels)
+        check_batch_size(self.batch_size)
         checks = [
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.epochs > 0 or self.max_steps > 0, f"epochs must be > 0, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}"),
             (self.lora_rank >= 1, f"lora_rank must be >= 1, got {self.lora_rank}"),
             (self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}"),
@@ -122,6 +123,7 @@ class PipelineSpec(Spec):
             raise ConfigError(f"stage2.stage must be 2, got {self.stage2.stage}")
         if (self.stage1.dataset, self.stage1.model) != (self.stage2.dataset, self.stage2.model):
             raise ConfigError("stage1 and stage2 must name the same dataset and model")
+        check_batch_size(self.generate_batch_size, "generate_batch_size")
 
 
 @dataclass
@@ -145,7 +147,6 @@ class EvaluateSpec(SamplingOverride):
 
     def validate(self) -> None:
         super().validate()
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_batch_size(self.batch_size)
         if self.run and self.model:
             raise ConfigError("run and model are exclusive: evaluate a run, or a base model zero-shot")

@@ -7,6 +7,7 @@ browser and an app restart, and the page re-attaches to them on load.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import uuid
@@ -21,13 +22,15 @@ from rbft_core.data.importer import FORMATS, detect_format
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.jobs.runner import start_job
 from rbft_core.models.prompts import PRESETS, preset_from_record
-from rbft_core.settings import data_dir
+from rbft_core.names import check_dataset_name
+from rbft_core.settings import check_import_source, data_dir
 from rbft_core.specs.data import GenerateSpec, ImportSpec
 
 __all__ = ["create_dataset", "stage_manifest", "start_import", "start_generation", "dataset_detail",
-           "import_report", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
+           "import_report", "import_failures", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".tsv")
+MAX_HEADER_BYTES = 64 * 1024  # a manifest's first line is shorter than this
 _NAME = re.compile(r"^[\w][\w.\- ]{0,99}$")
 
 
@@ -41,7 +44,7 @@ def _check_name(name: str) -> str:
     if not _NAME.match(name):
         raise ConfigError(f"dataset name {name!r} must be 1-100 letters, digits, spaces, '.', '_' or '-', "
                           "starting with a letter or digit, e.g. 'front-door'")
-    return name
+    return check_dataset_name(name)  # the rule every way of making a dataset shares (no '..', ...)
 
 
 def _labels(labels: str | Sequence[str] | None) -> list[str]:
@@ -81,15 +84,19 @@ def stage_manifest(uploaded: str | Path) -> Path:
     if path.suffix.lower() not in MANIFEST_SUFFIXES:
         raise DataError(f"the uploaded file {path.name} is not a manifest: upload a {', '.join(MANIFEST_SUFFIXES)} "
                         "file listing path,label[,split,id] (videos stay on the server; give their folder)")
-    head = path.read_bytes()[:4096]
+    with open(path, "rb") as handle:  # only the head is read: an upload may be hundreds of MB
+        head = handle.read(MAX_HEADER_BYTES)
     try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = ""
+        text = head[:4096].decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at byte 4096 is fine
+        text = head[:exc.start].decode("utf-8-sig") if exc.start > 4000 else ""
     if not text.strip() or "\x00" in text:
         raise DataError(f"the uploaded file {path.name} is not a text manifest (binary or empty); save it as "
                         "UTF-8 CSV or JSONL with the columns path,label[,split,id]")
-    detect_format(path)  # raises a DataError naming the problem
+    if b"\n" not in head and len(head) == MAX_HEADER_BYTES:
+        raise DataError(f"the first line of {path.name} is longer than {MAX_HEADER_BYTES // 1024} KB, so it is not a "
+                        "manifest header; save one row per line (path,label[,split,id])")
+    detect_format(path)  # reads the first line only; raises a DataError naming the problem
     target = data_dir() / "uploads" / f"{uuid.uuid4().hex[:8]}_{path.name}"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
@@ -104,9 +111,10 @@ def start_import(db_url: Optional[str], dataset: str, source: str, *, manifest: 
     if not str(source or "").strip() or not folder.is_dir():
         raise DataError(f"source folder {str(source or '').strip() or '(empty)'} does not exist on the server; "
                         "give the folder that holds the videos (e.g. /data/videos)")
+    folder = check_import_source(folder)  # the web app imports only under --import-root / RBFT_IMPORT_ROOTS
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
-    spec = ImportSpec(dataset=dataset, source=str(folder.resolve()), manifest=str(manifest or ""), format=fmt,
+    spec = ImportSpec(dataset=dataset, source=str(folder), manifest=str(manifest or ""), format=fmt,
                       preset=preset or "smart-home", labels=tuple(_labels(labels)))
     return start_job(db_url, spec)
 
@@ -135,11 +143,50 @@ def dataset_detail(db_url: Optional[str], dataset: str) -> dict[str, Any]:
 
 
 def import_report(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:
-    """The newest import of ``dataset``: source, format and its report (imported, unchanged, failed + reason)."""
+    """The newest import of ``dataset``: source, format and its report (imported, unchanged, failed + reason).
+
+    ``failed`` holds the first failures only (at most ``MAX_STORED_FAILURES``), then a row saying how many more
+    there are; ``failed_total`` counts them all and ``import_failures`` pages through every one."""
 
     with _session(db_url) as s:
         ds = queries.find_dataset(s, dataset)
-        return latest_import_run(s, ds.id) if ds is not None else None
+        run = latest_import_run(s, ds.id) if ds is not None else None
+    if run is None:
+        return None
+    report = run["report"]
+    total = int(report.get("failed_total", len(report.get("failed", []))))
+    shown = list(report.get("failed", []))
+    if total > len(shown):
+        shown.append({"path": f"... and {total - len(shown):,} more",
+                      "error": f"{total:,} files failed in all; the full list is in {report.get('failed_file', '')}"})
+    return {**run, "report": {**report, "failed": shown, "failed_total": total}}
+
+
+def import_failures(db_url: Optional[str], dataset: str, page: int = 0, page_size: int = 100) -> dict[str, Any]:
+    """One page of the newest import's failures: {"total", "page", "pages", "rows"} (rows: path, error).
+
+    Reads the import's JSONL list line by line up to the page (never the whole list into memory)."""
+    if not 1 <= page_size <= 1000:
+        raise ConfigError(f"page_size must be within [1, 1000], got {page_size}")
+    with _session(db_url) as s:
+        ds = queries.get_dataset(s, dataset)
+        run = latest_import_run(s, ds.id)
+    report = (run or {}).get("report") or {}
+    total = int(report.get("failed_total", len(report.get("failed", []))))
+    pages = max(1, -(-total // page_size))
+    page = min(max(0, int(page)), pages - 1)
+    first, rows = page * page_size, []
+    path = Path(report.get("failed_file") or "")
+    if report.get("failed_file") and path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            for index, line in enumerate(handle):
+                if index >= first + page_size:
+                    break
+                if index >= first:
+                    rows.append(json.loads(line))
+    else:  # an import recorded before the list was kept in a file: the row holds all it has
+        rows = list(report.get("failed", []))[first:first + page_size]
+    return {"total": total, "page": page, "pages": pages, "rows": rows}
 
 
 def active_job(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:

@@ -2,21 +2,28 @@
 
 The app process keeps the two most recently used run models loaded (an inspect session flips between a
 direct-SFT run and an RB-FT run); files go to ``data/inspect/`` and are served from there.
+
+Loading and running a model here takes the device lock jobs take (``rbft_core.locks.device_lock``): one
+model user per device, and a page asks for a few seconds then says the device is busy instead of loading a
+7B model next to a training job. While a job waits for the device, the kept models are let go after each use.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from db import inspect_queries as iq
+from db import job_queries as jq
 from db import queries
 from db.engine import session_scope
 from rbft_core.data.clips import write_clip
@@ -43,8 +50,10 @@ from rbft_core.inspection.regions import (
     regions_from_frame_boxes,
     regions_from_timed,
 )
-from rbft_core.jobs.runner import start_job
+from rbft_core.jobs.runner import default_device, start_job
+from rbft_core.locks import device_lock
 from rbft_core.models.loading import sample_spec_for
+from rbft_core.names import file_slug
 from rbft_core.settings import data_dir
 from rbft_core.specs.inspection import MaskSpec
 from rbft_core.specs.sampling import Sampling
@@ -57,6 +66,7 @@ __all__ = ["list_runs", "list_videos", "frame_for_boxes", "attention_overlay", "
 _MODELS: "OrderedDict[str, Any]" = OrderedDict()
 _LOCK = threading.Lock()
 _KEEP_MODELS = 2
+DEVICE_WAIT_S = 5.0  # how long a page waits for the device before saying a job holds it
 
 
 def inspect_dir() -> Path:
@@ -97,6 +107,31 @@ def _model(db_url, run_id: str):
         return lm
 
 
+@contextmanager
+def _on_device(db_url: Optional[str], what: str) -> Iterator[None]:
+    """Hold the device (as a job does) while a model is loaded or run; let the models go when a job waits."""
+    device = default_device()
+    with device_lock(device, wait_s=DEVICE_WAIT_S, what=what):
+        yield
+    with _session(db_url) as s:
+        waiting = any(job.device == device for job in jq.jobs_with_status(s, jq.ACTIVE_STATUSES))
+    if waiting:
+        with _LOCK:
+            _MODELS.clear()
+        gc.collect()
+        _empty_device_cache()
+
+
+def _empty_device_cache() -> None:
+    try:
+        import torch  # heavy: only to hand cached GPU memory back to a waiting job
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def run_sampling_for(db_url: Optional[str], run_id: str, num_frames: Optional[int] = None,
                      max_pixels: Optional[int] = None) -> tuple[Sampling, dict[str, Any]]:
     """The run's own sampling, with the form's frames / max pixels as an override when given (0 or empty: none)."""
@@ -120,13 +155,19 @@ def frame_for_boxes(db_url: Optional[str], video_id: int, num_frames: int = 8) -
             "boxes": (row.get("meta") or {}).get("boxes")}
 
 
-def attention_overlay(db_url: Optional[str], run_id: str, video_id: int, *, query: str = "answer",
-                      layers: Optional[Sequence[int]] = None, head_agg: str = "mean", relative: bool = False,
-                      num_frames: Optional[int] = None, max_pixels: Optional[int] = None) -> dict:
+def attention_overlay(db_url: Optional[str], run_id: str, video_id: int, **settings: Any) -> dict:
     """Overlay PNG of ``run_id``'s attention on ``video_id`` (+ the share on the critical object when known).
 
     Frames are sampled as the run was trained; ``num_frames`` / ``max_pixels`` override that and the override is
-    returned (``sampling_note``) to show beside the overlay."""
+    returned (``sampling_note``) to show beside the overlay. Settings: query, layers, head_agg, relative,
+    num_frames, max_pixels. Runs under the device lock (a ``JobError`` when a job holds the device)."""
+    with _on_device(db_url, "the attention overlay"):
+        return _attention_overlay(db_url, run_id, video_id, **settings)
+
+
+def _attention_overlay(db_url: Optional[str], run_id: str, video_id: int, *, query: str = "answer",
+                       layers: Optional[Sequence[int]] = None, head_agg: str = "mean", relative: bool = False,
+                       num_frames: Optional[int] = None, max_pixels: Optional[int] = None) -> dict:
     row = _video_row(db_url, video_id)
     sampling, changed = run_sampling_for(db_url, run_id, num_frames, max_pixels)
     lm = _model(db_url, run_id)
@@ -163,6 +204,13 @@ def mask_one_video(db_url: Optional[str], run_ids: Sequence[str], video_id: int,
         raise ConfigError("pick at least one run to mask this video with")
     if not boxes:
         raise ConfigError("draw a box first: click two corners on the frame, or type x0, y0, x1, y1")
+    with _on_device(db_url, "masking this video"):
+        return _mask_one_video(db_url, runs, video_id, boxes, fill=fill, align_to_grid=align_to_grid, seed=seed,
+                               num_frames=num_frames, max_pixels=max_pixels)
+
+
+def _mask_one_video(db_url, runs: list[str], video_id: int, boxes: Sequence[Sequence[float]], *, fill: str,
+                    align_to_grid: bool, seed: int, num_frames: Optional[int], max_pixels: Optional[int]) -> dict:
     cfg = MaskSpec(fill=fill, k_random=1, seed=seed, align_to_grid=align_to_grid)
     row = _video_row(db_url, video_id)
     prompt, labels = video_prompt(db_url, row["video_id"])
@@ -200,7 +248,13 @@ def _seconds(box: Sequence, index: int) -> Optional[float]:
 
 
 def drawn_boxes_file(dataset: str) -> Path:
-    return data_dir() / "regions" / f"{dataset}.json"
+    """The dataset's drawn boxes; the name is a safe slug (``front.door`` and ``front_door`` never share it).
+    A file of an older version (``regions/<dataset>.json``) is renamed to it once."""
+    folder = data_dir() / "regions"
+    path, legacy = folder / f"{file_slug(dataset)}.json", folder / f"{dataset}.json"
+    if not path.exists() and legacy.parent == folder and legacy.is_file():
+        legacy.replace(path)
+    return path
 
 
 def save_drawn_boxes(db_url: Optional[str], dataset: str, video_id: int, boxes: Sequence[Sequence[float]]) -> Path:

@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -22,6 +24,7 @@ from rbft_core.specs.sampling import Sampling
 from rbft_core.training.evaluate import KIND_NAMES, KIND_ORDER
 
 __all__ = ["job_view", "active_training_job", "run_history", "comparison", "predictions", "read_trainer_log",
+           "trainer_log_reader", "TrainerLogReader",
            "log_tail", "loss_figure", "confusion_figure", "per_class_figure", "TRAIN_JOB_KINDS"]
 
 TRAIN_JOB_KINDS = ("pipeline", "train", "evaluate")
@@ -31,22 +34,63 @@ def _session(db_url):
     return session_scope(db_url)
 
 
-def read_trainer_log(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Records of ``trainer_log.jsonl``; a line being written right now (no newline yet) is skipped."""
-    path = Path(run_dir) / "trainer_log.jsonl"
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    records = []
-    for line in text.splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break
+class TrainerLogReader:
+    """``trainer_log.jsonl`` of one run, read incrementally: each call reads only the bytes appended since the
+    last one (a page polls a running job every second or two; a long run's log grows to megabytes)."""
+
+    def __init__(self, path: Path):
+        self.path, self.key, self.offset, self.bytes_read, self.pending = path, None, 0, 0, b""
+        self.records: list[dict[str, Any]] = []
+
+    def read(self) -> list[dict[str, Any]]:
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+            stat = self.path.stat()
+        except OSError:
+            return []
+        key = (stat.st_dev, stat.st_ino)
+        if key != self.key or stat.st_size < self.offset:  # a new or rewritten file (a resumed run): start over
+            self.key, self.offset, self.records, self.pending = key, 0, [], b""
+        if stat.st_size > self.offset:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read(stat.st_size - self.offset)
+            self.bytes_read += len(data)
+            self.offset += len(data)
+            data, self.pending = self.pending + data, b""
+            complete = data.rfind(b"\n") + 1  # a line being written right now (no newline yet) waits in memory
+            self.pending = data[complete:]
+            for line in data[:complete].decode("utf-8", errors="replace").splitlines():
+                try:
+                    self.records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return list(self.records)
+
+
+_readers: "OrderedDict[str, TrainerLogReader]" = OrderedDict()
+_readers_lock = threading.Lock()
+_KEEP_READERS = 64
+
+
+def trainer_log_reader(run_dir: str | Path) -> TrainerLogReader:
+    """The process-wide incremental reader of a run's ``trainer_log.jsonl``."""
+    path = Path(run_dir) / "trainer_log.jsonl"
+    with _readers_lock:
+        reader = _readers.get(str(path))
+        if reader is None:
+            reader = _readers[str(path)] = TrainerLogReader(path)
+            while len(_readers) > _KEEP_READERS:
+                _readers.popitem(last=False)
+        _readers.move_to_end(str(path))
+        return reader
+
+
+def read_trainer_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Records of ``trainer_log.jsonl``; a line being written right now (no newline yet) is skipped. Only the
+    bytes appended since the previous call are read."""
+    reader = trainer_log_reader(run_dir)
+    with _readers_lock:  # two polls of the same job must not read the same bytes twice
+        return reader.read()
 
 
 def log_tail(path: Optional[str | Path], lines: int = 30) -> str:

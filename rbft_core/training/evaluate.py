@@ -26,6 +26,7 @@ from rbft_core.models.prompts import (
     preset_from_record,
     rationale_prompt,
 )
+from rbft_core.names import file_slug
 from rbft_core.settings import data_dir
 from rbft_core.specs.sampling import Sampling
 from rbft_core.specs.training import EvaluateSpec
@@ -264,11 +265,12 @@ def compare_runs(db_url: Optional[str], dataset: str, split: str = "test", out_d
     out = Path(out_dir or data_dir() / "reports")
     out.mkdir(parents=True, exist_ok=True)
     columns = ["name", "run_id", "accuracy", "macro_f1", *[f"f1_{l}" for l in labels], "roc_auc"]
-    with open(out / f"{dataset}-compare.csv", "w", newline="") as handle:
+    stem = f"{file_slug(dataset)}-compare"  # a safe, per-name file name (`front.door`, `home` vs `home-2`)
+    with open(out / f"{stem}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     result = {"dataset": dataset, "split": split, "labels": labels, "rows": rows,
-              "csv": str(out / f"{dataset}-compare.csv"), "json": str(out / f"{dataset}-compare.json")}
-    (out / f"{dataset}-compare.json").write_text(json.dumps(result, indent=2))
+              "csv": str(out / f"{stem}.csv"), "json": str(out / f"{stem}.json")}
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2))
     return result

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("RBFT_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -102,11 +102,20 @@ def start_app(tmp_path):
         log.close()
 
 
+def browser_required() -> bool:
+    """On CI (``CI=true``) and under ``make test`` (``RBFT_TEST_BROWSER_REQUIRED=1``) a missing browser fails."""
+    return os.environ.get("CI", "").lower() in ("true", "1") or os.environ.get("RBFT_TEST_BROWSER_REQUIRED") == "1"
+
+
 @pytest.fixture(scope="session")
 def browser():
-    """Headless Debian chromium through playwright (no browser download); skipped when it is missing."""
+    """Headless Debian chromium through playwright (no browser download); skipped when it is missing, except
+    on CI and under make test, where the browser tests must run (as RBFT_TEST_PG_REQUIRED does for PostgreSQL)."""
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing; install it with `apt-get install chromium` (make test does)")
+        message = f"{CHROMIUM} is missing; install it with `apt-get install chromium` (make test does)"
+        if browser_required():
+            pytest.fail(message + " -- the browser tests are required here (CI=true or RBFT_TEST_BROWSER_REQUIRED=1)")
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -120,3 +120,18 @@ def test_restore_refuses_while_a_job_runs(db_url, tmp_path, data_dir):
         proc.kill()
         proc.wait()
     restore_database(db_url, tmp_path / "copy.db")  # once the job is gone (marked interrupted) it goes ahead
+
+
+def test_restore_refuses_while_the_app_runs(db_url, tmp_path, data_dir):
+    """A running web app holds the database's app lock; restore refuses until it is stopped."""
+    from tests.review_world import start_app, stop_app
+
+    _world(db_url)
+    backup_database(db_url, tmp_path / "copy.db")
+    app, _url = start_app(db_url, data_dir)
+    try:
+        with pytest.raises(JobError, match="the web app is running on this database .*; stop the app"):
+            restore_database(db_url, tmp_path / "copy.db")
+    finally:
+        stop_app(app)
+    restore_database(db_url, tmp_path / "copy.db")  # the app is gone: it goes ahead

@@ -25,6 +25,9 @@ from tests.helpers import (
 )
 
 
+pytestmark = pytest.mark.both_backends  # the DB paths run on SQLite and on PostgreSQL
+
+
 def _videos(url: str, dataset: str = "ds") -> dict[str, Video]:
     with session_factory(url)() as s:
         ds = queries.get_dataset(s, dataset)

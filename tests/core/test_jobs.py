@@ -72,6 +72,9 @@ def test_stop_is_graceful_and_saves_the_adapter(world_dataset, tiny_model_dir, d
     assert len(runs) == 1 and (runs[0] / "adapter" / "adapter_config.json").exists()
     assert json.loads((runs[0] / "exit_status.json").read_text())["status"] == "cancelled"
     assert 0 < status["progress"] < 1
+    # the job says what the stop kept (not "did not stop within 60 s; killed")
+    last_step = json.loads((runs[0] / "trainer_log.jsonl").read_text().splitlines()[-1])["current_steps"]
+    assert status["error"] == f"stopped, adapter saved at step {last_step} ({runs[0] / 'adapter'})"
 
 
 def test_second_compute_job_is_queued_then_runs(world_dataset, tiny_model_dir, data_dir):

@@ -19,6 +19,9 @@ from rbft_core.training.sft_data import IGNORE_INDEX, VideoSFTCollator, build_ex
 from rbft_core.specs.training import TrainSpec
 from rbft_core.training.train import apply_adapters, load_run_spec, train_stage
 
+pytestmark = pytest.mark.both_backends  # the DB paths run on SQLite and on PostgreSQL
+
+
 FAST = dict(batch_size=4, lora_rank=8, lora_alpha=16, num_frames=4, max_pixels=4 * 28 * 28)
 
 
@@ -170,3 +173,22 @@ def test_no_training_videos(world_dataset, tiny_model_dir):
     name, url = world_dataset
     with pytest.raises(DataError, match="no readable val videos"):
         train_stage(url, TrainSpec(dataset=name, stage=2, model=str(tiny_model_dir), split="val", **FAST))
+
+
+def test_a_torn_checkpoint_is_skipped(tmp_path):
+    """A kill while a checkpoint is written leaves it without a readable trainer state: resume takes the one before."""
+    from rbft_core.training.train_loop import latest_checkpoint
+
+    for step in (2, 4, 6):
+        folder = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    state = tmp_path / "checkpoints" / "checkpoint-6" / "trainer_state.json"
+    state.write_text(state.read_text()[:7])  # torn mid-write
+    (tmp_path / "checkpoints" / "checkpoint-8").mkdir()  # killed before the state was written at all
+    (tmp_path / "checkpoints" / "checkpoint-tmp").mkdir()  # not a checkpoint name
+    assert latest_checkpoint(tmp_path).name == "checkpoint-4"
+    for step in (2, 4):
+        (tmp_path / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").unlink()
+    assert latest_checkpoint(tmp_path) is None  # nothing complete: start from the beginning

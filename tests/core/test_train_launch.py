@@ -148,6 +148,30 @@ def test_trainer_log_reader_skips_a_line_being_written(tmp_path):
     assert log_tail(tmp_path / "job.log") == "start\nstep:  50%|#####| 5/10\nend"
 
 
+def test_polling_reads_only_the_new_bytes_of_the_trainer_log(tmp_path):
+    """A page polls a running job every second: each poll reads what was appended, not the whole log again."""
+    from rbft_core.tabs.runs import read_trainer_log, trainer_log_reader
+
+    log = tmp_path / "trainer_log.jsonl"
+    head = "".join(f'{{"current_steps": {i}, "loss": 1.0, "pad": "{"x" * 200}"}}\n' for i in range(1, 2001))
+    log.write_text(head + '{"current_steps": 2001, "lo')  # 2000 complete lines and one being written
+    assert len(read_trainer_log(tmp_path)) == 2000
+    before = trainer_log_reader(tmp_path).bytes_read
+    assert before == log.stat().st_size
+    for _ in range(5):  # polls while nothing was written read nothing
+        assert len(read_trainer_log(tmp_path)) == 2000
+    assert trainer_log_reader(tmp_path).bytes_read == before
+    tail = 'ss": 0.5}\n{"current_steps": 2002, "loss": 0.4}\n'
+    with open(log, "a") as handle:
+        handle.write(tail)
+    records = read_trainer_log(tmp_path)
+    assert [r["current_steps"] for r in records[-2:]] == [2001, 2002] and records[-2]["loss"] == 0.5
+    assert trainer_log_reader(tmp_path).bytes_read - before == len(tail)  # the appended bytes, once
+    log.write_text('{"current_steps": 1, "loss": 9.0}\n')  # rewritten (a new run in the same folder)
+    assert read_trainer_log(tmp_path) == [{"current_steps": 1, "loss": 9.0}]
+
+
+@pytest.mark.both_backends
 def test_direct_sft_job_reports_live_progress_and_ends_evaluated(world_dataset, tiny_model_dir, data_dir):
     from rbft_core.tabs import runs as run_view
 

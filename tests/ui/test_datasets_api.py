@@ -77,14 +77,20 @@ def test_uploads_that_are_not_manifests_are_refused(client, tmp_path):
         client.predict("homes", str(tmp_path / "nowhere"), None, "auto", api_name="/datasets_import")
 
 
-def test_generation_job_reports_failure(client):
+def test_generation_job_reports_failure(client, tmp_path, db_url):
     from gradio_client.exceptions import AppError
 
+    from rbft_core.data.importer import import_videos
+
     client.predict("homes", "smart-home", "", "", "", "", api_name="/datasets_create")
+    make_video(tmp_path / "src" / "normal" / "a.mp4")
+    make_video(tmp_path / "src" / "abnormal" / "b.mp4", color_seed=1)
+    import_videos(db_url, "homes", tmp_path / "src", test_fraction=0.0)  # videos to describe: the model must load
     with pytest.raises(AppError, match="model is empty"):
         client.predict("homes", "", 8, 4, "train", True, api_name="/datasets_generate")
     started = client.predict("homes", "/no/such/model", 8, 4, "train", True, api_name="/datasets_generate")
     assert "generation job" in started[-1]
     out = _wait_job(client, "homes")
-    # the dataset is empty: the job ends without loading the model (nothing to describe)
-    assert "generate of homes" in out[0] and ("succeeded" in out[0] or "failed" in out[0])
+    # the job fails, and the page says so and why (the missing model folder), never "succeeded"
+    assert "generate of homes" in out[0] and "failed" in out[0] and "succeeded" not in out[0]
+    assert "/no/such/model" in out[0] and "does not exist" in out[0]
