@@ -74,14 +74,18 @@ class SamplingOverride(Spec):
 def check_sampling(num_frames: Optional[int], fps: Optional[float], max_frames: Optional[int],
                    max_pixels: Optional[int]) -> None:
     """Each sampling value within its range; the message names the field and the bound."""
-    if fps is not None and not 0 <= fps <= MAX_FPS:
-        raise ConfigError(f"fps must be within [0, {MAX_FPS:g}], got {fps}")
+    if fps is not None and fps < 0:
+        raise ConfigError(f"fps must be >= 0, got {fps}")
+    if fps is not None and fps > MAX_FPS:
+        raise ConfigError(f"fps must be <= {MAX_FPS:g}, got {fps}")
     if num_frames is not None and num_frames < 1 and not (fps and fps > 0):
         raise ConfigError(f"num_frames must be >= 1, got {num_frames}")
     if num_frames is not None and num_frames > MAX_FRAMES_LIMIT:
         raise ConfigError(f"num_frames must be <= {MAX_FRAMES_LIMIT}, got {num_frames}")
-    if max_frames is not None and not 1 <= max_frames <= MAX_FRAMES_LIMIT:
-        raise ConfigError(f"max_frames must be within [1, {MAX_FRAMES_LIMIT}], got {max_frames}")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
+    if max_frames is not None and max_frames > MAX_FRAMES_LIMIT:
+        raise ConfigError(f"max_frames must be <= {MAX_FRAMES_LIMIT}, got {max_frames}")
     if max_pixels is not None and max_pixels < 28 * 28:
         raise ConfigError(f"max_pixels must be >= {28 * 28}, got {max_pixels}")
     if max_pixels is not None and max_pixels > MAX_PIXELS_LIMIT:
@@ -89,5 +93,7 @@ def check_sampling(num_frames: Optional[int], fps: Optional[float], max_frames: 
 
 
 def check_batch_size(value: int, name: str = "batch_size") -> None:
-    if not 1 <= value <= MAX_BATCH_SIZE:
-        raise ConfigError(f"{name} must be within [1, {MAX_BATCH_SIZE}], got {value}")
+    if value < 1:
+        raise ConfigError(f"{name} must be >= 1, got {value}")
+    if value > MAX_BATCH_SIZE:
+        raise ConfigError(f"{name} must be <= {MAX_BATCH_SIZE}, got {value}")
