@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.search import ensure_search_objects
 from rbft_core.errors import DataError
 from rbft_core.settings import database_url
 
@@ -139,6 +140,7 @@ def init_db(url: str | None = None) -> Engine:
         try:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+            ensure_search_objects(connection)  # a batch rebuild of ``reviews`` drops SQLite's triggers
             connection.commit()
             if sqlite:
                 _check_foreign_keys(connection)
