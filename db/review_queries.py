@@ -30,7 +30,7 @@ from db.models import (
 )
 from db.queries import RATIONALE_FIELDS, review_snapshot
 from db.review_state import review_key
-from db.search import search_clause, search_words
+from db.search import restrict, search_words, unindexed
 from rbft_core.errors import DataError
 
 __all__ = [
@@ -76,21 +76,20 @@ def _base(columns: Sequence[Any]) -> Any:
 
 def _filtered(stmt: Any, flt: QueueFilter, dialect: str) -> Any:
     """``stmt`` on ``reviews`` limited to the queue (its own columns only: no join)."""
-    stmt = stmt.where(Review.dataset_id == flt.dataset_id)
-    if flt.statuses:
-        stmt = stmt.where(Review.status.in_(list(flt.statuses)))
-    if flt.label:
-        stmt = stmt.where(Review.queue_label == flt.label)
-    if flt.split:
-        stmt = stmt.where(Review.split == flt.split)
-    if flt.edited is not None:
-        stmt = stmt.where(Review.edited == bool(flt.edited))
-    if flt.parse_failed:
-        stmt = stmt.where(Review.parse_failed == True)  # noqa: E712 - SQL, indexable
     words = search_words(flt.search)
-    if words:
-        stmt = stmt.where(search_clause(dialect, words))
-    return stmt
+    col = unindexed if words and dialect == "sqlite" else (lambda c: c)  # searched: start from the matches
+    stmt = stmt.where(col(Review.dataset_id) == flt.dataset_id)
+    if flt.statuses:
+        stmt = stmt.where(col(Review.status).in_(list(flt.statuses)))
+    if flt.label:
+        stmt = stmt.where(col(Review.queue_label) == flt.label)
+    if flt.split:
+        stmt = stmt.where(col(Review.split) == flt.split)
+    if flt.edited is not None:
+        stmt = stmt.where(col(Review.edited) == bool(flt.edited))
+    if flt.parse_failed:
+        stmt = stmt.where(col(Review.parse_failed) == True)  # noqa: E712 - SQL, indexable
+    return restrict(stmt, dialect, words) if words else stmt
 
 
 def _dialect(session: Session) -> str:

@@ -16,10 +16,12 @@ from typing import Any
 
 from sqlalchemy import column, func, literal_column, select, table
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from db.models import Review
 
-__all__ = ["search_words", "search_clause", "ensure_search_objects", "drop_search_objects", "include_object",
+__all__ = ["search_words", "restrict", "unindexed", "ensure_search_objects", "drop_search_objects", "include_object",
            "SEARCH_OBJECTS"]
 
 MAX_WORDS = 16
@@ -50,15 +52,25 @@ def search_words(text: str) -> list[str]:
     return _WORD.findall((text or "").lower())[:MAX_WORDS]
 
 
-def search_clause(dialect: str, words: list[str]) -> Any:
-    """A WHERE clause on ``reviews`` true for reviews holding every word (as a word prefix), through the index."""
+def restrict(stmt: Any, dialect: str, words: list[str]) -> Any:
+    """``stmt`` (a SELECT from ``reviews``) kept to reviews holding every word as a word prefix, through the index.
+
+    SQLite: ``id IN`` the FTS5 matches (the caller writes its other conditions with ``unindexed`` so that the
+    planner looks each match up by primary key instead of walking a dataset's queue index and testing every
+    row); PostgreSQL: the tsvector condition the GIN index answers.
+    """
     if dialect == "postgresql":
         query = " & ".join(f"{w}:*" for w in words)
         vector = func.to_tsvector(literal_column("'simple'"), Review.search_doc)
-        return vector.op("@@")(func.to_tsquery(literal_column("'simple'"), query))
+        return stmt.where(vector.op("@@")(func.to_tsquery(literal_column("'simple'"), query)))
     fts = table("review_fts", column("rowid"))
     query = " AND ".join(f'"{w}"*' for w in words)
-    return Review.id.in_(select(fts.c.rowid).where(literal_column("review_fts").op("MATCH")(query)))
+    return stmt.where(Review.id.in_(select(fts.c.rowid).where(literal_column("review_fts").op("MATCH")(query))))
+
+
+def unindexed(expression: Any) -> Any:
+    """SQLite's unary ``+``: the same value, but a condition on it does not pick an index."""
+    return UnaryExpression(expression, operator=operators.custom_op("+"), type_=expression.type)
 
 
 def ensure_search_objects(connection: Connection, *, rebuild: bool = False) -> None:
