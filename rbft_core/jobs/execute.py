@@ -66,7 +66,7 @@ def _import(spec: ImportSpec, db_url, hooks: TaskHooks) -> dict[str, Any]:
     require(spec, "dataset", "source")
     report = import_videos(db_url, spec.dataset, spec.source, manifest=spec.manifest or None, fmt=spec.format,
                            preset=spec.preset, labels=list(spec.labels) or None, seed=spec.seed,
-                           test_fraction=spec.test_fraction, progress=hooks.progress)
+                           test_fraction=spec.test_fraction, progress=hooks.progress, workers=spec.workers)
     return {"status": "succeeded" if report.ok else "failed", "summary": report.summary(), **report.to_json()}
 
 

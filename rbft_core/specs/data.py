@@ -29,10 +29,13 @@ class ImportSpec(Spec):
     labels: tuple[str, ...] = setting((), "label set, comma-separated, e.g. normal,abnormal (custom presets)")
     seed: int = setting(0, "seed of the stratified train/test split")
     test_fraction: float = setting(0.2, "share of each label put in the test split", label="test fraction")
+    workers: int = setting(0, "processes that hash and probe the files (0: one per CPU core)", unit="processes")
 
     def validate(self) -> None:
         if not 0 <= self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be within [0, 1), got {self.test_fraction}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0: one per CPU core), got {self.workers}")
 
 
 @dataclass
