@@ -57,8 +57,12 @@ class GenerateSpec(Spec):
     device: str = setting("auto", "cpu, cuda, cuda:N or auto")
     attn_implementation: str = setting("sdpa", "attention kernel passed to from_pretrained", cli=False)
     video_ids: Optional[tuple[int, ...]] = setting(None, "only these videos (database ids)", flag="video-id")
+    nproc_per_node: int = setting(1, "processes sharing the videos (torchrun; one GPU each on a GPU machine); "
+                                  "each commits its own batches", label="processes", unit="processes")
 
     def validate(self) -> None:
+        if self.nproc_per_node < 1:
+            raise ConfigError(f"nproc_per_node must be >= 1, got {self.nproc_per_node}")
         if self.split == "all":
             self.split = None
         check_sampling(self.num_frames, None, None, self.max_pixels)
