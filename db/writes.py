@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from db import counters
 from db.models import PARSE_STATUSES, Dataset, Review, Suggestion, Video, utcnow
@@ -42,9 +43,36 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 def _expire(session: Session, cls: type, ids: set[int]) -> None:
     """ORM objects already loaded for these rows see the bulk writes on their next access."""
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, cls) and obj.id in ids:
+    identity_map = session.identity_map
+    if not len(identity_map):
+        return
+    for row_id in ids:
+        obj = identity_map.get(identity_key(cls, row_id))
+        if obj is not None:
             session.expire(obj)
+
+
+def _insert(session: Session, model: type, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` (all with the same keys) in few statements; returns their new ids in order.
+
+    PostgreSQL: multi-row INSERT ... RETURNING, matched to the rows in order. SQLite has one writer at a time:
+    after the first row this transaction holds the write lock and a new rowid is the largest one plus one, so
+    the other rows get the next ids explicitly and go in with one executemany (RETURNING in order would cost
+    one statement per row there).
+    """
+    table = model.__table__
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "sqlite":
+        ids: list[int] = []
+        for chunk in _chunks(rows):
+            ids += session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(chunk)).all()
+        return ids
+    first = int(session.scalar(insert(table).returning(table.c.id), rows[0]))
+    ids = list(range(first, first + len(rows)))
+    if len(rows) > 1:
+        session.execute(insert(table), [{**row, "id": i} for row, i in zip(rows[1:], ids[1:])])
+    return ids
 
 
 def add_videos(session: Session, dataset_id: int, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -61,12 +89,10 @@ def add_videos(session: Session, dataset_id: int, rows: Sequence[dict[str, Any]]
         value["meta"] = dict(value["meta"] or {})
         values.append(value)
     session.flush()
-    ids: list[int] = []
+    ids = _insert(session, Video, values)
     deltas: Counter = Counter()
-    for chunk in _chunks(values):
-        ids += session.scalars(insert(Video).returning(Video.id, sort_by_parameter_order=True), list(chunk)).all()
-        for value in chunk:
-            deltas[video_key(dataset_id, label=value["label"], split=value["split"], readable=value["readable"])] += 1
+    for value in values:
+        deltas[video_key(dataset_id, label=value["label"], split=value["split"], readable=value["readable"])] += 1
     counters.apply(session, deltas)
     return ids
 
@@ -136,10 +162,7 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
               for row in rows]
     for value in values:
         value["gen_params"] = dict(value["gen_params"] or {})
-    ids: list[int] = []
-    for chunk in _chunks(values):
-        ids += session.scalars(insert(Suggestion).returning(Suggestion.id, sort_by_parameter_order=True),
-                               list(chunk)).all()
+    ids = _insert(session, Suggestion, values)
     new_reviews: dict[int, dict[str, Any]] = {}
     deltas: Counter = Counter()
     for value, sid in zip(values, ids):
@@ -169,8 +192,7 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
         columns = ("suggestion_id", "status", "version", "excluded", *_REVIEW_NONE, "dataset_id", "split",
                    "queue_label", "queue_key", "edited", "parse_failed", "search_doc")
         inserts = [{"video_id": vid, "updated_at": now, **{c: r[c] for c in columns}} for vid, r in new_reviews.items()]
-        for chunk in _chunks(inserts):
-            session.execute(insert(Review), list(chunk))
+        session.execute(insert(Review.__table__), inserts)
     counters.apply(session, deltas)
     _expire(session, Video, set(video_ids))
     _expire(session, Review, {c["review"]["id"] for c in context.values() if c["review"] and "id" in c["review"]})
