@@ -80,7 +80,9 @@ def ensure_search_objects(connection: Connection, *, rebuild: bool = False) -> N
     this after every upgrade, so they come back and the index is rebuilt from ``search_doc``.
     """
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(_PG_INDEX)
+        # CREATE INDEX IF NOT EXISTS would still lock the table: look first
+        if connection.exec_driver_sql("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_reviews_search'").first() is None:
+            connection.exec_driver_sql(_PG_INDEX)
         return
     present = {row[0] for row in connection.exec_driver_sql(
         "SELECT name FROM sqlite_master WHERE name IN ('review_fts', 'reviews_fts_insert', 'reviews_fts_delete', "

@@ -68,7 +68,7 @@ def _insert(session: Session, model: type, rows: Sequence[dict[str, Any]]) -> li
         for chunk in _chunks(rows):
             ids += session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(chunk)).all()
         return ids
-    first = int(session.scalar(insert(table).returning(table.c.id), rows[0]))
+    first = int(session.execute(insert(table), rows[0]).inserted_primary_key[0])
     ids = list(range(first, first + len(rows)))
     if len(rows) > 1:
         session.execute(insert(table), [{**row, "id": i} for row, i in zip(rows[1:], ids[1:])])

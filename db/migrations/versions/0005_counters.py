@@ -84,25 +84,22 @@ def upgrade() -> None:
     ensure_search_objects(op.get_bind(), rebuild=True)
 
 
-def _any_set(compare_to: str) -> str:
-    """SQL: true when a review field is set and differs from ``compare_to`` (with {f} for the field)."""
-    parts = [f"(reviews.{f} IS NOT NULL AND reviews.{f} <> {compare_to.format(f=f)})" for f in _FIELDS]
-    return "CASE WHEN " + " OR ".join(parts) + " THEN true ELSE false END"
-
-
 def _backfill_reviews() -> None:
-    texts = " || ' ' || ".join(f"COALESCE(reviews.{f}, '')" for f in _FIELDS)
-    op.execute(
-        "UPDATE reviews SET dataset_id = v.dataset_id, split = v.split, queue_label = COALESCE(reviews.label, v.label), "
-        f"edited = {_any_set(repr(''))}, search_doc = v.external_id || ' ' || {texts} "
-        "FROM videos v WHERE v.id = reviews.video_id"
-    )
+    """Correlated subqueries (primary-key lookups): the same SQL on SQLite (any version) and PostgreSQL."""
+    video = "(SELECT v.{c} FROM videos v WHERE v.id = reviews.video_id)"
+    sugg = "(SELECT {e} FROM suggestions s WHERE s.id = reviews.suggestion_id)"
+    edited = " OR ".join(f"(reviews.{f} IS NOT NULL AND reviews.{f} <> COALESCE({sugg.format(e=f's.{f}')}, ''))"
+                         for f in _FIELDS)
     suggested = " || ' ' || ".join(f"COALESCE(s.{f}, '')" for f in ("conclusion", *_FIELDS))
+    reviewed = " || ' ' || ".join(f"COALESCE(reviews.{f}, '')" for f in _FIELDS)
     op.execute(
-        "UPDATE reviews SET queue_key = -s.doubt_score, "
-        "parse_failed = CASE WHEN s.parse_status = 'failed' THEN true ELSE false END, "
-        f"edited = {_any_set('COALESCE(s.{f}, ' + repr('') + ')')}, search_doc = reviews.search_doc || ' ' || {suggested} "
-        "FROM suggestions s WHERE s.id = reviews.suggestion_id"
+        f"UPDATE reviews SET dataset_id = {video.format(c='dataset_id')}, split = {video.format(c='split')}, "
+        f"queue_label = COALESCE(reviews.label, {video.format(c='label')}), "
+        f"queue_key = COALESCE({sugg.format(e='-s.doubt_score')}, 0), "
+        f"parse_failed = CASE WHEN {sugg.format(e='s.parse_status')} = 'failed' THEN true ELSE false END, "
+        f"edited = CASE WHEN {edited} THEN true ELSE false END, "
+        f"search_doc = {video.format(c='external_id')} || ' ' || COALESCE({sugg.format(e=suggested)}, '') "
+        f"|| ' ' || {reviewed}"
     )
 
 
