@@ -92,7 +92,8 @@ class Video(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    # not indexed alone: uq_videos_dataset_sha256 starts with it
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(300))
     path: Mapped[str] = mapped_column(Text)
     source_root: Mapped[str] = mapped_column(Text, default="")
@@ -136,7 +137,8 @@ class Suggestion(Base):
     __table_args__ = (Index("ix_suggestions_video_model_prompt", "video_id", "model_id", "prompt_version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    # not indexed alone: ix_suggestions_video_model_prompt starts with it
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
     model_id: Mapped[str] = mapped_column(Text)
     prompt_version: Mapped[str] = mapped_column(String(64))
     subjects: Mapped[str] = mapped_column(Text, default="")
@@ -176,7 +178,7 @@ class Review(Base):
     actions: Mapped[Optional[str]] = mapped_column(Text)
     scenes: Mapped[Optional[str]] = mapped_column(Text)
     label: Mapped[Optional[str]] = mapped_column(String(100))  # label correction; None keeps the video's label
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # filtered through ix_reviews_queue
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     reviewer: Mapped[Optional[str]] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer, default=1)

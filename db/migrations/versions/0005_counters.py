@@ -9,6 +9,8 @@ Create Date: 2026-12-09
 - ``reviews`` gains the columns the queue sorts and filters on (``dataset_id``, ``split``, ``queue_label``,
   ``queue_key`` = minus the suggestion's doubt, ``edited``, ``parse_failed``) and the text search reads
   (``search_doc``), filled here from videos and suggestions, and the index ``ix_reviews_queue``.
+- ``ix_videos_dataset_id``, ``ix_suggestions_video_id`` (each the start of another index) and
+  ``ix_reviews_status`` (the queue uses ``ix_reviews_queue``) go: fewer B-trees to keep on every insert.
 - The search index: SQLite FTS5 ``review_fts`` with its triggers, PostgreSQL a GIN index on
   ``to_tsvector('simple', search_doc)`` (``db.search``). A later SQLite migration that rebuilds ``reviews``
   in batch mode drops the triggers; ``db.engine.init_db`` puts them back after every upgrade.
@@ -29,6 +31,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _FIELDS = ("subjects", "attributes", "actions", "scenes")
+# Indexes another index now starts with (or, for reviews.status, that no query uses any more): dropped, so that
+# bulk inserts maintain fewer B-trees.
+_REDUNDANT = (("ix_videos_dataset_id", "videos", "dataset_id"), ("ix_suggestions_video_id", "suggestions", "video_id"),
+              ("ix_reviews_status", "reviews", "status"))
 # (name, type, server default for the rows already there)
 _COLUMNS = (
     ("dataset_id", sa.Integer(), None),
@@ -72,6 +78,8 @@ def upgrade() -> None:
         for name, type_, default in _COLUMNS:
             if default is not None:  # the defaults were only for existing rows
                 batch.alter_column(name, existing_type=type_, server_default=None)
+    for name, table, column in _REDUNDANT:
+        op.drop_index(name, table_name=table)
     op.create_index("ix_reviews_queue", "reviews", ["dataset_id", "status", "queue_label", "split", "edited",
                                                     "parse_failed", "queue_key", "video_id", "id"])
     op.execute(
@@ -106,6 +114,8 @@ def _backfill_reviews() -> None:
 def downgrade() -> None:
     drop_search_objects(op.get_bind())
     op.drop_index("ix_reviews_queue", table_name="reviews")
+    for name, table, column in _REDUNDANT:
+        op.create_index(name, table, [column])
     with op.batch_alter_table("reviews") as batch:
         batch.drop_constraint(op.f("fk_reviews_dataset_id_datasets"), type_="foreignkey")
         for name, _type, _default in reversed(_COLUMNS):
