@@ -100,7 +100,9 @@ def _device(device: str, world: int) -> str:
         return device
     import torch  # torch is heavy: loaded only when a model runs
 
-    return f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else device
+    if not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"  # more ranks than GPUs: they share
 
 
 def _sample_batch(items: Sequence[_Item], spec, cache):
