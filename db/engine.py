@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.search import ensure_search_objects
 from rbft_core.errors import DataError
 from rbft_core.settings import database_url
 
@@ -198,6 +199,7 @@ def init_db(url: str | None = None) -> Engine:
         try:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+            ensure_search_objects(connection)  # a batch rebuild of ``reviews`` drops SQLite's triggers
             connection.commit()
             if sqlite:
                 _check_foreign_keys(connection)

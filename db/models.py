@@ -38,6 +38,8 @@ __all__ = [
     "Run",
     "Prediction",
     "Metric",
+    "DatasetCounter",
+    "COUNTER_KEY",
     "REVIEW_STATUSES",
     "JOB_STATUSES",
 ]
@@ -90,7 +92,8 @@ class Video(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    # not indexed alone: uq_videos_dataset_sha256 starts with it
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(300))
     path: Mapped[str] = mapped_column(Text)
     source_root: Mapped[str] = mapped_column(Text, default="")
@@ -134,7 +137,8 @@ class Suggestion(Base):
     __table_args__ = (Index("ix_suggestions_video_model_prompt", "video_id", "model_id", "prompt_version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    # not indexed alone: ix_suggestions_video_model_prompt starts with it
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
     model_id: Mapped[str] = mapped_column(Text)
     prompt_version: Mapped[str] = mapped_column(String(64))
     subjects: Mapped[str] = mapped_column(Text, default="")
@@ -160,6 +164,11 @@ class Review(Base):
     """The human version of a video's rationale; ``version`` guards against silent overwrites."""
 
     __tablename__ = "reviews"
+    __table_args__ = (
+        # The queue: one equality prefix per "segment" (db.review_queries), then the queue order.
+        Index("ix_reviews_queue", "dataset_id", "status", "queue_label", "split", "edited", "parse_failed",
+              "queue_key", "video_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), unique=True)
@@ -169,11 +178,21 @@ class Review(Base):
     actions: Mapped[Optional[str]] = mapped_column(Text)
     scenes: Mapped[Optional[str]] = mapped_column(Text)
     label: Mapped[Optional[str]] = mapped_column(String(100))  # label correction; None keeps the video's label
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # filtered through ix_reviews_queue
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     reviewer: Mapped[Optional[str]] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    # Derived, kept by db.review_state on every write (never typed by a user): what the review queue sorts and
+    # filters on, so "next" / "previous" are index seeks on ix_reviews_queue instead of joins over the dataset.
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    split: Mapped[str] = mapped_column(String(16), default="train")  # the video's split (never changes)
+    queue_label: Mapped[str] = mapped_column(String(100), default="")  # label correction, else the video's label
+    queue_key: Mapped[float] = mapped_column(Float, default=0.0)  # minus the suggestion's doubt: ascending order
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)  # a field differs from the suggestion
+    parse_failed: Mapped[bool] = mapped_column(Boolean, default=False)  # the suggestion's parse failed
+    search_doc: Mapped[str] = mapped_column(Text, default="")  # external id + suggestion + review text
 
     video: Mapped[Video] = relationship(back_populates="review")
     revisions: Mapped[list["ReviewRevision"]] = relationship(
@@ -270,3 +289,31 @@ class Metric(Base):
     split: Mapped[str] = mapped_column(String(16), default="test")
     name: Mapped[str] = mapped_column(String(100))
     value: Mapped[float] = mapped_column(Float)
+
+
+# What a counter row counts by (besides the dataset): every count the app shows is a sum over these rows.
+COUNTER_KEY = ("status", "label", "video_label", "split", "readable", "edited", "excluded", "parse_failed")
+
+
+class DatasetCounter(Base):
+    """How many videos of a dataset share one key (``COUNTER_KEY``), kept on every write (``db.counters``).
+
+    ``status`` is the review status, or ``"none"`` for a video without a review (no suggestion yet); ``label``
+    is the effective label (the review's correction, else the video's), ``video_label`` the imported one.
+    Counts read these few rows instead of scanning the dataset; tests compare them with a full recount.
+    """
+
+    __tablename__ = "dataset_counters"
+    __table_args__ = (UniqueConstraint("dataset_id", *COUNTER_KEY, name="uq_dataset_counters_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(100))
+    video_label: Mapped[str] = mapped_column(String(100))
+    split: Mapped[str] = mapped_column(String(16))
+    readable: Mapped[bool] = mapped_column(Boolean)
+    edited: Mapped[bool] = mapped_column(Boolean)
+    excluded: Mapped[bool] = mapped_column(Boolean)
+    parse_failed: Mapped[bool] = mapped_column(Boolean)
+    n: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
+from db import counters, writes
 from db.models import (
-    PARSE_STATUSES,
     REVIEW_STATUSES,
     Dataset,
     ImportRun,
@@ -24,20 +24,23 @@ from db.models import (
     Video,
     utcnow,
 )
+from db.review_state import RATIONALE_FIELDS, derived_columns, review_key
 from rbft_core.errors import ConfigError, ConflictError, DataError
-from rbft_core.review.doubt import doubt_of
 from rbft_core.names import check_dataset_name
 
 __all__ = [
     "REVIEW_FIELDS",
+    "RATIONALE_FIELDS",
     "get_or_create_dataset",
     "find_dataset",
     "get_dataset",
     "list_datasets",
     "find_video_by_sha",
     "find_video_by_external_id",
+    "known_videos",
     "add_video",
     "videos_for_generation",
+    "generation_candidates",
     "count_suggested_videos",
     "add_suggestion",
     "get_review",
@@ -51,7 +54,6 @@ __all__ = [
     "iso_time",
 ]
 
-RATIONALE_FIELDS = ("subjects", "attributes", "actions", "scenes")
 MAX_LABEL_CHARS = 100  # the label columns are VARCHAR(100)
 # What a reviewer may change with ``save_review``.
 REVIEW_FIELDS = (*RATIONALE_FIELDS, "label", "status", "excluded")
@@ -132,43 +134,34 @@ def add_video(
     sha256: str,
     label: str,
     split: str,
-    source_root: str = "",
-    size_bytes: int = 0,
-    readable: bool = True,
-    error: str | None = None,
-    duration_s: float | None = None,
-    fps: float | None = None,
-    width: int | None = None,
-    height: int | None = None,
-    num_frames: int | None = None,
-    codec: str | None = None,
-    meta: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> Video:
-    """Add one video row (no review yet: that appears with its first suggestion)."""
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"split {split!r} of video {external_id!r} must be train, val or test")
-    video = Video(
-        dataset_id=dataset_id,
-        external_id=external_id,
-        path=path,
-        source_root=source_root,
-        sha256=sha256,
-        size_bytes=size_bytes,
-        label=label,
-        split=split,
-        readable=readable,
-        error=error,
-        duration_s=duration_s,
-        fps=fps,
-        width=width,
-        height=height,
-        num_frames=num_frames,
-        codec=codec,
-        meta=dict(meta or {}),
-    )
-    session.add(video)
-    session.flush()
-    return video
+    """Add one video row (no review yet: that appears with its first suggestion); ``fields``: source_root,
+    size_bytes, readable, error, duration_s, fps, width, height, num_frames, codec, meta."""
+    unknown = sorted(set(fields) - set(writes.VIDEO_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown video field(s) {', '.join(unknown)}")
+    row = {"external_id": external_id, "path": path, "sha256": sha256, "label": label, "split": split, **fields}
+    (video_id,) = writes.add_videos(session, dataset_id, [row])
+    return session.get(Video, video_id)
+
+
+def known_videos(session: Session, dataset_id: int, *, shas: list[str], external_ids: list[str]
+                 ) -> tuple[dict[str, tuple[str, bool, str | None]], set[str]]:
+    """What a dataset already holds of these files: {sha: (external id, readable, error)}, and the ids in use.
+
+    Reads in chunks of 500 values, so an import of 100,000 rows costs a few hundred index lookups in all.
+    """
+    by_sha: dict[str, tuple[str, bool, str | None]] = {}
+    ids: set[str] = set()
+    for start in range(0, len(shas), 500):
+        rows = session.execute(select(Video.sha256, Video.external_id, Video.readable, Video.error).where(
+            Video.dataset_id == dataset_id, Video.sha256.in_(shas[start:start + 500]))).all()
+        by_sha.update({sha: (ext, bool(ok), err) for sha, ext, ok, err in rows})
+    for start in range(0, len(external_ids), 500):
+        ids.update(session.scalars(select(Video.external_id).where(
+            Video.dataset_id == dataset_id, Video.external_id.in_(external_ids[start:start + 500]))))
+    return by_sha, ids
 
 
 def videos_for_generation(
@@ -200,6 +193,24 @@ def videos_for_generation(
     return list(session.scalars(stmt.order_by(Video.id)))
 
 
+def generation_candidates(session: Session, dataset_id: int, split: str | None, model_id: str, prompt_version: str,
+                          video_ids: list[int] | None = None) -> list[tuple[int, str, str, str, bool]]:
+    """(video id, path, sha256, effective label, done) of every readable video of ``split`` (None: all), by id.
+
+    ``done``: the video has a suggestion from this model + prompt. One query, no objects per video.
+    """
+    done = exists().where(Suggestion.video_id == Video.id, Suggestion.model_id == model_id,
+                          Suggestion.prompt_version == prompt_version)
+    stmt = (select(Video.id, Video.path, Video.sha256, func.coalesce(Review.label, Video.label), done)
+            .outerjoin(Review, Review.video_id == Video.id)
+            .where(Video.dataset_id == dataset_id, Video.readable.is_(True)))
+    if video_ids is not None:
+        stmt = stmt.where(Video.id.in_(list(video_ids)))
+    if split is not None:
+        stmt = stmt.where(Video.split == split)
+    return [(int(i), p, sha, label, bool(d)) for i, p, sha, label, d in session.execute(stmt.order_by(Video.id))]
+
+
 def count_suggested_videos(
     session: Session, dataset_id: int, split: str | None, model_id: str, prompt_version: str
 ) -> int:
@@ -224,45 +235,10 @@ def add_suggestion(session: Session, video_id: int, **fields: Any) -> Suggestion
     The video gets a pending review (four fields None: "use the suggestion") when it has none; a review
     still pending and never saved is pointed at this newest suggestion unless it parsed worse than the
     one in place (a failed rerun never hides a good rationale). Saved reviews are left alone.
+    (``db.writes.add_suggestions`` does the same for many rows at once.)
     """
-    status = fields.get("parse_status")
-    if status not in PARSE_STATUSES:
-        raise ConfigError(f"parse_status must be one of {', '.join(PARSE_STATUSES)}, got {status!r}")
-    review = session.scalar(select(Review).where(Review.video_id == video_id))
-    suggestion = Suggestion(video_id=video_id, **fields, **_doubt_columns(session, video_id, review, fields))
-    session.add(suggestion)
-    session.flush()
-    if review is None:
-        session.add(Review(video_id=video_id, suggestion_id=suggestion.id, status="pending", version=1))
-    elif review.status == "pending" and review.version == 1:
-        # follow the newest suggestion, unless it parsed worse than the one in place
-        current = session.get(Suggestion, review.suggestion_id) if review.suggestion_id else None
-        rank = {"failed": 0, "partial": 1, "ok": 2}
-        if current is None or rank[suggestion.parse_status] >= rank[current.parse_status]:
-            review.suggestion_id = suggestion.id
-    session.flush()
-    return suggestion
-
-
-def _doubt_columns(session: Session, video_id: int, review: Review | None, fields: dict[str, Any]) -> dict[str, Any]:
-    """doubt_score / doubt_reason for a new suggestion (rbft_core.review.doubt), unless the caller gave them."""
-
-    if "doubt_score" in fields:
-        return {}
-    row = session.execute(
-        select(Video.label, Dataset.labels).join(Dataset, Dataset.id == Video.dataset_id).where(Video.id == video_id)
-    ).first()
-    if row is None:
-        raise DataError(f"video {video_id} not found; re-import the dataset before adding suggestions")
-    doubt = doubt_of(
-        parse_status=fields["parse_status"],
-        fields={name: fields.get(name) for name in RATIONALE_FIELDS},
-        conclusion=fields.get("conclusion") or "",
-        label=(review.label if review is not None and review.label else row.label),
-        labels=list(row.labels or []),
-        mean_logprob=fields.get("mean_logprob"),
-    )
-    return {"doubt_score": doubt.score, "doubt_reason": doubt.reason}
+    (suggestion_id,) = writes.add_suggestions(session, [{"video_id": video_id, **fields}])
+    return session.get(Suggestion, suggestion_id)
 
 
 def get_review(session: Session, review_id: int) -> Review:
@@ -314,7 +290,8 @@ def save_review(
     """Save a reviewer's changes if nobody saved since ``expected_version``; append a revision (with ``note``,
     why the app made this change, in its ``after``).
 
-    Raises ``ConflictError`` (with ``.current`` and ``.attempted``) when the review moved on meanwhile.
+    Raises ``ConflictError`` (with ``.current`` and ``.attempted``) when the review moved on meanwhile. The
+    queue columns and the dataset's counters change in the same transaction.
     """
     allowed = (*REVIEW_FIELDS, "suggestion_id")  # suggestion_id: adopt a regenerated suggestion
     unknown = sorted(set(changes) - set(allowed))
@@ -322,75 +299,62 @@ def save_review(
         raise ConfigError(f"cannot save review field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     if "status" in changes and changes["status"] not in REVIEW_STATUSES:
         raise ConfigError(f"review status must be one of {', '.join(REVIEW_STATUSES)}, got {changes['status']!r}")
-    review = get_review(session, review_id)
-    if review.version != expected_version:
-        raise _conflict(review, expected_version, changes)
-    before = review_snapshot(review)
-    # Compare-and-set in one statement: two writers cannot both pass the version check.
-    result = session.execute(
-        update(Review)
-        .where(Review.id == review_id, Review.version == expected_version)
-        .values(**changes, reviewer=reviewer, version=Review.version + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    for _attempt in range(5):  # a generation may repoint a never-saved review meanwhile: read it again
+        review = get_review(session, review_id)
+        if review.version != expected_version:
+            raise _conflict(review, expected_version, changes)
+        before = review_snapshot(review)
+        video = session.execute(select(Video.dataset_id, Video.external_id, Video.split, Video.label, Video.readable)
+                                .where(Video.id == review.video_id)).mappings().one()
+        stored = {**{name: getattr(review, name) for name in REVIEW_FIELDS}, **changes}
+        sid = changes.get("suggestion_id", review.suggestion_id)
+        suggestion = session.get(Suggestion, sid) if sid is not None else None
+        derived = derived_columns(stored, _suggestion_fields(suggestion), video)
+        # Compare-and-set in one statement: two writers cannot both pass the version check.
+        result = session.execute(
+            update(Review)
+            .where(Review.id == review_id, Review.version == expected_version,
+                   Review.suggestion_id.is_not_distinct_from(review.suggestion_id))
+            .values(**changes, **derived, reviewer=reviewer, version=Review.version + 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            break
+    else:
         raise _conflict(get_review(session, review_id), expected_version, changes)
+    deltas: Counter = Counter()
+    deltas[_counter_key(review, video)] -= 1
     review = get_review(session, review_id)
+    deltas[_counter_key(review, video)] += 1
+    counters.apply(session, deltas)
     after = review_snapshot(review) | ({"note": note} if note else {})
     session.add(ReviewRevision(review_id=review_id, version=review.version, before=before, after=after, reviewer=reviewer))
     session.flush()
     return review
 
 
+def _suggestion_fields(suggestion: Suggestion | None) -> dict[str, Any] | None:
+    if suggestion is None:
+        return None
+    names = (*RATIONALE_FIELDS, "conclusion", "doubt_score", "parse_status")
+    return {name: getattr(suggestion, name) for name in names}
+
+
+def _counter_key(review: Review, video: Any) -> tuple:
+    return review_key(video["dataset_id"], status=review.status, queue_label=review.queue_label,
+                      video_label=video["label"], split=video["split"], readable=video["readable"],
+                      edited=review.edited, excluded=review.excluded, parse_failed=review.parse_failed)
+
+
 # --------------------------------------------------------------------------------- counts, imports
 def dataset_counts(session: Session, dataset_id: int) -> dict[str, Any]:
-    """Counts for the dataset page: total, per label, per split, per label within split, per review status.
-
-    ``review_status`` has every status (0 when unused) plus ``none`` for videos without a suggestion yet.
-    """
-    rows = session.execute(
-        select(Video.label, Video.split, Video.readable, func.count())
-        .where(Video.dataset_id == dataset_id)
-        .group_by(Video.label, Video.split, Video.readable)
-    ).all()
-    labels: Counter[str] = Counter()
-    splits: Counter[str] = Counter()
-    label_split: dict[str, Counter[str]] = {}
-    unreadable = 0
-    for label, split, readable, n in rows:
-        labels[label] += n
-        splits[split] += n
-        label_split.setdefault(split, Counter())[label] += n
-        if not readable:
-            unreadable += n
-    statuses = dict.fromkeys(REVIEW_STATUSES, 0)
-    status_rows = session.execute(
-        select(Review.status, func.count())
-        .join(Video, Video.id == Review.video_id)
-        .where(Video.dataset_id == dataset_id)
-        .group_by(Review.status)
-    ).all()
-    for status, n in status_rows:
-        statuses[status] = n
-    total = sum(labels.values())
-    statuses["none"] = total - sum(n for _, n in status_rows)
-    return {
-        "total": total,
-        "labels": dict(sorted(labels.items())),
-        "splits": dict(sorted(splits.items())),
-        "label_split": {s: dict(sorted(c.items())) for s, c in sorted(label_split.items())},
-        "review_status": statuses,
-        "unreadable": unreadable,
-    }
+    """Counts for the dataset page (``db.counters.dataset_counts``: read from counters kept on write)."""
+    return counters.dataset_counts(session, dataset_id)
 
 
 def label_counts(session: Session, dataset_id: int, *, readable_only: bool = False) -> dict[str, int]:
-    """Videos per label, sorted by label."""
-    stmt = select(Video.label, func.count()).where(Video.dataset_id == dataset_id)
-    if readable_only:
-        stmt = stmt.where(Video.readable.is_(True))
-    rows = session.execute(stmt.group_by(Video.label).order_by(Video.label)).all()
-    return {label: n for label, n in rows}
+    """Videos per label, sorted by label (from the counters)."""
+    return counters.label_counts(session, dataset_id, readable_only=readable_only)
 
 
 def record_import_run(

@@ -2,17 +2,23 @@
 
 Kept apart from ``db.queries`` (datasets, videos, suggestions, single saves). Flush, never commit.
 The queue is every review of a dataset matching a filter, ordered by the suggestion's doubt score
-(highest first), then video id; "next" is a keyset query on that order, so it stays fast at 20,000 videos.
+(highest first), then video id. The queue columns live on ``reviews`` itself (``queue_key`` = minus the doubt,
+``queue_label``, ``split``, ``edited``, ``parse_failed``; kept on write by ``db.review_state``), so "next" and
+"previous" are index seeks on ``ix_reviews_queue``, one per non-empty (status, label, split, edited, parse
+failed) segment of the filter, and the queue length and the counts are sums of ``dataset_counters`` rows:
+none of them reads the dataset. A free-text search goes through the search index (``db.search``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from sqlalchemy import and_, case, desc, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, select, true, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
+from db import counters
 from db.models import (
     Dataset,
     ImportRun,
@@ -23,6 +29,8 @@ from db.models import (
     utcnow,
 )
 from db.queries import RATIONALE_FIELDS, review_snapshot
+from db.review_state import review_key
+from db.search import restrict, search_words, unindexed
 from rbft_core.errors import DataError
 
 __all__ = [
@@ -53,15 +61,8 @@ class QueueFilter:
     search: str = ""
 
 
-_SCORE = func.coalesce(Suggestion.doubt_score, 0.0)
-_LABEL = func.coalesce(Review.label, Video.label)
-
-
-def _edited() -> Any:
-    """1 when the reviewer's text differs from the suggestion in any of the four fields, else 0."""
-    differs = [and_(getattr(Review, f).is_not(None), getattr(Review, f) != func.coalesce(getattr(Suggestion, f), ""))
-               for f in RATIONALE_FIELDS]
-    return case((or_(*differs), 1), else_=0)
+_ORDER = (Review.queue_key, Review.video_id)
+_SEGMENT_CHUNK = 100  # index seeks per statement (SQLite allows 500 terms in one compound SELECT)
 
 
 def _base(columns: Sequence[Any]) -> Any:
@@ -73,62 +74,114 @@ def _base(columns: Sequence[Any]) -> Any:
     )
 
 
-def _filtered(stmt: Any, flt: QueueFilter) -> Any:
-    stmt = stmt.where(Video.dataset_id == flt.dataset_id)
+def _filtered(stmt: Any, flt: QueueFilter, dialect: str) -> Any:
+    """``stmt`` on ``reviews`` limited to the queue (its own columns only: no join)."""
+    words = search_words(flt.search)
+    col = unindexed if words and dialect == "sqlite" else (lambda c: c)  # searched: start from the matches
+    stmt = stmt.where(col(Review.dataset_id) == flt.dataset_id)
     if flt.statuses:
-        stmt = stmt.where(Review.status.in_(list(flt.statuses)))
+        stmt = stmt.where(col(Review.status).in_(list(flt.statuses)))
     if flt.label:
-        stmt = stmt.where(_LABEL == flt.label)
+        stmt = stmt.where(col(Review.queue_label) == flt.label)
     if flt.split:
-        stmt = stmt.where(Video.split == flt.split)
+        stmt = stmt.where(col(Review.split) == flt.split)
     if flt.edited is not None:
-        stmt = stmt.where(_edited() == (1 if flt.edited else 0))
+        stmt = stmt.where(col(Review.edited) == bool(flt.edited))
     if flt.parse_failed:
-        stmt = stmt.where(Suggestion.parse_status == "failed")
-    if flt.search.strip():
-        pattern = "%" + flt.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        columns = [Video.external_id, Suggestion.conclusion, *(getattr(Review, f) for f in RATIONALE_FIELDS),
-                   *(getattr(Suggestion, f) for f in RATIONALE_FIELDS)]
-        stmt = stmt.where(or_(*(c.ilike(pattern, escape="\\") for c in columns)))
-    return stmt
+        stmt = stmt.where(col(Review.parse_failed) == True)  # noqa: E712 - SQL, indexable
+    return restrict(stmt, dialect, words) if words else stmt
 
 
-def _key(session: Session, review_id: int) -> tuple[float, int] | None:
-    row = session.execute(_base([_SCORE, Video.id]).where(Review.id == review_id)).first()
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _segments(session: Session, flt: QueueFilter) -> list[tuple[tuple, int]]:
+    return counters.queue_segments(session, flt.dataset_id, statuses=flt.statuses, label=flt.label, split=flt.split,
+                                   edited=flt.edited, parse_failed=flt.parse_failed)
+
+
+def _in_segment(segment: tuple) -> Any:
+    status, label, split, edited, failed = segment
+    return and_(Review.status == status, Review.queue_label == label, Review.split == split,
+                Review.edited == bool(edited), Review.parse_failed == bool(failed))
+
+
+def _key(session: Session, review_id: int) -> Optional[tuple[float, int]]:
+    row = session.execute(select(Review.queue_key, Review.video_id).where(Review.id == review_id)).first()
     return (float(row[0]), int(row[1])) if row else None
 
 
+def _after(key: Optional[tuple[float, int]], backwards: bool) -> Any:
+    if key is None:
+        return true()
+    return tuple_(*_ORDER) < tuple_(*key) if backwards else tuple_(*_ORDER) > tuple_(*key)
+
+
 def queue_neighbour(session: Session, flt: QueueFilter, review_id: Optional[int], *, backwards: bool = False) -> Optional[int]:
-    """The review after (or before) ``review_id`` in queue order; the first (last) one when None or not found."""
+    """The review after (or before) ``review_id`` in queue order; the first (last) one when None or not found.
+
+    Without a search: one index seek per non-empty segment of the filter (``db.counters.queue_segments``), the
+    best of them wins, so the cost does not grow with the dataset. With a search: the search index.
+    """
     key = _key(session, review_id) if review_id is not None else None
-    stmt = _filtered(_base([Review.id]), flt)
-    if key is not None:
-        score, video_id = key
-        if backwards:
-            stmt = stmt.where(or_(_SCORE > score, and_(_SCORE == score, Video.id < video_id)))
-        else:
-            stmt = stmt.where(or_(_SCORE < score, and_(_SCORE == score, Video.id > video_id)))
-    order = (_SCORE.asc(), Video.id.desc()) if backwards else (desc(_SCORE), Video.id.asc())
-    return session.scalar(stmt.order_by(*order).limit(1))
+    order = [c.desc() for c in _ORDER] if backwards else list(_ORDER)
+    columns = (Review.id, *_ORDER)
+    if search_words(flt.search):
+        stmt = _filtered(select(*columns), flt, _dialect(session)).where(_after(key, backwards))
+        row = session.execute(stmt.order_by(*order).limit(1)).first()
+        return int(row[0]) if row else None
+    best: Optional[tuple] = None
+    segments = [segment for segment, _n in _segments(session, flt)]
+    for start in range(0, len(segments), _SEGMENT_CHUNK):
+        seeks = [select(*columns).where(Review.dataset_id == flt.dataset_id, _in_segment(segment), _after(key, backwards))
+                 .order_by(*order).limit(1) for segment in segments[start:start + _SEGMENT_CHUNK]]
+        rows = session.execute(union_all(*[s.subquery().select() for s in seeks]) if len(seeks) > 1 else seeks[0]).all()
+        for row in rows:
+            candidate = (float(row[1]), int(row[2]), int(row[0]))
+            if best is None or (candidate > best if backwards else candidate < best):
+                best = candidate
+    return best[2] if best else None
 
 
 def queue_place(session: Session, flt: QueueFilter, review_id: Optional[int]) -> tuple[int, int]:
-    """(1-based place of ``review_id`` in the queue or 0 when it is not in it, queue length), in one scan."""
+    """(1-based place of ``review_id`` in the queue or 0 when it is not in it, queue length).
+
+    Without a search the length is a sum of counters and the place counts, per segment, the index entries
+    before the item: the cost grows with the place, not with the dataset (reviewed items leave a "todo" queue).
+    """
     key = _key(session, review_id) if review_id is not None else None
+    if search_words(flt.search):
+        dialect = _dialect(session)
+        size = int(session.scalar(_filtered(select(func.count()).select_from(Review), flt, dialect)) or 0)
+        if key is None:
+            return 0, size
+        ahead = session.scalar(_filtered(select(func.count()).select_from(Review), flt, dialect).where(_after(key, True)))
+        present = session.scalar(_filtered(select(func.count()).select_from(Review), flt, dialect)
+                                 .where(Review.id == review_id))
+        return (int(ahead or 0) + 1 if present else 0), size
+    segments = _segments(session, flt)
+    size = sum(n for _segment, n in segments)
     if key is None:
-        return 0, int(session.scalar(_filtered(_base([func.count()]), flt)) or 0)
-    score, video_id = key
-    before = or_(_SCORE > score, and_(_SCORE == score, Video.id < video_id))
-    row = session.execute(_filtered(_base([func.count(), func.sum(case((before, 1), else_=0)),
-                                           func.sum(case((Review.id == review_id, 1), else_=0))]), flt)).one()
-    size, ahead, present = int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
-    return (ahead + 1 if present else 0), size
+        return 0, size
+    own = session.execute(select(Review.status, Review.queue_label, Review.split, Review.edited, Review.parse_failed)
+                          .where(Review.id == review_id)).first()
+    names = {segment for segment, _n in segments}
+    if own is None or (own[0], own[1], own[2], bool(own[3]), bool(own[4])) not in names:
+        return 0, size
+    ahead = 0
+    for start in range(0, len(segments), _SEGMENT_CHUNK):
+        counts = [select(func.count().label("n")).select_from(Review)
+                  .where(Review.dataset_id == flt.dataset_id, _in_segment(segment), _after(key, True))
+                  for segment, _n in segments[start:start + _SEGMENT_CHUNK]]
+        ahead += sum(int(n or 0) for n in session.scalars(union_all(*counts) if len(counts) > 1 else counts[0]))
+    return ahead + 1, size
 
 
 def review_item(session: Session, review_id: int) -> dict[str, Any]:
     """One review with its video, suggestion and dataset as a plain dict (no ORM objects leave here)."""
     row = session.execute(
-        _base([Review, Video, Suggestion, Dataset.name, Dataset.labels, _edited().label("edited")])
+        _base([Review, Video, Suggestion, Dataset.name, Dataset.labels, Review.edited])
         .join(Dataset, Dataset.id == Video.dataset_id)
         .where(Review.id == review_id)
         .execution_options(populate_existing=True)
@@ -168,57 +221,63 @@ def find_review(session: Session, dataset_id: int, ref: str) -> Optional[int]:
 def review_counts(session: Session, dataset_id: int) -> dict[str, int]:
     """pending (incl. drafts), draft, accepted (untouched), edited (accepted with edits), rejected, excluded.
 
-    Two passes, so that 20,000 rows are counted without reading their suggestions: statuses first, then
-    "edited" only among the accepted reviews that hold any text of their own.
+    Read from the counters kept on write (``db.counters``): a few rows, whatever the size of the dataset.
     """
-    touched = or_(*(getattr(Review, f).is_not(None) for f in RATIONALE_FIELDS))
-    rows = session.execute(
-        select(Review.status, Review.excluded, func.count()).select_from(Review)
-        .join(Video, Video.id == Review.video_id).where(Video.dataset_id == dataset_id)
-        .group_by(Review.status, Review.excluded)
-    ).all()
-    counts = dict.fromkeys(("pending", "draft", "accepted", "edited", "rejected", "excluded", "total"), 0)
-    for status, excluded, n in rows:
-        counts["total"] += n
-        counts["excluded"] += n if excluded else 0
-        if status in ("pending", "draft"):
-            counts["pending"] += n
-            counts["draft"] += n if status == "draft" else 0
-        else:
-            counts[status] = counts.get(status, 0) + n
-    edited = session.scalar(
-        _base([func.count()]).where(Video.dataset_id == dataset_id, Review.status == "accepted", touched, _edited() == 1)
-    )
-    counts["edited"] = int(edited or 0)
-    counts["accepted"] -= counts["edited"]
-    return counts
+    return counters.review_counts(session, dataset_id)
 
 
 def bulk_update(session: Session, flt: QueueFilter, reviewer: str, *, untouched_only: bool = False,
                 only_statuses: Optional[Sequence[str]] = None, **changes: Any) -> int:
-    """Apply ``changes`` to every review in the queue (one revision each); returns how many changed."""
-    stmt = _filtered(_base([Review]), flt)
+    """Apply ``changes`` (status and/or excluded) to every review in the queue (one revision each); returns how many changed."""
+    unknown = sorted(set(changes) - {"status", "excluded"})
+    if unknown:
+        raise DataError(f"bulk actions change status or excluded, not {', '.join(unknown)}")
+    stmt = _filtered(select(Review), flt, _dialect(session))
     if untouched_only:
-        stmt = stmt.where(_edited() == 0, Review.label.is_(None))
+        stmt = stmt.where(Review.edited == False, Review.label.is_(None))  # noqa: E712 - SQL
     if only_statuses:
         stmt = stmt.where(Review.status.in_(list(only_statuses)))
-    targets = [r for r in session.scalars(stmt) if any(getattr(r, k) != v for k, v in changes.items())]
-    now, revisions = utcnow(), []
+    targets = [r for r in session.scalars(stmt.execution_options(populate_existing=True))
+               if any(getattr(r, k) != v for k, v in changes.items())]
+    videos = _video_facts(session, [r.video_id for r in targets])
+    now, revisions, deltas = utcnow(), [], Counter()
     for review in targets:
         before = review_snapshot(review)
-        result = session.execute(update(Review).where(Review.id == review.id, Review.version == review.version)
+        result = session.execute(update(Review).where(Review.id == review.id, Review.version == review.version,
+                                                      Review.suggestion_id.is_not_distinct_from(review.suggestion_id))
                                  .values(**changes, reviewer=reviewer, version=review.version + 1, updated_at=now)
                                  .execution_options(synchronize_session=False))
         if result.rowcount != 1:  # saved by someone else meanwhile: theirs stands, nothing to record
             continue
+        video = videos[review.video_id]
+        deltas[_review_key(review, video, {})] -= 1
+        deltas[_review_key(review, video, changes)] += 1
         after = {**before, **changes, "reviewer": reviewer, "version": review.version + 1,
                  "updated_at": now.isoformat(timespec="seconds")}
         revisions.append({"review_id": review.id, "version": review.version + 1, "before": before,
                           "after": after, "reviewer": reviewer, "created_at": now})
     if revisions:
         session.execute(insert(ReviewRevision), revisions)
+    counters.apply(session, deltas)
+    for review in targets:
+        session.expire(review)
     session.flush()
     return len(revisions)
+
+
+def _video_facts(session: Session, video_ids: list[int]) -> dict[int, tuple[str, bool]]:
+    facts: dict[int, tuple[str, bool]] = {}
+    for start in range(0, len(video_ids), 500):
+        rows = session.execute(select(Video.id, Video.label, Video.readable)
+                               .where(Video.id.in_(video_ids[start:start + 500]))).all()
+        facts.update({int(i): (label, bool(ok)) for i, label, ok in rows})
+    return facts
+
+
+def _review_key(review: Review, video: tuple[str, bool], changes: dict[str, Any]) -> tuple:
+    return review_key(review.dataset_id, status=changes.get("status", review.status), queue_label=review.queue_label,
+                      video_label=video[0], split=review.split, readable=video[1], edited=review.edited,
+                      excluded=changes.get("excluded", review.excluded), parse_failed=review.parse_failed)
 
 
 def record_refused_save(session: Session, review_id: int, reviewer: str, expected_version: int,

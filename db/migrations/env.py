@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from db.engine import make_engine
 from db.models import Base
+from db.search import include_object
 from rbft_core.settings import database_url
 
 config = context.config
@@ -22,6 +23,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         # SQLite cannot ALTER most things: batch mode recreates the table instead.
         render_as_batch=dialect.startswith("sqlite"),
         compare_type=True,
+        include_object=include_object,  # the search index lives outside db.models
         literal_binds=connection is None,
     )
 

@@ -1,10 +1,14 @@
 """Import videos into a dataset: from label folders, a CSV/JSONL manifest, SmartHome-Bench or MultiHateClip.
 
 Every file is hashed (sha256) and deduplicated per dataset, so importing the same source twice changes
-nothing. Each file is probed; files that exist but cannot be decoded are kept as unreadable rows (so the
+nothing. Each new file is probed; files that exist but cannot be decoded are kept as unreadable rows (so the
 UI can show why) and listed in ``failed``. Missing files, paths leaving the source folder, unknown labels
-and duplicate ids are only listed in ``failed``. Rows are committed one video at a time, so an interrupted
-import keeps what it finished; splits of videos already in the dataset never change.
+and duplicate ids are only listed in ``failed``. Splits of videos already in the dataset never change.
+
+At any size: hashing and probing run in a process pool (``rbft_core.data.import_work``), what the dataset
+already holds is looked up in chunks, files already there (same content, same id) are never probed again,
+and new rows are inserted in transactions of ``batch_rows``; so an import killed at any point (even
+``kill -9``) keeps every committed batch, and running it again skips those files by their hash.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
@@ -21,19 +26,17 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import queries
+from db import queries, writes
 from db.engine import init_db, session_factory
+from rbft_core.data.import_work import Meter, default_workers, hash_file, pool_map, probe_file
 from rbft_core.data.manifests import (
     SPLIT_ALIASES,
     VIDEO_EXTENSIONS,
     Entry,
     detect_format,
-    escape_message,
     failure,
-    inside,
     read_entries,
 )
-from rbft_core.data.video import probe_video
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.export import reimport as export_import
 from rbft_core.export.reimport import restore_rationales
@@ -48,6 +51,7 @@ Format = Literal["auto", "folder", "csv", "jsonl", "smarthome-bench", "multihate
 ProgressFn = Callable[[int, int, str], None]
 
 _CHUNK_BYTES = 1 << 20
+BATCH_ROWS = 400  # new videos per transaction
 MAX_STORED_FAILURES = 200  # failures kept in the import's database row; all of them go to a JSONL file
 
 
@@ -61,26 +65,35 @@ class ImportReport:
     failed: list[dict[str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     format: str = ""
+    hashed: int = 0  # distinct files read and hashed
+    probed: int = 0  # files decoded to check them (new content only)
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         """True when the dataset has something from this source (the CLI exits 0)."""
         return self.imported + self.unchanged > 0
 
-    def to_json(self) -> dict[str, Any]:
-        """The report as a JSON-ready dict (``json.dumps(report.to_json())``)."""
-        return {
+    def to_json(self, max_failed: int | None = None) -> dict[str, Any]:
+        """The report as a JSON-ready dict (``json.dumps(report.to_json())``); ``max_failed`` keeps the first
+        failures only and adds ``failed_total``."""
+        failed = self.failed if max_failed is None else self.failed[:max_failed]
+        out = {
             "dataset": self.dataset,
             "imported": self.imported,
             "unchanged": self.unchanged,
-            "failed": [dict(f) for f in self.failed],
+            "failed": [dict(f) for f in failed],
             "counts": dict(self.counts),
         }
+        if len(failed) < len(self.failed):
+            out["failed_total"] = len(self.failed)
+        return out
 
     def summary(self, max_examples: int = 3) -> str:
         """A short human summary; failures with the same cause are grouped (thousands stay readable)."""
+        rate = f" in {self.seconds:.1f} s ({self.hashed / self.seconds:,.0f} files/s)" if self.seconds > 0 else ""
         lines = [f"dataset {self.dataset}: {self.imported} imported, {self.unchanged} unchanged, "
-                 f"{len(self.failed)} failed"]
+                 f"{len(self.failed)} failed{rate}"]
         groups: dict[str, list[str]] = {}
         for item in self.failed:
             groups.setdefault(_failure_kind(item["error"]), []).append(item["path"])
@@ -99,14 +112,6 @@ def _failure_kind(error: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _split_rank(seed: int, sha: str) -> str:
     return hashlib.sha256(f"{seed}:{sha}".encode()).hexdigest()
 
@@ -147,6 +152,8 @@ def import_videos(
     seed: int = 0,
     test_fraction: float = 0.2,
     progress: ProgressFn | None = None,
+    workers: int = 0,
+    batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
     """Import the videos under ``source`` into ``dataset`` (created when missing) and return the report.
 
@@ -159,7 +166,10 @@ def import_videos(
         preset: expert preset recorded on a new dataset.
         labels: label set of a new dataset (default: the labels found in the source).
         seed, test_fraction: stratified train/test split for videos whose split the source does not give.
-        progress: called as ``progress(i, total, path)`` after each candidate video.
+        progress: called as ``progress(done, total, text)`` while files are hashed and as each batch of new
+            videos is committed; ``text`` tells the phase, files/s and the time left.
+        workers: processes that hash and probe files (0: one per CPU core).
+        batch_rows: new videos per transaction.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
@@ -205,16 +215,14 @@ def import_videos(
         session.commit()
         dataset_id = ds.id
 
-        entries = _resolve_and_hash(entries, root, failed)
+        started = time.perf_counter()
+        meter = Meter(progress)
+        workers = workers if workers > 0 else default_workers()
+        entries, hashed = _resolve_and_hash(entries, root, failed, report, workers, meter)
         new = _classify(session, dataset_id, dataset, entries, report, failed)
         _assign_splits(new, seed, test_fraction)
-        to_store = {id(e) for e in new}
-        total = len(entries)
-        for i, entry in enumerate(entries, 1):
-            if id(entry) in to_store:
-                _store(session, dataset_id, root, entry, report, failed)
-            if progress is not None:
-                progress(i, total, entry.ref)
+        _store_all(session, dataset_id, root, new, report, failed, workers, max(1, batch_rows), meter, hashed)
+        report.seconds = round(time.perf_counter() - started, 3)
         if bundle is not None:
             restore_rationales(session, dataset_id, bundle)
 
@@ -300,46 +308,51 @@ def _check_labels(entries: list[Entry], allowed: list[str], dataset: str,
     return kept
 
 
-def _resolve_and_hash(entries: list[Entry], root: Path, failed: list[dict[str, str]]) -> list[Entry]:
+def _resolve_and_hash(entries: list[Entry], root: Path, failed: list[dict[str, str]], report: ImportReport,
+                      workers: int, meter: Meter) -> tuple[list[Entry], int]:
+    """Resolve and hash every distinct file once (in the pool); entries naming the same file share the result.
+
+    Returns the usable entries and the number of distinct files (the first part of the progress total)."""
+    refs = list(dict.fromkeys(entry.ref for entry in entries))
+    facts: dict[str, tuple[Any, int, str, Any]] = {}
+    meter.start("hashing")
+    for i, (ref, fact) in enumerate(zip(refs, pool_map(hash_file, [(ref, str(root)) for ref in refs], workers)), 1):
+        facts[ref] = fact
+        meter.tick(i, len(refs) * 2, i, len(refs), force=i == len(refs))
+    report.hashed = sum(1 for fact in facts.values() if fact[0] is not None)
     kept = []
     for entry in entries:
-        candidate = root / entry.ref
-        if not inside(candidate, root):
-            failed.append(failure(entry.ref, escape_message(entry.ref, candidate, root)))
+        path, size, sha, error = facts[entry.ref]
+        if error is not None:
+            failed.append(failure(entry.ref, error))
             continue
-        if not candidate.is_file():
-            failed.append(failure(entry.ref, f"video file {entry.ref} not found under {root}"))
-            continue
-        entry.path = Path(os.path.realpath(candidate))
-        try:
-            entry.size_bytes = entry.path.stat().st_size
-            entry.sha256 = _sha256_file(entry.path)
-        except OSError as e:
-            failed.append(failure(entry.ref, f"cannot read {entry.ref}: {e.strerror}; check its permissions"))
-            continue
+        entry.path, entry.size_bytes, entry.sha256 = Path(path), size, sha
         kept.append(entry)
-    return kept
+    return kept, len(refs)
 
 
 def _classify(session: Session, dataset_id: int, dataset: str, entries: list[Entry], report: ImportReport,
               failed: list[dict[str, str]]) -> list[Entry]:
     """Count what is already there; return the entries to insert (content and id both new)."""
+    known, taken = queries.known_videos(session, dataset_id, shas=list({e.sha256 for e in entries}),
+                                        external_ids=list({e.external_id for e in entries}))
     new: list[Entry] = []
     seen: dict[str, Entry] = {}
     for entry in entries:
-        known = queries.find_video_by_sha(session, dataset_id, entry.sha256)
-        if known is not None:
-            if known.external_id != entry.external_id:
-                failed.append(failure(entry.ref, f"same content as video {known.external_id!r} already in dataset "
+        found = known.get(entry.sha256)
+        if found is not None:
+            external_id, readable, error = found
+            if external_id != entry.external_id:
+                failed.append(failure(entry.ref, f"same content as video {external_id!r} already in dataset "
                                                f"{dataset}; duplicate skipped"))
-            elif known.readable:
+            elif readable:
                 report.unchanged += 1
             else:
-                failed.append(failure(entry.ref, known.error or "unreadable video"))
+                failed.append(failure(entry.ref, error or "unreadable video"))
         elif entry.sha256 in seen:
             failed.append(failure(entry.ref, f"same content as {seen[entry.sha256].ref} ({seen[entry.sha256].row}); "
                                            "duplicate skipped"))
-        elif queries.find_video_by_external_id(session, dataset_id, entry.external_id) is not None:
+        elif entry.external_id in taken:
             failed.append(failure(entry.ref, f"id {entry.external_id} is already in dataset {dataset} with different "
                                            "content (was the file changed?); give it a new id or a new dataset"))
         else:
@@ -348,37 +361,62 @@ def _classify(session: Session, dataset_id: int, dataset: str, entries: list[Ent
     return new
 
 
-def _probe(path: Path) -> tuple[Any, str | None]:
-    try:
-        return probe_video(path), None
-    except DataError as e:
-        return None, str(e)
-    except Exception as e:  # noqa: BLE001 - one odd file must not stop a long import
-        return None, f"video {path.name} could not be read ({type(e).__name__}: {e}); re-encode it or remove it"
-
-
-def _store(session: Session, dataset_id: int, root: Path, entry: Entry, report: ImportReport,
-           failed: list[dict[str, str]]) -> None:
-    """Probe and insert one video in its own transaction."""
+def _row(root: Path, entry: Entry, fields: dict[str, Any], error: str | None) -> dict[str, Any]:
     assert entry.path is not None and entry.split is not None
-    info, error = _probe(entry.path)
-    fields = {name: getattr(info, name, None) for name in ("duration_s", "fps", "width", "height", "num_frames",
-                                                           "codec")}
     meta = dict(entry.meta)
-    if info is not None:
-        meta["has_audio"] = bool(getattr(info, "has_audio", False))
+    if error is None:
+        meta["has_audio"] = bool(fields.get("has_audio", False))
+    probe = {name: fields.get(name) for name in ("duration_s", "fps", "width", "height", "num_frames", "codec")}
+    return {"external_id": entry.external_id, "path": str(entry.path), "source_root": str(root),
+            "sha256": entry.sha256, "size_bytes": entry.size_bytes, "label": entry.label, "split": entry.split,
+            "readable": error is None, "error": error, "meta": meta, **probe}
+
+
+def _store_all(session: Session, dataset_id: int, root: Path, new: list[Entry], report: ImportReport,
+               failed: list[dict[str, str]], workers: int, batch_rows: int, meter: Meter, hashed: int) -> None:
+    """Probe the new files (in the pool) and insert them, one transaction per ``batch_rows`` videos."""
+    total = hashed + len(new)
+    meter.start("probing and storing")
+    meter.tick(hashed, total, 0, len(new), force=True)
+    batch: list[tuple[Entry, dict[str, Any], str | None]] = []
+    done = 0
+    for entry, (fields, error) in zip(new, pool_map(probe_file, [str(e.path) for e in new], workers, chunksize=8)):
+        report.probed += 1
+        batch.append((entry, fields, error))
+        if len(batch) >= batch_rows:
+            done += _commit(session, dataset_id, root, batch, report, failed)
+            meter.tick(hashed + done, total, done, len(new), note=entry.ref, force=True)  # once per batch
+            batch = []
+    if batch:
+        done += _commit(session, dataset_id, root, batch, report, failed)
+        meter.tick(hashed + done, total, done, len(new), note=batch[-1][0].ref, force=True)
+
+
+def _commit(session: Session, dataset_id: int, root: Path, batch: list[tuple[Entry, dict[str, Any], str | None]],
+            report: ImportReport, failed: list[dict[str, str]]) -> int:
+    """Insert one batch in one transaction; a batch another import raced with goes in row by row."""
+    rows = [_row(root, entry, fields, error) for entry, fields, error in batch]
     try:
-        queries.add_video(session, dataset_id, external_id=entry.external_id, path=str(entry.path),
-                          source_root=str(root), sha256=entry.sha256, size_bytes=entry.size_bytes,
-                          label=entry.label, split=entry.split, readable=error is None, error=error,
-                          meta=meta, **fields)
+        writes.add_videos(session, dataset_id, rows)
         session.commit()
+        stored = [True] * len(batch)
     except IntegrityError:
         session.rollback()
-        failed.append(failure(entry.ref, f"video {entry.external_id} was added by another import at the same "
-                                       "time; run the import again to see its state"))
-        return
-    if error is None:
-        report.imported += 1
-    else:
-        failed.append(failure(entry.ref, error))
+        stored = []
+        for row in rows:
+            try:
+                writes.add_videos(session, dataset_id, [row])
+                session.commit()
+                stored.append(True)
+            except IntegrityError:
+                session.rollback()
+                stored.append(False)
+    for (entry, _fields, error), ok in zip(batch, stored):
+        if not ok:
+            failed.append(failure(entry.ref, f"video {entry.external_id} was added by another import at the same "
+                                           "time; run the import again to see its state"))
+        elif error is None:
+            report.imported += 1
+        else:
+            failed.append(failure(entry.ref, error))
+    return len(batch)

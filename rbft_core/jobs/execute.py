@@ -18,6 +18,7 @@ from rbft_core.export.dataset import ExportConfig, export_dataset
 from rbft_core.export.model import export_model
 from rbft_core.inspection.masking import run_experiment
 from rbft_core.inspection.overlays import attention_overlays
+from rbft_core.jobs import launch
 from rbft_core.models.generate import generate_rationales
 from rbft_core.models.loading import check_model_source
 from rbft_core.review.curation import Selection
@@ -66,16 +67,21 @@ def _import(spec: ImportSpec, db_url, hooks: TaskHooks) -> dict[str, Any]:
     require(spec, "dataset", "source")
     report = import_videos(db_url, spec.dataset, spec.source, manifest=spec.manifest or None, fmt=spec.format,
                            preset=spec.preset, labels=list(spec.labels) or None, seed=spec.seed,
-                           test_fraction=spec.test_fraction, progress=hooks.progress)
+                           test_fraction=spec.test_fraction, progress=hooks.progress, workers=spec.workers)
     return {"status": "succeeded" if report.ok else "failed", "summary": report.summary(), **report.to_json()}
 
 
 def _generate(spec: GenerateSpec, db_url, hooks: TaskHooks) -> dict[str, Any]:
     require(spec, "dataset", "model")
     check_model_source(spec.model)
-    report = generate_rationales(db_url, spec.dataset, spec.model, spec, progress=hooks.progress,
+    if spec.nproc_per_node > 1 and not launch.is_rank():  # torchrun runs this spec once per process
+        return launch.launch_generate(spec, db_url, hooks.progress, hooks.should_stop)
+    report = generate_rationales(db_url, spec.dataset, spec.model, spec, progress=launch.shard_progress(hooks.progress),
                                  should_stop=hooks.should_stop)
-    return {"status": _stopped_or(hooks), **report.to_json()}
+    result = {"status": _stopped_or(hooks), **report.to_json()}
+    if launch.is_rank():
+        launch.write_shard_report(result)
+    return result
 
 
 def _train(spec: TrainSpec, db_url, hooks: TaskHooks) -> dict[str, Any]:

@@ -3,18 +3,24 @@
 Resumable: videos that already have a suggestion for this model + prompt version are skipped unless
 ``overwrite``. Each batch is committed as it finishes, so a crash loses at most one batch. Frames for
 the next batch are decoded in a background thread while the model generates the current one.
+
+Several processes (``rbft generate --nproc-per-node N``: torchrun sets ``RANK`` / ``WORLD_SIZE``) share the
+videos by batch: the batches are cut from the videos in id order, the same way in every process, and process
+``r`` takes batches ``r, r + N, ...``. Each commits its own batches; a fresh run writes the same suggestions
+as one process would (same batches, same greedy decoding).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from db import queries
+from db import queries, writes
 from db.engine import session_scope
 from rbft_core.data.frame_cache import default_frame_cache
 from rbft_core.data.video import sample_frames
@@ -29,7 +35,7 @@ from rbft_core.models.rationale import parse_rationale
 from rbft_core.specs.data import GenerateSpec
 from rbft_core.task_context import StopCheck, stop_requested
 
-__all__ = ["GenerateReport", "generate_rationales", "canonical_model_id"]
+__all__ = ["GenerateReport", "generate_rationales", "canonical_model_id", "shard_of_process"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -63,19 +69,40 @@ def canonical_model_id(model_id: str) -> str:
     return str(path.resolve()) if path.exists() else model_id
 
 
-def _pending_items(db_url, dataset: str, model_id: str, cfg: GenerateSpec):
+def shard_of_process() -> tuple[int, int]:
+    """(rank, world size) of this process under torchrun; (0, 1) alone."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _batches(db_url, dataset: str, model_id: str, cfg: GenerateSpec, shard: tuple[int, int]):
+    """(preset, this process's batches of videos still to describe, how many of its videos already have one)."""
+    rank, world = shard
     with session_scope(db_url) as session:
         ds = queries.get_dataset(session, dataset)
         preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
-        todo = queries.videos_for_generation(
-            session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION, overwrite=cfg.overwrite,
-            video_ids=list(cfg.video_ids) if cfg.video_ids is not None else None,
-        )
-        done = 0 if cfg.overwrite else queries.count_suggested_videos(
-            session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION
-        )
-        items = [_Item(v.id, v.path, v.sha256, v.review.label if v.review and v.review.label else v.label) for v in todo]
-    return preset, items, done
+        rows = queries.generation_candidates(session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION,
+                                             video_ids=list(cfg.video_ids) if cfg.video_ids is not None else None)
+    items = [(_Item(vid, path, sha, label), done) for vid, path, sha, label, done in rows]
+    if world == 1:  # one process: the batches are cut from what is left to do
+        todo = [item for item, done in items if cfg.overwrite or not done]
+        batches = [todo[i : i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
+        return preset, batches, 0 if cfg.overwrite else sum(done for _, done in items)
+    # Several: cut from every candidate (what another process commits meanwhile cannot move a boundary).
+    cut = [items[i : i + cfg.batch_size] for i in range(0, len(items), cfg.batch_size)][rank::world]
+    mine = [[item for item, done in batch if cfg.overwrite or not done] for batch in cut]
+    already = 0 if cfg.overwrite else sum(done for batch in cut for _, done in batch)
+    return preset, [batch for batch in mine if batch], already
+
+
+def _device(device: str, world: int) -> str:
+    """Under torchrun on GPUs each process takes its own (``cuda:LOCAL_RANK``)."""
+    if world == 1 or device not in ("auto", "cuda") or "LOCAL_RANK" not in os.environ:
+        return device
+    import torch  # torch is heavy: loaded only when a model runs
+
+    if not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"  # more ranks than GPUs: they share
 
 
 def _sample_batch(items: Sequence[_Item], spec, cache):
@@ -140,20 +167,15 @@ def _store(db_url, generated: list[tuple[_Item, str, float]], model_id: str, cfg
     }
     if spec is not None:  # the review page shows exactly these frames
         params["sample_spec"] = spec.to_dict()
-    with session_scope(db_url) as session:  # one transaction per batch
-        for item, text, mean_logprob in generated:
-            parsed = parse_rationale(text)
-            queries.add_suggestion(
-                session,
-                item.video_id,
-                model_id=model_id,
-                prompt_version=RATIONALE_PROMPT_VERSION,
-                label_hint=cfg.label_hint,
-                mean_logprob=mean_logprob,
-                gen_params=params,
-                **parsed.to_fields(),
-            )
-            report.parse_status[parsed.status] += 1
+    rows = []
+    for item, text, mean_logprob in generated:
+        parsed = parse_rationale(text)
+        rows.append({"video_id": item.video_id, "model_id": model_id, "prompt_version": RATIONALE_PROMPT_VERSION,
+                     "label_hint": cfg.label_hint, "mean_logprob": mean_logprob, "gen_params": params,
+                     **parsed.to_fields()})
+        report.parse_status[parsed.status] += 1
+    with session_scope(db_url) as session:  # one transaction (a few statements) per batch
+        writes.add_suggestions(session, rows)
     report.generated += len(generated)
 
 
@@ -166,23 +188,27 @@ def generate_rationales(
     progress: Optional[Progress] = None,
     should_stop: Optional[StopCheck] = None,
     loaded=None,
+    shard: Optional[tuple[int, int]] = None,
 ) -> GenerateReport:
     """Write one suggestion per readable video of ``cfg.split`` that lacks one for this model + prompt.
 
-    ``should_stop()`` is checked between batches: a stop keeps every batch committed so far."""
+    ``should_stop()`` is checked between batches: a stop keeps every batch committed so far. ``shard``:
+    (rank, number of processes) sharing the videos; default from torchrun's environment, else (0, 1)."""
 
     cfg = cfg or GenerateSpec()
     started = time.perf_counter()
     model_id = canonical_model_id(model)
-    preset, items, done = _pending_items(db_url, dataset, model_id, cfg)
+    shard = shard or shard_of_process()
+    preset, batches, done = _batches(db_url, dataset, model_id, cfg, shard)
     report = GenerateReport(dataset=dataset, model_id=model_id, prompt_version=RATIONALE_PROMPT_VERSION)
     report.already_done = done
-    if not items:
+    if not batches:
         return report
-    lm = loaded or load_vlm(model, dtype=cfg.dtype, device=cfg.device, attn_implementation=cfg.attn_implementation)
+    lm = loaded or load_vlm(model, dtype=cfg.dtype, device=_device(cfg.device, shard[1]),
+                            attn_implementation=cfg.attn_implementation)
     spec = sample_spec_for(lm.processor, num_frames=cfg.num_frames, max_pixels=cfg.max_pixels)
     cache = default_frame_cache()
-    batches = [items[i : i + cfg.batch_size] for i in range(0, len(items), cfg.batch_size)]
+    total = sum(len(batch) for batch in batches)
     finished = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rbft-decode") as pool:
         future = pool.submit(_sample_batch, batches[0], spec, cache)
@@ -199,6 +225,6 @@ def generate_rationales(
                 _store(db_url, [(it, t, lp) for (it, _), (t, lp) in zip(sampled, outputs)], model_id, cfg, report, spec)
             finished += len(batches[index])
             if progress:
-                progress(finished, len(items), Path(batches[index][-1].path).name)
+                progress(finished, total, Path(batches[index][-1].path).name)
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -24,7 +24,7 @@ from rbft_core.review import media as review_media
 
 __all__ = [
     "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
-    "load_item", "queue_place", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
+    "load_item", "queue_place", "queue_status", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
     "bulk_accept_untouched", "bulk_exclude", "regenerate", "adopt_newest", "field_diff", "dataset_labels",
 ]
 
@@ -146,6 +146,19 @@ def queue_place(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[in
 
     with _session(db_url) as s:
         return rq.queue_place(s, flt._query(_dataset_id(s, flt.dataset)), review_id)
+
+
+def queue_status(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int]) -> dict[str, Any]:
+    """The open item's place, the queue length and the dataset's review counts, in one session.
+
+    Cheap at any size (counters kept on write, index seeks), so the page can show them with the item itself
+    instead of in a follow-up event: ``{"place": int, "size": int, "counts": review_counts(...)}``.
+    """
+
+    with _session(db_url) as s:
+        dataset_id = _dataset_id(s, flt.dataset)
+        place, size = rq.queue_place(s, flt._query(dataset_id), review_id)
+        return {"place": place, "size": size, "counts": rq.review_counts(s, dataset_id)}
 
 
 def neighbour(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int], *,

@@ -33,10 +33,13 @@ class ImportSpec(Spec):
     labels: tuple[str, ...] = setting((), "label set, comma-separated, e.g. normal,abnormal (custom presets)")
     seed: int = setting(0, "seed of the stratified train/test split")
     test_fraction: float = setting(0.2, "share of each label put in the test split", label="test fraction")
+    workers: int = setting(0, "processes that hash and probe the files (0: one per CPU core)", unit="processes")
 
     def validate(self) -> None:
         if not 0 <= self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be within [0, 1), got {self.test_fraction}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0: one per CPU core), got {self.workers}")
 
 
 @dataclass
@@ -58,8 +61,12 @@ class GenerateSpec(Spec):
     device: str = setting("auto", "cpu, cuda, cuda:N or auto")
     attn_implementation: str = setting("sdpa", "attention kernel passed to from_pretrained", cli=False)
     video_ids: Optional[tuple[int, ...]] = setting(None, "only these videos (database ids)", flag="video-id")
+    nproc_per_node: int = setting(1, "processes sharing the videos (torchrun; one GPU each on a GPU machine); "
+                                  "each commits its own batches", label="processes", unit="processes")
 
     def validate(self) -> None:
+        if self.nproc_per_node < 1:
+            raise ConfigError(f"nproc_per_node must be >= 1, got {self.nproc_per_node}")
         if self.split == "all":
             self.split = None
         check_sampling(self.num_frames, None, None, self.max_pixels)

@@ -104,8 +104,10 @@ def stage_manifest(uploaded: str | Path) -> Path:
 
 
 def start_import(db_url: Optional[str], dataset: str, source: str, *, manifest: Optional[str | Path] = None,
-                 fmt: str = "auto", preset: str = "smart-home", labels: str | Sequence[str] | None = None) -> int:
-    """Start an import job (an ``ImportSpec``); returns the job id."""
+                 fmt: str = "auto", preset: str = "smart-home", labels: str | Sequence[str] | None = None,
+                 workers: int = 0) -> int:
+    """Start an import job (an ``ImportSpec``; ``workers`` hashing / probing processes, 0: one per core);
+    returns the job id. The job's progress text tells the phase, files/s and the time left."""
     dataset = _check_name(dataset)
     folder = Path((source or "").strip()).expanduser()
     if not str(source or "").strip() or not folder.is_dir():
@@ -115,19 +117,22 @@ def start_import(db_url: Optional[str], dataset: str, source: str, *, manifest: 
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
     spec = ImportSpec(dataset=dataset, source=str(folder), manifest=str(manifest or ""), format=fmt,
-                      preset=preset or "smart-home", labels=tuple(_labels(labels)))
+                      preset=preset or "smart-home", labels=tuple(_labels(labels)), workers=int(workers or 0))
     return start_job(db_url, spec)
 
 
 def start_generation(db_url: Optional[str], dataset: str, model: str, *, num_frames: int = 8, batch_size: int = 4,
-                     split: str = "train", label_hint: bool = True, max_new_tokens: int = 160) -> int:
-    """Start a generation job (a ``GenerateSpec``); returns the job id."""
+                     split: str = "train", label_hint: bool = True, max_new_tokens: int = 160,
+                     nproc_per_node: int = 1) -> int:
+    """Start a generation job (a ``GenerateSpec``; ``nproc_per_node`` > 1 shares the videos between that many
+    processes under torchrun); returns the job id."""
     if not (model or "").strip():
         raise ConfigError("model is empty; give a local model folder or a hub id such as Qwen/Qwen2.5-VL-7B-Instruct")
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"split must be train, val, test or all, got {split!r}")
     spec = GenerateSpec(dataset=dataset, model=model.strip(), split=split, num_frames=num_frames,
-                        batch_size=batch_size, max_new_tokens=max_new_tokens, label_hint=label_hint)
+                        batch_size=batch_size, max_new_tokens=max_new_tokens, label_hint=label_hint,
+                        nproc_per_node=int(nproc_per_node or 1))
     with _session(db_url) as s:
         queries.get_dataset(s, dataset)  # a clear error before a job is started
     return start_job(db_url, spec)

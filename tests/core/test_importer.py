@@ -90,12 +90,19 @@ def test_split_is_stratified_and_seeded(db_url: str, tmp_path: Path) -> None:
         assert [v.split for v in a.values() if v.label == label].count("test") == 1
 
 
-def test_progress_is_called_for_every_candidate(db_url: str, tmp_path: Path) -> None:
+def test_progress_counts_files_with_rate_and_eta(db_url: str, tmp_path: Path) -> None:
+    """Progress runs over hashing (each distinct file) then storing (each new file), with files/s and time left."""
     src = _label_folders(tmp_path / "src")
     calls: list[tuple[int, int, str]] = []
-    import_videos(db_url, "ds", src, progress=lambda i, n, p: calls.append((i, n, p)))
-    assert [c[:2] for c in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
-    assert calls[0][2] == "abnormal/clip0.mp4"
+    report = import_videos(db_url, "ds", src, progress=lambda i, n, p: calls.append((i, n, p)), batch_rows=2)
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and calls[-1][:2] == (8, 8)  # 4 files hashed + 4 stored
+    assert any(c[2].startswith("hashing 4/4") for c in calls)
+    assert calls[-1][2].startswith("probing and storing 4/4") and "files/s" in calls[-1][2] and "ETA" in calls[-1][2]
+    assert (report.hashed, report.probed, report.imported) == (4, 4, 4)
+    again = import_videos(db_url, "ds", src, progress=lambda i, n, p: calls.append((i, n, p)))
+    assert (again.hashed, again.probed, again.unchanged) == (4, 0, 4)  # known content is never decoded again
+    assert calls[-1][:2] == (4, 4)
 
 
 def test_loose_file_and_same_content_are_reported(db_url: str, tmp_path: Path) -> None:
@@ -308,18 +315,61 @@ def test_multihateclip_single_tsv(db_url: str, tmp_path: Path, shared_dir: Path)
     assert report.imported == 1 and _videos(db_url, "hate")[video_id].split == "val"
 
 
-def test_interrupted_import_keeps_finished_videos(db_url: str, tmp_path: Path) -> None:
+def test_interrupted_import_keeps_finished_batches(db_url: str, tmp_path: Path) -> None:
     src = _label_folders(tmp_path / "src", per_label=3)
 
-    def crash_after_two(i: int, total: int, path: str) -> None:
-        if i == 2:
+    def crash_after_first_batch(done: int, total: int, text: str) -> None:
+        if text.startswith("probing and storing 2/"):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        import_videos(db_url, "ds", src, progress=crash_after_two)
+        import_videos(db_url, "ds", src, progress=crash_after_first_batch, batch_rows=2)
     assert len(_videos(db_url)) == 2
     report = import_videos(db_url, "ds", src)
-    assert (report.imported, report.unchanged, report.failed) == (4, 2, [])
+    assert (report.imported, report.unchanged, report.failed, report.probed) == (4, 2, [], 4)
+
+
+_KILLED_IMPORT = """
+import os, signal, sys
+from rbft_core.data.importer import import_videos
+
+def kill_after_two_batches(done, total, text):
+    if text.startswith("probing and storing 10/"):
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9: no cleanup, no rollback of anything committed
+
+import_videos(sys.argv[1], "ds", sys.argv[2], workers=2, batch_rows=5, progress=kill_after_two_batches)
+"""
+
+
+def test_import_killed_with_sigkill_resumes_without_redoing_committed_files(db_url: str, tmp_path: Path) -> None:
+    """kill -9 in the middle: the committed batches stay, the rerun skips them by hash (no probe) and ends
+    where an uninterrupted import ends; the counters agree with a recount."""
+    import subprocess
+    import sys
+
+    from db.counters import recount, stored
+    from db.engine import dispose_engines
+
+    src = tmp_path / "src"
+    for i in range(70):  # enough for the process pool (small imports run inline)
+        make_video(src / ("abnormal" if i % 3 == 0 else "normal") / f"c{i:02d}.mp4", num_frames=3, size=(32, 24),
+                   color_seed=1000 + i)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    killed = subprocess.run([sys.executable, "-c", _KILLED_IMPORT, db_url, str(src)], env=env, timeout=300,
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert len(_videos(db_url)) == 10  # two batches of 5 were committed
+    dispose_engines()
+    resumed = import_videos(db_url, "ds", src, workers=2, batch_rows=5)
+    assert (resumed.unchanged, resumed.imported, resumed.probed, resumed.hashed, resumed.failed) == (10, 60, 60, 70, [])
+    whole = import_videos(db_url, "whole", src, workers=2)
+    got = {k: (v.sha256, v.label, v.readable, v.num_frames) for k, v in _videos(db_url).items()}
+    assert got == {k: (v.sha256, v.label, v.readable, v.num_frames) for k, v in _videos(db_url, "whole").items()}
+    assert whole.imported == 70
+    with session_factory(db_url)() as s:
+        ds = queries.get_dataset(s, "ds")
+        assert stored(s, ds.id) == recount(s, ds.id)
+        assert queries.dataset_counts(s, ds.id)["total"] == 70
 
 
 def test_labels_of_an_existing_dataset_win(db_url: str, tmp_path: Path) -> None:

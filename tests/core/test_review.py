@@ -68,6 +68,20 @@ def test_filters(db_url, world):
         ReviewFilter(dataset="homes", status="done")
 
 
+def test_queue_status_is_place_length_and_counts_in_one_call(db_url, world):
+    flt = ReviewFilter(dataset="homes")
+    order = _queue(db_url, flt)
+    status = review.queue_status(db_url, flt, order[1])
+    assert (status["place"], status["size"]) == review.queue_place(db_url, flt, order[1]) == (2, len(order))
+    assert status["counts"] == review.review_counts(db_url, "homes")
+    item = review.load_item(db_url, order[0])
+    review.save(db_url, order[0], expected_version=item.version, reviewer="ann", action="accept",
+                fields=item.fields, label=item.label)
+    after = review.queue_status(db_url, flt, order[1])
+    assert (after["place"], after["size"]) == (1, len(order) - 1)  # the saved item left the "todo" queue
+    assert after["counts"]["accepted"] == status["counts"]["accepted"] + 1
+
+
 def _fields(item, **changes):
     return {**item.fields, **changes}
 

@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text
 
 from db.engine import alembic_config, init_db, make_engine
 from db.models import Base
+from db.search import SEARCH_OBJECTS, include_object
 
 pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
 
@@ -19,10 +20,11 @@ pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on Postgr
 def test_head_matches_models(empty_db_url: str) -> None:
     engine = init_db(empty_db_url)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_object})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
-    assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+    tables = set(inspect(engine).get_table_names()) - SEARCH_OBJECTS  # SQLite's FTS5 index and its shadow tables
+    assert tables == set(Base.metadata.tables) | {"alembic_version"}
 
 
 def test_init_db_is_idempotent(empty_db_url: str) -> None:
@@ -43,7 +45,7 @@ def test_downgrade_to_base_and_back(empty_db_url: str) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
-    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}  # the search index went too
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
@@ -103,3 +105,45 @@ def test_job_specs_migration_keeps_old_jobs_and_reads_their_dataset_and_model(em
         rows = conn.execute(text("SELECT kind, status, dataset, model, spec_path FROM jobs ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [("pipeline", "succeeded", "homes", "Qwen/Qwen2.5-VL-7B-Instruct", None),
                                         ("import", "failed", "doors", None, None)]
+
+
+def test_0005_fills_queue_columns_counters_and_search_from_existing_rows(empty_db_url: str) -> None:
+    """Reviews made before 0005 get their queue columns, the counters and the search index on upgrade."""
+    from db import counters
+    from db import review_queries as rq
+    from db.engine import session_factory
+
+    url = empty_db_url
+    cfg = alembic_config(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(text("INSERT INTO datasets (id, name, preset, role, task, labels, criteria, created_at) "
+                          "VALUES (1, 'h', 'smart-home', '', '', '[\"normal\", \"abnormal\"]', '', '2025-01-01')"))
+        for i, (label, split) in enumerate([("abnormal", "train"), ("normal", "train"), ("normal", "test")], 1):
+            conn.execute(text("INSERT INTO videos (id, dataset_id, external_id, path, source_root, sha256, size_bytes, "
+                              "split, label, readable, meta, created_at) VALUES (:i, 1, :e, '/v.mp4', '', :s, 0, "
+                              ":split, :label, TRUE, '{}', '2025-01-01')"),
+                         {"i": i, "e": f"clip_{i}", "s": f"{i:064x}", "split": split, "label": label})
+        for i, (status, score) in enumerate([("failed", 300.5), ("ok", 2.5)], 1):
+            conn.execute(text("INSERT INTO suggestions (id, video_id, model_id, prompt_version, subjects, attributes, "
+                              "actions, scenes, conclusion, raw_text, parse_status, label_hint, mean_logprob, "
+                              "gen_params, doubt_score, doubt_reason, created_at) VALUES (:i, :i, 'm', 'p', :t, 'b', "
+                              "'c', 'd', 'This is normal.', '', :st, TRUE, -0.5, '{}', :sc, '', '2025-01-01')"),
+                         {"i": i, "t": "a man in a hoodie" if i == 2 else "", "st": status, "sc": score})
+        conn.execute(text("INSERT INTO reviews (id, video_id, suggestion_id, subjects, label, status, excluded, version, "
+                          "updated_at) VALUES (1, 1, 1, NULL, NULL, 'pending', FALSE, 1, '2025-01-01'), "
+                          "(2, 2, 2, 'a woman with a zebra', 'abnormal', 'accepted', TRUE, 3, '2025-01-01')"))
+        command.upgrade(cfg, "head")
+        rows = conn.execute(text("SELECT id, dataset_id, split, queue_label, queue_key, edited, parse_failed "
+                                 "FROM reviews ORDER BY id")).all()
+    assert [(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6])) for r in rows] == [
+        (1, 1, "train", "abnormal", -300.5, False, True), (2, 1, "train", "abnormal", -2.5, True, False)]
+    with session_factory(url)() as s:
+        assert counters.stored(s, 1) == counters.recount(s, 1)
+        assert rq.review_counts(s, 1) == {"pending": 1, "draft": 0, "accepted": 0, "edited": 1, "rejected": 0,
+                                         "excluded": 1, "total": 2}
+        found = rq.queue_neighbour(s, rq.QueueFilter(dataset_id=1, statuses=None, search="zebra"), None)
+        assert found == 2
+        assert rq.queue_neighbour(s, rq.QueueFilter(dataset_id=1, statuses=None, search="clip_1"), None) == 1

@@ -1,0 +1,65 @@
+"""What a review's derived columns and counter key are, from its stored values, its suggestion and its video.
+
+Pure functions, no SQL: ``db.queries``, ``db.writes`` and ``db.review_queries`` call them on every write, so
+the queue columns of ``reviews`` (``queue_label``, ``queue_key``, ``edited``, ``parse_failed``, ``search_doc``)
+and the rows of ``dataset_counters`` always agree with the source of truth (the review's own fields, the
+suggestion it points at, the video). Tests recompute both from scratch after random operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+__all__ = ["RATIONALE_FIELDS", "is_edited", "search_document", "derived_columns", "review_key", "video_key",
+           "PARSE_RANK"]
+
+RATIONALE_FIELDS = ("subjects", "attributes", "actions", "scenes")
+# A newer suggestion replaces the one a never-saved review shows unless it parsed worse.
+PARSE_RANK = {"failed": 0, "partial": 1, "ok": 2}
+
+
+def is_edited(review: Mapping[str, Any], suggestion: Optional[Mapping[str, Any]]) -> bool:
+    """True when a field the reviewer stored differs from the suggestion's text (None: "the suggestion's")."""
+    suggested = suggestion or {}
+    return any(review.get(f) is not None and review.get(f) != (suggested.get(f) or "") for f in RATIONALE_FIELDS)
+
+
+def search_document(external_id: str, suggestion: Optional[Mapping[str, Any]], review: Mapping[str, Any]) -> str:
+    """The text free-text search looks in: the video id, the suggestion (conclusion, four fields), the review's text."""
+    parts = [external_id]
+    if suggestion:
+        parts += [suggestion.get("conclusion") or "", *(suggestion.get(f) or "" for f in RATIONALE_FIELDS)]
+    parts += [review.get(f) or "" for f in RATIONALE_FIELDS]
+    return "\n".join(p for p in parts if p)
+
+
+def derived_columns(review: Mapping[str, Any], suggestion: Optional[Mapping[str, Any]],
+                    video: Mapping[str, Any]) -> dict[str, Any]:
+    """The queue columns of a review whose stored values are ``review`` (label, four fields).
+
+    ``suggestion``: the one the review points at (doubt_score, parse_status, conclusion, four fields) or None;
+    ``video``: dataset_id, external_id, split, label.
+    """
+    score = float((suggestion or {}).get("doubt_score") or 0.0)
+    return {
+        "dataset_id": video["dataset_id"],
+        "split": video["split"],
+        "queue_label": review.get("label") or video["label"],
+        "queue_key": -score if score else 0.0,
+        "edited": is_edited(review, suggestion),
+        "parse_failed": bool(suggestion) and (suggestion or {}).get("parse_status") == "failed",
+        "search_doc": search_document(video["external_id"], suggestion, review),
+    }
+
+
+def review_key(dataset_id: int, *, status: str, queue_label: str, video_label: str, split: str, readable: bool,
+               edited: bool, excluded: bool, parse_failed: bool) -> tuple:
+    """The counter key (``db.models.COUNTER_KEY``, dataset first) of a video with a review."""
+    return (dataset_id, status, queue_label, video_label, split, bool(readable), bool(edited), bool(excluded),
+            bool(parse_failed))
+
+
+def video_key(dataset_id: int, *, label: str, split: str, readable: bool) -> tuple:
+    """The counter key of a video without a review (no suggestion yet)."""
+    return (dataset_id, "none", label, label, split, bool(readable), False, False, False)
