@@ -1,7 +1,7 @@
 """Counters kept on write, queue columns on reviews, and a search index: review and counts at any size.
 
 Revision ID: 0005
-Revises: 0003 (re-point to 0004 when 0004_job_hosts is merged)
+Revises: 0004
 Create Date: 2026-12-09
 
 - ``dataset_counters``: videos per dataset x review status x effective label x imported label x split x
