@@ -94,9 +94,12 @@ def bootstrap_interval(matrix: Sequence[Sequence[float]], *, resamples: int = BO
     rng = np.random.default_rng(seed)
     s_idx = rng.integers(0, seeds, size=(resamples, seeds))
     c_idx = rng.integers(0, clips, size=(resamples, clips))
-    # mean over the drawn seeds of each drawn seed's mean over the drawn clips (equal weights: every row is full)
-    per_seed = np.stack([data[s_idx[:, j]][np.arange(resamples)[:, None], c_idx].mean(axis=1) for j in range(seeds)], 1)
-    means = per_seed.mean(axis=1)
+    # mean over the drawn seeds of each drawn seed's mean over the drawn clips (equal weights: every row is full);
+    # a drawn clip set is its count vector, so every seed's clip mean of every resample is one matrix product
+    flat = (c_idx + np.arange(resamples)[:, None] * clips).ravel()
+    counts = np.bincount(flat, minlength=resamples * clips).reshape(resamples, clips).astype(float)
+    clip_means = data @ counts.T / clips  # [seeds, resamples]
+    means = clip_means[s_idx, np.arange(resamples)[:, None]].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return Interval(float(data.mean()), float(low), float(high), seeds, clips)
 

@@ -100,8 +100,8 @@ def _arm_row(name: str, runs: list[dict], truth: list[str], **extra) -> dict:
 
 def _comparison(first, second, truth, names=("RB-FT", "direct SFT")) -> dict:
     seeds, diffs, rows = _paired(first, second, truth)
-    interval = _interval(diffs)
-    return {"diff": interval, "verdict": verdict(bootstrap_interval(diffs), *names) if diffs else "not measured",
+    interval = bootstrap_interval(diffs) if diffs else None
+    return {"diff": interval.to_dict() if interval else None, "verdict": verdict(interval, *names),
             "per_seed": rows, "sign_test": sign_test([r["diff"] for r in rows]), "seeds": seeds}
 
 
