@@ -29,11 +29,9 @@ from rbft_core.demo.report_runs import (
     ARMS,
     Chain,
     ReportContext,
+    Runner,
     chain_keys,
     faith_key,
-    run_chain,
-    run_faithfulness,
-    run_zero_shot,
     zero_shot_key,
 )
 from rbft_core.demo.report_store import ResultStore, spec_key
@@ -54,7 +52,8 @@ class ReportConfig:
     Args:
         seeds: training seeds of the main comparison and the faithfulness tables (LoRA init and data order).
         select_seeds: seeds whose validation accuracy picks each arm's lr and epochs.
-        ablation_seeds: seeds of the learning curve, rationale-source and label-hint tables (default: ``seeds``).
+        ablation_seeds: seeds of the learning curve, rationale-source and label-hint tables (default: the first
+            three seeds).
         grid_lr / grid_epochs: the tuning grid of both arms (direct SFT, RB-FT Stage II).
         stage1_epochs / stage1_lr: RB-FT Stage I (rationales), fixed.
         lora_rank / batch_size: the LoRA recipe of every arm.
@@ -64,21 +63,22 @@ class ReportConfig:
         label_hint: the main rationales are written with the label hint (the authors' default); the ablation
             writes them without.
         k_random: same-size random-box trials per clip in the masking experiment.
-        threads: torch CPU threads (results do not depend on it; 1 keeps a second job on 2 cores usable).
+        threads: torch CPU threads per process (results do not depend on it).
+        workers: processes that run independent steps side by side (2 on 2 cores; results do not depend on it).
     """
 
     name: str = "full"
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     select_seeds: tuple[int, ...] = (0,)
     ablation_seeds: Optional[tuple[int, ...]] = None
-    grid_lr: tuple[float, ...] = (1e-3, 2e-3, 4e-3)
+    grid_lr: tuple[float, ...] = (2e-3, 4e-3)
     grid_epochs: tuple[float, ...] = (6.0, 12.0)
     stage1_epochs: float = 3.0
     stage1_lr: float = 2e-3
     lora_rank: int = 16
     batch_size: int = 8
-    num_clips: int = 520
-    val_fraction: float = 0.15
+    num_clips: int = 500
+    val_fraction: float = 0.14
     test_fraction: float = 0.4
     fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
     oracle: bool = True
@@ -87,11 +87,12 @@ class ReportConfig:
     k_random: int = 5
     generate_tokens: int = 96
     threads: int = 1
+    workers: int = 2
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
         self.select_seeds = tuple(int(s) for s in self.select_seeds)
-        self.ablation_seeds = tuple(int(s) for s in (self.ablation_seeds or self.seeds))
+        self.ablation_seeds = tuple(int(s) for s in self.ablation_seeds) if self.ablation_seeds else self.seeds[:3]
         self.grid_lr, self.grid_epochs = tuple(map(float, self.grid_lr)), tuple(map(float, self.grid_epochs))
         self.fractions = tuple(sorted(float(f) for f in self.fractions))
         if not self.seeds:
@@ -106,6 +107,8 @@ class ReportConfig:
             raise ConfigError(f"fractions must be within (0, 1] and end with 1.0, got {self.fractions}")
         if not (0 < self.val_fraction and 0 < self.test_fraction and self.val_fraction + self.test_fraction < 1):
             raise ConfigError("val_fraction and test_fraction must be > 0 and leave clips to train on")
+        if self.workers < 1 or self.threads < 1:
+            raise ConfigError("workers and threads must be >= 1")
         if self.k_random < 1:
             raise ConfigError(f"k_random must be >= 1, got {self.k_random}")
 
@@ -152,6 +155,16 @@ def _plan(rep: ReportConfig, chosen: Optional[dict] = None) -> dict[str, list[Ch
     return {"grid": grid, "final": final, "ablation": ablation, "faith": faith}
 
 
+def _stage1_chains(plan: dict[str, list[Chain]]) -> list[Chain]:
+    """One chain per distinct RB-FT Stage I of the plan (Stage I does not depend on Stage II's lr and epochs)."""
+    seen, out = set(), []
+    for chain in plan["grid"] + plan["final"] + plan["ablation"]:
+        if chain.arm == "RB-FT" and (chain.seed, chain.role, chain.source, chain.human_share) not in seen:
+            seen.add((chain.seed, chain.role, chain.source, chain.human_share))
+            out.append(chain)
+    return out
+
+
 def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = None, *, out_md: Optional[Path] = None,
                out_json: Optional[Path] = None, workdir: Optional[Path] = None,
                progress: Optional[Progress] = None) -> dict:
@@ -171,30 +184,33 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
     previous, threads = os.environ.get("RBFT_DATA_DIR"), torch.get_num_threads()
     os.environ["RBFT_DATA_DIR"] = str(workdir)  # runs and frame cache of the report stay in its folder
     torch.set_num_threads(rep.threads)
+    runner = None
     try:
         init_db(db_url)
         plan = _plan(rep)
+        stage1 = _stage1_chains(plan)
         ctx = ReportContext(db_url=db_url, model=str(build.model_dir), datasets={}, num_frames=demo.sample_frames,
                             store=ResultStore(workdir / "results.jsonl"), key=key, progress=progress,
                             recipe={k: getattr(rep, k) for k in ("lora_rank", "batch_size", "stage1_epochs",
                                                                  "stage1_lr", "k_random")},
-                            total=3 + sum(len(v) for v in plan.values()))
+                            total=3 + len(stage1) + sum(len(v) for v in plan.values()))
         rationales = _prepare(ctx, rep, world, workdir)
-        run_zero_shot(ctx)
-        for chain in plan["grid"]:
-            run_chain(ctx, chain)
+        runner = Runner(ctx, workers=rep.workers, threads=rep.threads, data_dir=str(workdir))
+        runner.run("zero-shot", [None], lambda _: "base model")
+        runner.run("stage1", stage1)  # every Stage I first: they do not depend on the Stage-II choice
+        runner.run("chain", plan["grid"])
         selection = _selection(ctx, rep)
         plan = _plan(rep, {arm: (selection[arm]["lr"], selection[arm]["epochs"]) for arm in ARMS})
-        for chain in plan["final"] + plan["ablation"]:
-            run_chain(ctx, chain)
-        for chain in plan["faith"]:
-            run_faithfulness(ctx, chain)
+        runner.run("chain", plan["final"] + plan["ablation"])
+        runner.run("faith", plan["faith"])
         meta = {"demo": demo.to_dict(), "report": rep.to_dict(), "build": build.to_json(), "world": asdict(world),
                 "context_key": key, "workdir": str(workdir), "seconds": round(time.perf_counter() - started, 1),
                 "load": _load(), "command": f"rbft demo report{' --fast' if rep.name == 'fast' else ''}",
                 "train_clips": _train_clips(ctx, rep)}
         doc = assemble(ctx.store, [*plan["grid"], *plan["final"], *plan["ablation"]], ctx, meta, rationales, selection)
     finally:
+        if runner is not None:
+            runner.close()
         torch.set_num_threads(threads)
         if previous is None:
             os.environ.pop("RBFT_DATA_DIR", None)

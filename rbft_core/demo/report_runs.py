@@ -10,8 +10,12 @@ seeds every RNG before the LoRA weights are drawn), so a stored result stands fo
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from typing import Callable, Optional
 
 from sqlalchemy import select
@@ -25,8 +29,8 @@ from rbft_core.specs.training import DEFAULT_TARGETS, EvaluateSpec, TrainSpec
 from rbft_core.training.evaluate import evaluate_run
 from rbft_core.training.train import train_stage
 
-__all__ = ["ReportContext", "Chain", "run_chain", "run_zero_shot", "run_faithfulness", "stage_specs",
-           "eval_spec", "chain_keys", "zero_shot_key", "faith_key", "ARMS"]
+__all__ = ["ReportContext", "Chain", "Runner", "run_chain", "run_stage1", "run_zero_shot", "run_faithfulness",
+           "stage_specs", "eval_spec", "chain_keys", "zero_shot_key", "faith_key", "ARMS", "TASKS"]
 
 ARMS = ("direct SFT", "RB-FT")
 Progress = Callable[[int, int, str], None]
@@ -155,7 +159,6 @@ def chain_keys(ctx: ReportContext, chain: Chain) -> tuple[Optional[str], str]:
 
 def run_chain(ctx: ReportContext, chain: Chain) -> dict:
     """Train (or find) the chain's runs and evaluate the last one on each split; returns its train record."""
-    ctx.announce(chain.describe())
     stage1, stage2 = stage_specs(ctx, chain)
     key1, key2 = chain_keys(ctx, chain)
     label = chain.label()
@@ -165,8 +168,16 @@ def run_chain(ctx: ReportContext, chain: Chain) -> dict:
     record = _train(ctx, stage2, key2, label, key1)
     for split in chain.splits:
         _evaluate(ctx, key2, split, label, run_id=record["run_id"])
-    ctx.step(chain.describe())
     return record
+
+
+def run_stage1(ctx: ReportContext, chain: Chain) -> Optional[dict]:
+    """Only the chain's Stage I (RB-FT), so every Stage I can train before the Stage-II grid needs it."""
+    stage1, _ = stage_specs(ctx, chain)
+    if stage1 is None:
+        return None
+    key1, _ = chain_keys(ctx, chain)
+    return _train(ctx, stage1, key1, {**chain.label(), "stage": 1})
 
 
 def zero_shot_key(ctx: ReportContext) -> str:
@@ -177,16 +188,12 @@ def faith_key(ctx: ReportContext, train_key: str) -> str:
     return spec_key("faith", train_key, ctx.recipe["k_random"])
 
 
-def run_zero_shot(ctx: ReportContext) -> dict:
-    ctx.announce("zero-shot")
-    record = _evaluate(ctx, zero_shot_key(ctx), "test", {"arm": "zero-shot"}, model=ctx.model)
-    ctx.step("zero-shot")
-    return record
+def run_zero_shot(ctx: ReportContext, chain: Optional[Chain] = None) -> dict:
+    return _evaluate(ctx, zero_shot_key(ctx), "test", {"arm": "zero-shot"}, model=ctx.model)
 
 
 def run_faithfulness(ctx: ReportContext, chain: Chain) -> dict:
     """Masking (critical object vs ``k_random`` same-size random boxes) and attention share of a trained chain."""
-    ctx.announce(f"faithfulness: {chain.describe()}")
     _, train_key = chain_keys(ctx, chain)
     key = faith_key(ctx, train_key)
     found = ctx.store.get("faith", key)
@@ -196,5 +203,61 @@ def run_faithfulness(ctx: ReportContext, chain: Chain) -> dict:
         measured = faithfulness(ctx.db_url, ctx.main, run_id, k_random=ctx.recipe["k_random"])
         found = ctx.store.add({"type": "faith", "key": key, "label": chain.label(), **measured,
                                "seconds": round(time.perf_counter() - started, 2)})
-    ctx.step(f"faithfulness: {chain.describe()}")
     return found
+
+
+TASKS = {"stage1": run_stage1, "chain": run_chain, "faith": run_faithfulness, "zero-shot": run_zero_shot}
+
+
+def _worker_init(data_dir: str, threads: int) -> None:
+    import torch  # torch is heavy: loaded only when a model runs
+
+    os.environ["RBFT_DATA_DIR"] = data_dir
+    torch.set_num_threads(threads)
+    warnings.filterwarnings("ignore")
+
+
+def _worker_task(fields: dict, task: str, chain: Optional[Chain]) -> None:
+    """One step in a worker process: its own view of the results file, its records appended under the lock."""
+    store = ResultStore(fields.pop("store_path"))
+    ctx = ReportContext(**fields, store=store)
+    TASKS[task](ctx, chain)
+
+
+class Runner:
+    """Runs steps in the report process (``workers`` 1) or in ``workers`` spawned processes, one thread each.
+
+    A run's result does not depend on the process it ran in or on what ran there before (``train_stage`` seeds
+    every RNG before drawing the LoRA weights; tests/core/test_demo_report_determinism.py), so steps that do not
+    need each other run side by side; each appends its records itself, so a kill loses at most the steps running.
+    """
+
+    def __init__(self, ctx: ReportContext, *, workers: int, threads: int, data_dir: str):
+        self.ctx, self.pool, self.workers = ctx, None, workers
+        if workers > 1:
+            self.pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init,
+                                            initargs=(data_dir, threads))
+
+    def run(self, task: str, chains: list[Optional[Chain]], describe=None) -> None:
+        ctx, describe = self.ctx, describe or (lambda c: c.describe() if c else task)
+        if self.pool is None or len(chains) < 2:
+            for chain in chains:
+                ctx.announce(f"{task}: {describe(chain)}")
+                TASKS[task](ctx, chain)
+                ctx.step(f"{task}: {describe(chain)}")
+            return
+        fields = {"db_url": ctx.db_url, "model": ctx.model, "datasets": dict(ctx.datasets), "num_frames": ctx.num_frames,
+                  "key": ctx.key, "recipe": dict(ctx.recipe), "store_path": str(ctx.store.path)}
+        ctx.announce(f"{task}: {len(chains)} steps on {self.workers} processes")
+        futures = {self.pool.submit(_worker_task, dict(fields), task, chain): chain for chain in chains}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                ctx.store.reload()
+                ctx.step(f"{task}: {describe(futures[future])}")
+        finally:
+            ctx.store.reload()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)

@@ -2,11 +2,12 @@
 
 A report appends a record as soon as a training, an evaluation or a masking experiment finishes, so a killed
 report started again skips every step whose key is already there and continues where it stopped. A
-half-written last line (killed mid-write) is ignored.
+half-written last line (killed mid-write) is dropped when the file is opened.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,13 +29,31 @@ class ResultStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.records: dict[tuple, dict] = {}
-        if self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a kill
-                self.records[self._id(record)] = record
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the file again (the report's worker processes append to it too), under the writers' lock."""
+        if not self.path.is_file():
+            return
+        with open(self.path, "r+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                text = handle.read()
+                kept = []
+                for line in text.splitlines(keepends=True):
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a line cut short by a kill
+                    if line.endswith("\n"):
+                        self.records[self._id(record)] = record
+                        kept.append(line)
+                if "".join(kept) != text:  # drop what a kill left half written, so the next record starts a line
+                    handle.seek(0)
+                    handle.write("".join(kept))
+                    handle.truncate()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @staticmethod
     def _id(record: dict) -> tuple:
@@ -44,12 +63,17 @@ class ResultStore:
         return self.records.get((type_, key, split))
 
     def add(self, record: dict) -> dict:
-        """Append ``record`` (it must carry ``type`` and ``key``) and flush it to disk at once."""
+        """Append ``record`` (it must carry ``type`` and ``key``) and flush it to disk at once; a lock keeps the
+        lines of the report's worker processes whole."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as handle:
-            handle.write(json.dumps(record, default=str) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.write(json.dumps(record, default=str) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
         self.records[self._id(record)] = record
         return record
 

@@ -1,16 +1,29 @@
-"""Determinism of a run on the fast demo: the same spec gives the same metrics and predictions whatever ran
-before it in the process, with a cold or warm frame cache, and with one or two torch threads.
+"""Determinism on the demo: the same world renders to the same bytes, and the same run spec gives the same metrics
+and predictions whatever ran before it in the process, with a cold or warm frame cache, and with one or two torch
+threads.
 
 (The report's own runs against `rbft run` in a fresh process: ``test_demo_report.py``.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 
 import pytest
 
-pytestmark = pytest.mark.slow
+
+def test_the_same_world_renders_to_the_same_bytes(tmp_path):
+    """x264's CRF rate control wrote other bytes (other pixels) on each render of the same frames; the demo
+    encodes with a constant quantiser and one thread now."""
+    from rbft_core.demo import WorldSpec, render_world
+
+    world = WorldSpec(num_clips=24, num_frames=16, size=(112, 84), fps=8.0, seed=5)
+    digests = []
+    for name in ("a", "b"):
+        manifest = render_world(tmp_path / name, world)
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((manifest.parent / "clips").glob("*.mp4"))])
+    assert len(digests[0]) == 24 and digests[0] == digests[1]
 
 
 def _import_with_rationales(db_url, build) -> str:
@@ -55,6 +68,7 @@ def _same(a: dict, b: dict) -> bool:
     return {k: v for k, v in a.items() if k != "run_id"} == {k: v for k, v in b.items() if k != "run_id"}
 
 
+@pytest.mark.slow
 def test_a_spec_gives_the_same_run_whatever_ran_before_it(demo_base_model, db_url, data_dir):
     import torch
 

@@ -216,3 +216,19 @@ def test_the_json_writer_round_trips_and_keeps_one_line_per_run():
     assert json.loads(text) == json.loads(json.dumps(doc))
     run_lines = [line for line in text.splitlines() if line.startswith('  {"key"')]
     assert len(run_lines) == len(doc["runs"])
+
+
+def test_the_results_store_survives_a_kill_mid_write(tmp_path):
+    from rbft_core.demo.report_store import ResultStore, spec_key
+
+    path = tmp_path / "results.jsonl"
+    store = ResultStore(path)
+    store.add({"type": "train", "key": spec_key({"lr": 1e-3}, "ctx"), "run_id": "a"})
+    store.add({"type": "eval", "key": "k", "split": "test", "run_id": "a"})
+    path.write_text(path.read_text() + '{"type": "train", "key": "half')  # killed while writing
+    store = ResultStore(path)
+    assert store.get("eval", "k", "test")["run_id"] == "a" and len(store.records) == 2
+    store.add({"type": "faith", "key": "k", "run_id": "a"})
+    again = ResultStore(path)
+    assert len(again.records) == 3 and again.get("faith", "k")["run_id"] == "a"
+    assert spec_key({"a": 1, "b": 2}) == spec_key({"b": 2, "a": 1}) != spec_key({"a": 1, "b": 3})
