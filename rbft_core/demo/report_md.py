@@ -64,9 +64,13 @@ def _header(doc: dict) -> list[str]:
     meta, rep = doc["meta"], doc["meta"]["report"]
     n = {s: len(doc["clips"].get(s, [])) for s in ("val", "test")}
     train = meta["train_clips"].get("1.0")
+    smoke = ([f"> **Smoke run of the fast configuration** (tiny test model, {n['test']} test clips, seeds "
+              f"{', '.join(map(str, rep['seeds']))}): it shows the report's tables, not the demo's result. The result "
+              "is `rbft demo report` (the full configuration).", ""] if rep.get("name") == "fast" else [])
     return [
         "# Demo results: zero-shot vs direct SFT vs RB-FT in the synthetic smart-home world",
         "",
+        *smoke,
         f"Written by `{meta['command']}` (its steps took {meta.get('compute_seconds', meta['seconds']) / 60:.1f} min on "
         f"this machine; {meta['load']} at the end of the run) and "
         f"rendered from `docs/demo-results.json`, which holds every run (spec, seed, metrics, predictions). "
