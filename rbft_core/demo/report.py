@@ -170,6 +170,7 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
                progress: Optional[Progress] = None) -> dict:
     """Build (or reuse) the demo, run (or resume) every step, write the JSON and the page; returns the JSON."""
     import torch  # torch is heavy: loaded only when a model runs
+    from transformers.utils import logging as hf_logging  # transformers is heavy: loaded only when a model runs
 
     demo, rep = demo or DemoConfig(), rep or ReportConfig()
     started = time.perf_counter()
@@ -184,6 +185,8 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
     previous, threads = os.environ.get("RBFT_DATA_DIR"), torch.get_num_threads()
     os.environ["RBFT_DATA_DIR"] = str(workdir)  # runs and frame cache of the report stay in its folder
     torch.set_num_threads(rep.threads)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one bar per model load would break the report's own progress bar
     runner = None
     try:
         init_db(db_url)
@@ -212,6 +215,8 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
         if runner is not None:
             runner.close()
         torch.set_num_threads(threads)
+        if bars:
+            hf_logging.enable_progress_bar()
         if previous is None:
             os.environ.pop("RBFT_DATA_DIR", None)
         else:

@@ -71,8 +71,9 @@ def _header(doc: dict) -> list[str]:
         "# Demo results: zero-shot vs direct SFT vs RB-FT in the synthetic smart-home world",
         "",
         *smoke,
-        f"Written by `{meta['command']}` (its steps took {meta.get('compute_seconds', meta['seconds']) / 60:.1f} min on "
-        f"this machine; {meta['load']} at the end of the run) and "
+        f"Written by `{meta['command']}` (its steps took {meta.get('compute_seconds', meta['seconds']) / 60:.1f} min "
+        f"summed over {rep.get('workers', 1)} worker processes; the last invocation {meta['seconds'] / 60:.1f} min wall; "
+        f"{meta['load']} at its end) and "
         f"rendered from `docs/demo-results.json`, which holds every run (spec, seed, metrics, predictions). "
         f"{train} train / {n['val']} validation / {n['test']} test clips, stratified per label; seeds "
         f"{', '.join(map(str, rep['seeds']))}. Accuracies in percent as **mean [95 % interval]**: the mean over "
@@ -86,8 +87,10 @@ def _verdicts(t: dict) -> list[str]:
     out = ["## Verdict", "", "- " + main_sentence(t["paired"]), "- " + t["faithfulness"]["claim"]]
     for row in t["main"]:
         if row["single_class"]:
-            out.append(f"- {row['method']} predicted a single class ({_seeds(row['single_class'])}; flagged ⚠ in the "
-                       "tables, and in the mean, not hidden).")
+            which = [str(x) for x in row["single_class"] if x is not None]
+            seeds = f" on seeds {', '.join(which)}" if which else ""
+            out.append(f"- {row['method']} predicted a single class{seeds} (flagged ⚠ in the tables; in the mean, "
+                       "not hidden).")
     return out + [""]
 
 

@@ -211,10 +211,12 @@ TASKS = {"stage1": run_stage1, "chain": run_chain, "faith": run_faithfulness, "z
 
 def _worker_init(data_dir: str, threads: int) -> None:
     import torch  # torch is heavy: loaded only when a model runs
+    from transformers.utils import logging as hf_logging  # transformers is heavy: loaded only when a model runs
 
     os.environ["RBFT_DATA_DIR"] = data_dir
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")
+    hf_logging.disable_progress_bar()  # one bar per model load would break the report's own progress bar
 
 
 def _worker_task(fields: dict, task: str, chain: Optional[Chain]) -> None:

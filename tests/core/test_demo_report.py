@@ -119,11 +119,12 @@ def test_a_killed_report_resumes_and_its_retrained_runs_are_identical(fast_repor
     page_path, doc, _, _ = fast_report
     results = Path(doc["meta"]["workdir"]) / "results.jsonl"
     records = _records(results)
-    # kill the report just before the label-hint ablation: its Stage I, Stage II, evaluation and every
-    # faithfulness record are lost, and the last line is half written
-    cut = next(i for i, r in enumerate(records) if r.get("label", {}).get("hint") is False)
+    # kill the report while it trains the label-hint ablation's Stage II (the last training): that run, its
+    # evaluation and every faithfulness record are lost, and the last line is half written
+    cut = next(i for i, r in enumerate(records) if r["type"] == "train" and r["label"].get("hint") is False
+               and "stage" not in r["label"])
     lost = records[cut:]
-    assert {r["type"] for r in lost} == {"train", "eval", "faith"}
+    assert {r["type"] for r in lost} == {"train", "eval", "faith"} and len(lost) >= 6
     results.write_text("".join(json.dumps(r) + "\n" for r in records[:cut]) + '{"type": "train", "key": "ab')
     out = tmp_path / "resumed.md"
     proc = _cli("demo", "report", "--fast", "--out", str(out), data_dir=demo_base_model.model_dir.parents[1])

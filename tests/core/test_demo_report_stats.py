@@ -195,7 +195,7 @@ def test_single_class_seeds_are_flagged_not_hidden():
     assert row["single_class"] == [1, 3] and len(row["per_seed"]) == 5  # in the mean, and named
     doc["tables"] = t
     page = render_markdown(doc)
-    assert "⚠ seeds 1, 3" in page and "direct SFT predicted a single class (seeds 1, 3" in page
+    assert "⚠ seeds 1, 3" in page and "direct SFT predicted a single class on seeds 1, 3" in page
 
 
 def test_claim_sentence_follows_the_intervals():
