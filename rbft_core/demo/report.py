@@ -60,8 +60,7 @@ class ReportConfig:
         num_clips / val_fraction / test_fraction: the report's world (stratified per label).
         fractions: the learning curve's shares of the training labels.
         oracle / mix_share: also run RB-FT on simulated-expert-reviewed rationales and on a mix with this share.
-        label_hint: the main rationales are written with the label hint (the authors' default); the ablation
-            writes them without.
+            (The main rationales are written with the label hint, the authors' default; the ablation without.)
         k_random: same-size random-box trials per clip in the masking experiment.
         threads: torch CPU threads per process (results do not depend on it).
         workers: processes that run independent steps side by side (2 on 2 cores; results do not depend on it).
@@ -83,7 +82,6 @@ class ReportConfig:
     fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
     oracle: bool = True
     mix_share: float = 0.5
-    label_hint: bool = True
     k_random: int = 5
     generate_tokens: int = 96
     threads: int = 1
@@ -177,7 +175,7 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
     build = build_demo(demo)
     world = _world(demo, rep)
     context = {"model": build.info["key"], "world": asdict(world), "val_fraction": rep.val_fraction,
-               "fractions": rep.fractions, "label_hint": rep.label_hint, "generate_tokens": rep.generate_tokens}
+               "fractions": rep.fractions, "label_hint": True, "generate_tokens": rep.generate_tokens}
     key = spec_key(context)
     workdir = Path(workdir or build.model_dir.parent / f"report-{demo.name}-{key[:8]}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -231,7 +229,7 @@ def _prepare(ctx: ReportContext, rep: ReportConfig, world: WorldSpec, workdir: P
     manifests = rd.render_report_world(workdir / "world", world, val_fraction=rep.val_fraction, fractions=rep.fractions)
     ctx.datasets.update(rd.import_report_datasets(ctx.db_url, DEMO_DATASET, manifests, no_hint=True))
     gen = {}
-    for name, role, hint in (("hint", "main", rep.label_hint), ("no_hint", "no-hint", not rep.label_hint)):
+    for name, role, hint in (("hint", "main", True), ("no_hint", "no-hint", False)):
         ctx.announce(f"rationales ({name.replace('_', ' ')})")
         key = spec_key("generate", ctx.datasets[role], hint, ctx.key)
         if not ctx.store.get("generate", key):
