@@ -38,7 +38,8 @@ from rbft_core.demo.report_store import ResultStore, spec_key
 from rbft_core.demo.report_tables import build_tables, select_config
 from rbft_core.errors import ConfigError
 
-__all__ = ["ReportConfig", "run_report", "rerender", "assemble", "ORACLE_REVIEWER", "oracle_review"]
+__all__ = ["ReportConfig", "run_report", "rerender", "assemble", "dumps", "report_world_spec", "ORACLE_REVIEWER",
+           "oracle_review"]
 
 ORACLE_REVIEWER = rd.ORACLE_REVIEWER
 oracle_review = rd.oracle_review
@@ -128,7 +129,8 @@ class ReportConfig:
         return json.loads(json.dumps(asdict(self)))
 
 
-def _world(demo: DemoConfig, rep: ReportConfig) -> WorldSpec:
+def report_world_spec(demo: DemoConfig, rep: ReportConfig) -> WorldSpec:
+    """The demo's world geometry (so its base model is reused) with the report's clip count and test share."""
     return replace(demo.world, num_clips=rep.num_clips, test_fraction=rep.test_fraction)
 
 
@@ -173,7 +175,7 @@ def run_report(demo: Optional[DemoConfig] = None, rep: Optional[ReportConfig] = 
     demo, rep = demo or DemoConfig(), rep or ReportConfig()
     started = time.perf_counter()
     build = build_demo(demo)
-    world = _world(demo, rep)
+    world = report_world_spec(demo, rep)
     context = {"model": build.info["key"], "world": asdict(world), "val_fraction": rep.val_fraction,
                "fractions": rep.fractions, "label_hint": True, "generate_tokens": rep.generate_tokens}
     key = spec_key(context)

@@ -32,7 +32,7 @@ from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.specs.data import GenerateSpec
 
 __all__ = ["render_report_world", "import_report_datasets", "generate", "oracle_review", "copy_suggestions",
-           "rationale_stats", "ORACLE_REVIEWER", "split_rows", "curve_name"]
+           "rationale_stats", "ORACLE_REVIEWER", "split_rows", "curve_rows", "curve_name", "names_label"]
 
 ORACLE_REVIEWER = "oracle (simulated expert: scene graph)"
 

@@ -232,3 +232,38 @@ def test_the_results_store_survives_a_kill_mid_write(tmp_path):
     again = ResultStore(path)
     assert len(again.records) == 3 and again.get("faith", "k")["run_id"] == "a"
     assert spec_key({"a": 1, "b": 2}) == spec_key({"b": 2, "a": 1}) != spec_key({"a": 1, "b": 3})
+
+
+# ------------------------------------------------------------------------------------------ report data
+def test_validation_and_curve_splits_are_stratified_nested_and_leave_test_alone():
+    from collections import Counter
+    from dataclasses import replace
+
+    from rbft_core.demo import DemoConfig, stratified_split
+    from rbft_core.demo.render import world_specs
+    from rbft_core.demo.report import ReportConfig, report_world_spec
+    from rbft_core.demo.report_data import curve_rows, split_rows
+
+    rep = ReportConfig()
+    world = report_world_spec(DemoConfig(), rep)
+    specs = world_specs(world)
+    split = stratified_split(specs, world.seed, world.test_fraction)
+    rows = [{"id": s.clip_id, "label": s.label, "split": split[s.clip_id]} for s in specs]
+    out = split_rows(rows, seed=world.seed, val_fraction=rep.val_fraction)
+    counts = Counter((r["split"], r["label"]) for r in out)
+    assert counts[("test", "normal")] == counts[("test", "abnormal")] == 100  # >= 200 test clips, balanced
+    assert counts[("val", "normal")] == counts[("val", "abnormal")] == 35
+    assert [r["id"] for r in out if r["split"] == "test"] == [r["id"] for r in rows if r["split"] == "test"]
+    quarter, half = ({r["id"] for r in curve_rows(out, f, seed=0)} for f in (0.25, 0.5))
+    assert quarter < half and len(half) == 116 and len(quarter) == 58
+    assert all(r["split"] == "train" for r in curve_rows(out, 0.5, seed=0))
+    # the base model does not depend on the world's size, seed or split: more clips reuse the built model
+    assert DemoConfig(world=replace(world, num_clips=2000, seed=7, test_fraction=0.5)).cache_key() == DemoConfig().cache_key()
+
+
+def test_a_rationale_names_a_label_only_as_a_word():
+    from rbft_core.demo.report_data import names_label
+
+    assert names_label('{"scenes": "porch", "conclusion": "abnormal"}', "abnormal")
+    assert not names_label('{"conclusion": "abnormal"}', "normal")
+    assert names_label("This looks Normal.", "normal") and not names_label("", "normal")
