@@ -18,8 +18,8 @@ from rbft_core.cli import admin, tasks, train
 from rbft_core.cli.tasks import TqdmProgress
 from rbft_core.data.catalog import dataset_overview
 from rbft_core.demo import DemoConfig, build_demo, prepare_demo
-from rbft_core.demo.report import ReportConfig, run_report
-from rbft_core.demo.report_md import mean_sd
+from rbft_core.demo.report import ReportConfig, rerender, run_report
+from rbft_core.demo.report_stats import fmt_interval
 from rbft_core.errors import RbftError
 from rbft_core.models.tiny import TinySpec, build_tiny_model
 from rbft_core.settings import database_url
@@ -102,18 +102,22 @@ def cmd_demo_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_report(args: argparse.Namespace) -> int:
-    seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    rep = ReportConfig(seeds=seeds, oracle=args.oracle)
-    bar = TqdmProgress("demo report", "run")
-    try:
-        summary = run_report(_demo_config(args), rep, out_md=args.out, progress=None if args.json else bar)
-    finally:
-        bar.close()
+    if args.from_json:  # re-render the page from a report's JSON, no training
+        summary = rerender(args.from_json, args.out)
+    else:
+        seeds = {"seeds": tuple(int(s) for s in args.seeds.split(",") if s.strip())} if args.seeds else {}
+        rep = ReportConfig.named("fast" if args.fast else "full", oracle=args.oracle, **seeds)
+        bar = TqdmProgress("demo report", "run")
+        try:
+            summary = run_report(_demo_config(args), rep, out_md=args.out, out_json=os.path.splitext(args.out)[0] + ".json",
+                                 progress=None if args.json else bar)
+        finally:
+            bar.close()
 
     def human(p: dict) -> str:
-        rows = [f"  {r['method']} ({r['source']}): accuracy {mean_sd(r['accuracy'])}, macro-F1 {mean_sd(r['macro_f1'])}"
-                for r in p["rows"]]
-        return "\n".join([f"demo report ({p['seconds']} s), written to {args.out}", *rows])
+        rows = [f"  {r['method']}: accuracy {fmt_interval(r['accuracy'])}" for r in p["tables"]["main"]]
+        return "\n".join([f"demo report ({p['meta']['seconds']} s), written to {args.out}", *rows,
+                          f"  RB-FT vs direct SFT: {p['tables']['paired']['verdict']}"])
 
     _print(summary, args.json, human)
     return 0
@@ -159,12 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(prep)
     prep.set_defaults(func=cmd_demo_prepare)
     rep = demosub.add_parser("report", help="zero-shot / direct SFT / RB-FT over seeds -> docs/demo-results.md")
-    rep.add_argument("--fast", action="store_true", help="the small configuration: a smoke run, not the result (default: off)")
-    rep.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default: 0,1,2)")
+    rep.add_argument("--fast", action="store_true", help="the small configuration: a smoke run, not the result "
+                     "(default: off)")
+    rep.add_argument("--seeds", default="", help="comma-separated training seeds (default: 0-4, --fast: 0,1)")
     rep.add_argument("--oracle", action=argparse.BooleanOptionalAction, default=True,
                      help="also run RB-FT on simulated-expert-reviewed rationales (default: on)")
-    rep.add_argument("--out", default="docs/demo-results.md", help="Markdown file to write (default: "
-                     "docs/demo-results.md)")
+    rep.add_argument("--out", default="docs/demo-results.md", help="Markdown file to write, the JSON beside it "
+                     "(default: docs/demo-results.md)")
+    rep.add_argument("--from", dest="from_json", default="", help="re-render --out from this report JSON, no "
+                     "training (default: none)")
     rep.add_argument("--json", action="store_true", help=JSON_HELP)
     _common(rep)
     rep.set_defaults(func=cmd_demo_report)

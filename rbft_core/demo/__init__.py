@@ -1,8 +1,10 @@
 """The embedded demo: a synthetic smart-home world and a tiny pre-trained base VLM.
 
 ``world`` (scene graphs, domain rules, split), ``render`` (frames, clips, manifest), ``pretrain`` (the base
-model's caption pre-training), ``prepare`` (cached build + import), ``report`` (zero-shot / direct SFT /
-RB-FT over seeds -> docs/demo-results.md). Nothing here imports torch until a build or a report runs.
+model's caption pre-training), ``prepare`` (cached build + import), ``report`` (the experiment behind
+docs/demo-results.{json,md}: tuned arms, paired statistics, the paper's questions; with ``report_data``,
+``report_runs``, ``report_store``, ``report_stats``, ``report_tables``, ``report_md``, ``faithfulness``).
+Nothing here imports torch until a build or a report runs.
 """
 
 from rbft_core.demo.prepare import (

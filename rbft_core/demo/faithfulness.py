@@ -1,10 +1,13 @@
-"""The demo report's faithfulness columns, measured with the project's masking and attention modules.
+"""The demo report's faithfulness measurements, per test clip, with the project's masking and attention modules.
 
-- masking drop: ``rbft_core.inspection.masking.run_experiment`` with the demo's per-frame critical-object boxes
-  (``meta["boxes"]``): accuracy drop when those boxes are blacked out vs same-size random boxes;
-- attention share: ``rbft_core.inspection.attention.attention_maps`` (the answer position's attention on the video)
-  -> ``attention_share`` inside the critical-object boxes, beside the boxes' share of the frame area (what
-  uniform attention would give).
+- masking: ``rbft_core.inspection.masking.run_experiment`` (a ``MaskSpec``) with the demo's per-frame
+  critical-object boxes (``meta["boxes"]``): per clip, correct on the original frames, with the critical object
+  blacked out, and the mean over ``k_random`` same-size random boxes (seeded by clip, so every run sees the same
+  random boxes and the arms can be compared clip by clip);
+- attention share: ``rbft_core.inspection.attention.attention_maps`` (the answer position's attention on the
+  video) -> ``attention_share`` inside the critical-object boxes, beside the boxes' share of the frame area
+  (what uniform attention would give).
+Both use the run's own sampling (from its spec).
 """
 
 from __future__ import annotations
@@ -24,40 +27,54 @@ from rbft_core.inspection.regions import frame_boxes_from_list, regions_from_fra
 from rbft_core.models.loading import sample_spec_for
 from rbft_core.models.prompts import classification_prompt, preset_from_record
 from rbft_core.specs.inspection import MaskSpec
+from rbft_core.training.run_sampling import resolve_sampling
 
-__all__ = ["faithfulness"]
-
-
-def faithfulness(db_url: Optional[str], dataset: str, run_id: str, *, num_frames: int, k_random: int = 2,
-                 seed: int = 0) -> dict[str, Optional[float]]:
-    """Masking drops and attention share of one trained run on the test split."""
-
-    cfg = MaskSpec(regions_source="meta", fill="black", k_random=k_random, seed=seed, num_frames=num_frames,
-                     bootstrap=200)
-    model = run_experiment(db_url, [run_id], dataset, cfg=cfg).models[0]
-    share, area = _attention_share(db_url, dataset, run_id, num_frames)
-    return {"masking_drop": model["drop_critical"], "random_mask_drop": model["drop_random"],
-            "attention_share": share, "box_area_share": area}
+__all__ = ["faithfulness", "masking_per_clip", "attention_per_clip"]
 
 
-def _attention_share(db_url, dataset: str, run_id: str, num_frames: int) -> tuple[float, float]:
+def faithfulness(db_url: Optional[str], dataset: str, run_id: str, *, k_random: int = 5, seed: int = 0,
+                 split: str = "test") -> dict:
+    """Per test clip: masking outcomes and attention share of one trained run (see the module doc)."""
+    masking = masking_per_clip(db_url, dataset, run_id, k_random=k_random, seed=seed, split=split)
+    attention = attention_per_clip(db_url, dataset, run_id, split=split)
+    return {"run_id": run_id, "k_random": k_random, "seed": seed, **masking, **attention}
 
 
+def masking_per_clip(db_url: Optional[str], dataset: str, run_id: str, *, k_random: int, seed: int,
+                     split: str = "test") -> dict:
+    cfg = MaskSpec(dataset=dataset, runs=(run_id,), regions_source="meta", fill="black", k_random=k_random,
+                   seed=seed, split=split, bootstrap=0)
+    result = run_experiment(db_url, dataset, cfg)
+    videos = result.videos
+    return {"mask_spec": cfg.to_dict(), "mask_clips": [v["external_id"] for v in videos],
+            "original": [int(v["original"]["correct"]) for v in videos],
+            "critical": [int(v["critical"]["correct"]) for v in videos],
+            "random": [float(np.mean([t["correct"] for t in v["random"]])) for v in videos],
+            "masked_share": [float(v["masked_share"]) for v in videos]}
+
+
+def attention_per_clip(db_url: Optional[str], dataset: str, run_id: str, *, split: str = "test") -> dict:
+    """Attention share inside the critical-object boxes and the boxes' area share, per clip with boxes."""
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
         prompt = classification_prompt(preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels,
                                                           criteria=ds.criteria))
-        rows = iq.video_rows(s, ds.id, splits=["test"])
+        rows = iq.video_rows(s, ds.id, splits=[split])
+    sampling, _ = resolve_sampling(db_url, run_id)
     lm = load_inspect_model(db_url, run_id)
-    spec = sample_spec_for(lm.processor, num_frames=num_frames)
-    shares, areas = [], []
+    spec = sample_spec_for(lm.processor, num_frames=sampling.num_frames, fps=sampling.fps,
+                           max_frames=sampling.max_frames, max_pixels=sampling.max_pixels)
+    clips, shares, areas = [], [], []
     for row in rows:
         per_frame = (row.get("meta") or {}).get("boxes")
         if not per_frame:
             continue
         video = sample_frames(row["path"], spec, sha256=row["sha256"], cache=default_frame_cache())
         boxes = regions_from_frame_boxes(video, frame_boxes_from_list(per_frame)).boxes
-        shares.append(attention_share(attention_maps(lm, video, prompt, query="answer"), boxes))
+        if not any(boxes):
+            continue
         w, h = video.source_size
-        areas.append(np.mean([sum((b[2] - b[0]) * (b[3] - b[1]) for b in fb) / (w * h) for fb in boxes]))
-    return float(np.mean(shares)), float(np.mean(areas))
+        clips.append(row["external_id"])
+        shares.append(float(attention_share(attention_maps(lm, video, prompt, query="answer"), boxes)))
+        areas.append(float(np.mean([sum((b[2] - b[0]) * (b[3] - b[1]) for b in fb) / (w * h) for fb in boxes])))
+    return {"attention_clips": clips, "attention_share": shares, "area_share": areas}

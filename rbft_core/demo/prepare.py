@@ -35,6 +35,9 @@ Progress = Callable[[int, int, str], None]
 # what the built model depends on besides the config (prepare.py itself is left out: its values are the config)
 _SOURCES = ("demo/world.py", "demo/render.py", "demo/pretrain.py", "models/tiny.py", "models/prompts.py",
             "models/loading.py", "models/rationale.py")
+# the world's fields the base model depends on (its frame geometry); the clip count, seed and split do not
+# enter the key, so a report that renders more clips reuses the built model
+_MODEL_WORLD_FIELDS = ("num_frames", "size", "fps")
 
 
 @dataclass
@@ -90,9 +93,12 @@ class DemoConfig:
         return json.loads(json.dumps(asdict(self)))
 
     def cache_key(self) -> str:
-        """Hash of this config and the source of the modules the build runs."""
+        """Hash of what the base model depends on (this config less the world's size, seed and split) and the
+        source of the modules the build runs."""
         root = Path(__file__).resolve().parents[1]
-        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode())
+        config = self.to_dict()
+        config["world"] = {k: config["world"][k] for k in _MODEL_WORLD_FIELDS}
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for rel in _SOURCES:
             digest.update((root / rel).read_bytes())
         return digest.hexdigest()[:16]

@@ -252,9 +252,14 @@ def write_mp4(frames: np.ndarray, fps: float, path: Path) -> Path:
     with av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "18"}
+        # Deterministic encoding: with CRF rate control (and threaded colour conversion) x264 wrote other bytes --
+        # other pixels, up to 26 levels -- on each render of the same frames, so a re-rendered world was other data
+        # and the same run spec gave other metrics. A constant quantiser and one thread give the same file every time.
+        stream.thread_count = 1
+        stream.options = {"preset": "veryfast", "qp": "18", "threads": "1"}
         for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p", threads=1)
+            container.mux(stream.encode(yuv))
         container.mux(stream.encode())
     tmp.replace(path)
     return path
