@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test venv system-deps pg-deps demo bench clean
+.PHONY: run test venv system-deps pg-deps demo bench bench-anchor clean
 
 venv: $(STAMP)
 
@@ -47,7 +47,18 @@ run: venv demo
 test: venv system-deps pg-deps
 	RBFT_TEST_BROWSER_REQUIRED=1 $(PY) tests/pg_cluster.py -- $(PY) -m pytest -q -p no:cacheprovider
 
-bench: venv
+# LLaMA-Factory, the training bench's anchor, in its own virtualenv (it pins other transformers/peft versions).
+LF_VENV ?= .venv-lf
+bench-anchor: $(LF_VENV)/.installed
+
+$(LF_VENV)/.installed:
+	@test -x $(LF_VENV)/bin/python || $(PYTHON) -m venv $(LF_VENV)
+	$(LF_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LF_VENV)/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(LF_VENV)/bin/python -m pip install -q llamafactory==0.9.5 torch==2.14.1 torchvision==0.29.1
+	@touch $@
+
+bench: venv bench-anchor
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
