@@ -26,7 +26,11 @@ from ui.common import Events, Updates, Values, components
 from ui.review_render import job_html
 
 __all__ = ["InspectTab", "BoxForm", "build_inspect_tab", "on_page_load", "on_dataset", "on_video", "on_attention",
-           "on_click", "on_mask", "on_save_box", "on_start", "on_poll"]
+           "on_click", "on_mask", "on_save_box", "on_start", "on_poll", "MODEL_QUEUE"]
+
+# Attention and masking load up to two models in the web process (under the device lock jobs take): one request
+# at a time across both events, queued in order, so eight browser tabs never load sixteen models at once.
+MODEL_QUEUE = {"concurrency_limit": 1, "concurrency_id": "inspect-model"}
 
 _REGIONS = [("critical-object boxes in the video metadata (demo world)", "meta"), ("boxes drawn here", "drawn"),
             ("motion (frame differencing)", "motion"), ("each model's top attention cells", "attention")]
@@ -93,12 +97,12 @@ class InspectTab:
               api_name="inspect_video")
         ev.on(self.show.click, on_attention, [self.run_a, self.run_b, self.video, self.query, self.first, self.last,
                                               self.head_agg, self.relative],
-              [self.overlay_a, self.overlay_b, self.attn_note], api_name="inspect_attention")
+              [self.overlay_a, self.overlay_b, self.attn_note], api_name="inspect_attention", **MODEL_QUEUE)
         corners = [self.box.x0, self.box.y0, self.box.x1, self.box.y1]
         ev.on(self.frame.select, on_click, [self.frame_state, self.corner], [self.corner, *corners, self.frame,
                                                                             self.note], api_visibility="private")
         ev.on(self.mask.click, on_mask, [self.run_a, self.run_b, self.video, *box, self.fill, self.align],
-              [self.original, self.masked, self.result], api_name="inspect_mask")
+              [self.original, self.masked, self.result], api_name="inspect_mask", **MODEL_QUEUE)
         ev.on(self.save.click, on_save_box, [self.dataset, self.video, *box], [self.note], api_name="inspect_save_box")
         ev.on(self.start.click, on_start, [self.dataset, self.run_a, self.run_b, self.source, self.exp_fill,
                                            self.k_random, self.seed, self.exp_align],

@@ -7,12 +7,14 @@ import sys
 import threading
 import time
 
+import gradio as gr
 import pytest
 
 from rbft_core.errors import JobError
 from rbft_core.jobs.runner import default_device
 from rbft_core.locks import device_lock_path
 from rbft_core.tabs import inspect as ins
+from ui.app import build_tabs
 
 
 def test_inspect_refuses_while_a_job_holds_the_device(db_url, data_dir, monkeypatch):
@@ -53,3 +55,16 @@ def test_inspect_requests_take_turns_on_the_device(db_url, data_dir, monkeypatch
         t.join()
     spans.sort()
     assert len(spans) == 3 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # never two at once
+
+
+def test_attention_and_masking_share_one_queue_of_one_request():
+    """Eight browser tabs asking for overlays and masks at once run one after another (Gradio's queue), not eight
+    model loads side by side: both events carry concurrency_limit=1 and the same concurrency_id."""
+    with gr.Blocks() as demo:
+        build_tabs(demo, "sqlite:////nonexistent/never-opened.db")
+    by_name = {fn.api_name: fn for fn in demo.fns.values()}
+    attention, mask = by_name["inspect_attention"], by_name["inspect_mask"]
+    assert attention.concurrency_limit == 1 and mask.concurrency_limit == 1
+    assert attention.concurrency_id == mask.concurrency_id
+    others = [fn for fn in demo.fns.values() if fn.api_name not in ("inspect_attention", "inspect_mask")]
+    assert all(fn.concurrency_id != attention.concurrency_id for fn in others)  # nothing else waits in that queue
