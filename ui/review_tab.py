@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Optional
+from typing import Optional
 
 import gradio as gr
 
@@ -33,8 +33,7 @@ from ui.review_forms import (
     review_buttons,
 )
 
-__all__ = ["ReviewTab", "build_review_tab", "on_page_load", "on_dataset", "on_dataset_list", "on_open", "on_progress",
-           "on_act", "on_move", "on_jump", "on_revert", "on_diff", "on_regenerate", "on_regen_tick", "on_bulk",
+__all__ = ["ReviewTab", "build_review_tab", "on_page_load", "on_dataset", "on_dataset_list", "on_open", "on_act", "on_move", "on_jump", "on_revert", "on_diff", "on_regenerate", "on_regen_tick", "on_bulk",
            "NAV_LIMIT"]
 
 NAV_LIMIT = 100  # visited ids kept for "Previous"
@@ -70,9 +69,11 @@ class ReviewTab:
     timer: gr.Timer
 
     def item_outputs(self) -> list:
-        """What every navigation shows (the API returns them in this order, gr.State left out)."""
+        """What every navigation shows (the API returns them in this order, gr.State left out): the item, then its
+        place in the queue and the dataset's counts, all in one response."""
         return [self.review_id, self.version, self.nav, self.header, self.video, self.frames, self.notice,
-                self.suggestion, *components(self.fields), self.label, self.status, self.diff, self.history]
+                self.suggestion, *components(self.fields), self.label, self.status, self.diff, self.history,
+                self.place, self.counts]
 
     def context(self) -> list:
         """What every save and move reads: reviewer, typed fields and label (the API's inputs)."""
@@ -86,8 +87,8 @@ class ReviewTab:
         _wire_jobs_and_bulk(ev, self)
         # On every page load: list the datasets, pick the first, open its queue.
         loaded = ev.on(demo.load, on_page_load, [], [self.dataset, self.filters.label], api_visibility="private")
-        _then_progress(ev, self, ev.on(loaded.then, on_open, [self.dataset, *components(self.filters)],
-                                       [self.state, *self.item_outputs()], api_visibility="private"))
+        ev.on(loaded.then, on_open, [self.dataset, *components(self.filters)], [self.state, *self.item_outputs()],
+              api_visibility="private")
 
 
 def _who(request: Optional[gr.Request], typed: Optional[str]) -> str:
@@ -102,20 +103,27 @@ def _filter(state: Optional[dict]) -> review.ReviewFilter:
 
 
 # -------------------------------------------------------------------------------------- rendering
-def _blank(tab: ReviewTab, header: str, nav: list) -> Updates:
+def _blank(tab: ReviewTab, header: str, nav: list, progress: Optional[Updates] = None) -> Updates:
     return {tab.review_id: None, tab.version: None, tab.nav: nav, tab.header: header, tab.video: None,
             tab.frames: [], tab.notice: "", tab.suggestion: "", **tab.fields.fill(dict.fromkeys(DIMENSIONS, "")),
-            tab.label: gr.Dropdown(choices=[], value=None), tab.status: "", tab.diff: "", tab.history: ""}
+            tab.label: gr.Dropdown(choices=[], value=None), tab.status: "", tab.diff: "", tab.history: "",
+            **(progress or {tab.place: "", tab.counts: ""})}
+
+
+def _progress(tab: ReviewTab, db_url: Optional[str], flt: review.ReviewFilter, review_id: Optional[int]) -> Updates:
+    """The item's place in the queue and the dataset's counts: counters kept on write and index seeks, cheap at
+    any size, so they come with the item instead of in a follow-up event."""
+    status = review.queue_status(db_url, flt, review_id)
+    place = render.place_html(status["place"], status["size"]) if review_id is not None else ""
+    return {tab.place: place, tab.counts: render.counts_html(status["counts"])}
 
 
 def _item(tab: ReviewTab, db_url: Optional[str], flt: review.ReviewFilter, review_id: Optional[int],
           nav: list) -> Updates:
-    """Every item output: ids, header, media, suggestion, fields, label, status, diff, history.
-
-    Queue place and counts are not here: they cost a scan of the whole dataset each, so a follow-up event
-    (``on_progress``) brings them just after the item is shown."""
+    """Every item output: ids, header, media, suggestion, fields, label, status, diff, history, queue place
+    and counts."""
     if review_id is None:
-        return _blank(tab, render.empty_html(flt.dataset), nav)
+        return _blank(tab, render.empty_html(flt.dataset), nav, _progress(tab, db_url, flt, None))
     item = review.load_item(db_url, review_id)
     params = (item.suggestion or {}).get("gen_params")
     media = review_media.item_media(item.video_path, item.sha256, params)
@@ -126,7 +134,8 @@ def _item(tab: ReviewTab, db_url: Optional[str], flt: review.ReviewFilter, revie
             tab.notice: render.notice_html(media.notice), tab.suggestion: render.suggestion_html(item),
             **tab.fields.fill(item.fields), tab.label: gr.Dropdown(choices=item.labels, value=item.label),
             tab.status: render.status_html(item), tab.diff: render.diff_html(item),
-            tab.history: render.history_html(review.history(db_url, review_id))}
+            tab.history: render.history_html(review.history(db_url, review_id)),
+            **_progress(tab, db_url, flt, item.review_id)}
 
 
 def _go(tab: ReviewTab, db_url, flt, current: Optional[int], nav: list, *, backwards: bool = False) -> Updates:
@@ -154,16 +163,6 @@ def _label_filter(labels: list[str]) -> gr.Dropdown:
 
 
 # --------------------------------------------------------------------------------------- handlers
-def on_progress(tab: ReviewTab, db_url: Optional[str], values: Values) -> Updates:
-    """The open item's place in the queue and the dataset's counts (after every navigation)."""
-    if not values[tab.state]:
-        return {tab.place: "", tab.counts: ""}
-    flt = _filter(values[tab.state])
-    position, size = review.queue_place(db_url, flt, values[tab.review_id])
-    return {tab.place: render.place_html(position, size),
-            tab.counts: render.counts_html(review.review_counts(db_url, flt.dataset))}
-
-
 def on_open(tab: ReviewTab, db_url: Optional[str], values: Values) -> Updates:
     """Apply the dataset and filters: the queue starts at its most doubtful item."""
     dataset, f = values[tab.dataset], tab.filters
@@ -252,18 +251,24 @@ _ADOPTED = {"adopted": "the new suggestion is shown", "none": "no new suggestion
 
 
 def on_regen_tick(tab: ReviewTab, db_url: Optional[str], values: Values, *, request: gr.Request) -> Updates:
-    """Poll the regeneration job; when it succeeds, adopt the new suggestion and reload the item."""
+    """Poll the regeneration job; when it succeeds, adopt the new suggestion and reload the item.
+
+    What the reviewer typed into that item is saved as a draft before the reload (the reload would otherwise put
+    the stored text over it); a regeneration that failed changes nothing, so nothing is re-rendered."""
     regen, state, review_id = values[tab.regen], values[tab.state], values[tab.review_id]
     if not regen:
         return {tab.regen: None, tab.timer: gr.Timer(active=False), tab.job: ""}
     status = job_status(db_url, regen["job"])
     if status["status"] in ("queued", "running"):
         return {tab.regen: regen, tab.job: render.job_html(status)}
-    note = ""
+    note, shown, who = "", {}, _who(request, values[tab.reviewer])
     if status["status"] == "succeeded":
-        note = _ADOPTED[review.adopt_newest(db_url, regen["review"], _who(request, values[tab.reviewer]))]
-    reload = review_id == regen["review"] and state
-    shown = _item(tab, db_url, _filter(state), review_id, values[tab.nav]) if reload else {}
+        open_here = review_id == regen["review"] and bool(state)
+        if open_here:
+            _autosave(tab, db_url, values, who)
+        note = _ADOPTED[review.adopt_newest(db_url, regen["review"], who)]
+        if open_here:
+            shown = _item(tab, db_url, _filter(state), review_id, values[tab.nav])
     return {tab.regen: None, tab.timer: gr.Timer(active=False), tab.job: render.job_html(status, note), **shown}
 
 
@@ -280,34 +285,25 @@ def on_bulk(tab: ReviewTab, db_url: Optional[str], values: Values, *, kind: str,
 
 
 # ----------------------------------------------------------------------------------------- wiring
-def _then_progress(ev: Events, tab: ReviewTab, event: Any, api_name: Optional[str] = None) -> Any:
-    """After ``event`` shows an item: its place in the queue and the counts (a follow-up event)."""
-    visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
-    return ev.on(event.then, on_progress, [tab.state, tab.review_id], [tab.place, tab.counts], show_progress="hidden",
-                 **visibility)
-
-
 def _wire_queue(ev: Events, tab: ReviewTab) -> None:
     opens, shows = [tab.dataset, *components(tab.filters)], [tab.state, *tab.item_outputs()]
     # Progress and errors show on the header only: an error must not cover the reviewer's typed text.
     private, progress = dict(api_visibility="private"), dict(show_progress_on=[tab.header])
     chosen = ev.on(tab.dataset.input, on_dataset, [tab.dataset], [tab.filters.label], **private)
-    _then_progress(ev, tab, ev.on(chosen.then, on_open, opens, shows, api_name="review_open", **progress),
-                   api_name="review_progress")
+    ev.on(chosen.then, on_open, opens, shows, api_name="review_open", **progress)
     ev.on(tab.dataset.focus, on_dataset_list, [], [tab.dataset], show_progress="hidden", **private)
     for comp in components(tab.filters):
         trigger = comp.submit if isinstance(comp, gr.Textbox) else comp.input
-        _then_progress(ev, tab, ev.on(trigger, on_open, opens, shows, **private, **progress))
+        ev.on(trigger, on_open, opens, shows, **private, **progress)
     b = tab.buttons
     for action, button in (("accept", b.accept), ("edit", b.edit), ("reject", b.reject)):
-        _then_progress(ev, tab, ev.on(button.click, partial(on_act, action=action), tab.context(), tab.item_outputs(),
-                                      api_name=f"review_{action}", trigger_mode="once", **progress))
+        ev.on(button.click, partial(on_act, action=action), tab.context(), tab.item_outputs(),
+              api_name=f"review_{action}", trigger_mode="once", **progress)
     for direction, button in (("next", b.next), ("prev", b.prev), ("skip", b.skip)):
-        _then_progress(ev, tab, ev.on(button.click, partial(on_move, direction=direction), tab.context(),
-                                      tab.item_outputs(), api_name=f"review_{direction}", trigger_mode="once",
-                                      **progress))
-    _then_progress(ev, tab, ev.on(tab.jump.submit, on_jump, [*tab.context(), tab.jump], tab.item_outputs(),
-                                  api_name="review_jump", **progress))
+        ev.on(button.click, partial(on_move, direction=direction), tab.context(), tab.item_outputs(),
+              api_name=f"review_{direction}", trigger_mode="once", **progress)
+    ev.on(tab.jump.submit, on_jump, [*tab.context(), tab.jump], tab.item_outputs(), api_name="review_jump",
+          **progress)
 
 
 def _wire_edits(ev: Events, tab: ReviewTab) -> None:
@@ -322,12 +318,12 @@ def _wire_edits(ev: Events, tab: ReviewTab) -> None:
 def _wire_jobs_and_bulk(ev: Events, tab: ReviewTab) -> None:
     ev.on(tab.buttons.regen.click, on_regenerate, [tab.review_id], [tab.regen, tab.timer, tab.job],
           api_name="review_regenerate")
-    ev.on(tab.timer.tick, on_regen_tick, [tab.regen, tab.state, tab.review_id, tab.nav, tab.reviewer],
-          [tab.regen, tab.timer, tab.job, *tab.item_outputs()], api_name="review_regen_poll", show_progress="hidden")
+    ev.on(tab.timer.tick, on_regen_tick, [tab.regen, *tab.context()], [tab.regen, tab.timer, tab.job,
+                                                                       *tab.item_outputs()],
+          api_name="review_regen_poll", show_progress="hidden")
     for kind, button in (("accept", tab.bulk_accept), ("exclude", tab.bulk_exclude)):
-        _then_progress(ev, tab, ev.on(button.click, partial(on_bulk, kind=kind),
-                                      [tab.state, tab.review_id, tab.nav, tab.reviewer], tab.item_outputs(),
-                                      api_name=f"review_bulk_{kind}", show_progress_on=[tab.header]))
+        ev.on(button.click, partial(on_bulk, kind=kind), [tab.state, tab.review_id, tab.nav, tab.reviewer],
+              tab.item_outputs(), api_name=f"review_bulk_{kind}", show_progress_on=[tab.header])
 
 
 # ---------------------------------------------------------------------------------------- layout

@@ -108,7 +108,7 @@ def test_keyboard_review_persists_after_reload(app, browser):
     _wait_header(page, "clip_1")
     page.keyboard.press("Alt+A")  # accept as is
     _wait_header(page, "Nothing to review")
-    _wait_text(page, "#rv-counts", "pending 0")  # counts follow the item in a second event
+    _wait_text(page, "#rv-counts", "pending 0")  # counts come with the item, in the same response
     counts = page.inner_text("#rv-counts")
     assert re.search(r"accepted\s*1", counts) and re.search(r"edited\s*1", counts)
     assert re.search(r"rejected\s*1", counts)
@@ -134,7 +134,7 @@ def test_keyboard_review_persists_after_reload(app, browser):
     assert "rejected" in page.inner_text("#rv-status")
     page.wait_for_function("document.querySelectorAll('#rv-frames img').length == 8 && "
                            "[...document.querySelectorAll('#rv-frames img')].every(i => i.complete)")
-    # the player has decoded a frame (H.264 plays in Debian chromium), and the queue place has arrived
+    # the player has decoded a frame (H.264 plays in Debian chromium); the queue place came with the item
     page.wait_for_function("(document.querySelector('#rv-video video')?.readyState || 0) >= 2")
     _wait_text(page, "#rv-place", "not in this filter")
     ARTIFACTS.mkdir(exist_ok=True)

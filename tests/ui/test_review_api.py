@@ -38,18 +38,14 @@ def _client(url):
 
 
 def _item(result):
-    """Name the 13 outputs an item-changing endpoint returns (its gr.State outputs are not sent)."""
+    """Name the 15 outputs an item-changing endpoint returns (its gr.State outputs are not sent): the item, then
+    its queue place and the dataset's counts, in the same response."""
     names = ("header", "video", "frames", "notice", "suggestion", "subjects", "attributes", "actions", "scenes",
-             "label", "status", "diff", "history")
+             "label", "status", "diff", "history", "place", "counts")
     item = dict(zip(names, result))
     if isinstance(item["label"], dict):  # the label comes back as a Dropdown update (value + choices)
         item["label"] = item["label"].get("value")
     return item
-
-
-def _progress(client):
-    """What the page's follow-up event shows after each navigation: (queue place, counts)."""
-    return client.predict(api_name="/review_progress")
 
 
 def _fields(item):
@@ -60,9 +56,9 @@ def test_open_edit_accept_reject_through_the_api(served):
     url, ids = served
     client = _client(url)
     item = _item(client.predict("homes", *OPEN, api_name="/review_open"))
-    assert "clip_2" in item["header"] and "1 of 3 in this filter" in _progress(client)[0]
+    assert "clip_2" in item["header"] and "1 of 3 in this filter" in item["place"]
     assert item["video"] and len(item["frames"]) == 8 and item["frames"][0]["caption"] == "t=0.12 s"
-    assert "parse failed" in item["suggestion"] and "pending <b>3</b>" in _progress(client)[1]
+    assert "parse failed" in item["suggestion"] and "pending <b>3</b>" in item["counts"]
 
     edited = ["a cat", "small, grey", "walks past", "porch, day"]
     item = _item(client.predict("carol", *edited, "abnormal", api_name="/review_edit"))
@@ -71,7 +67,7 @@ def test_open_edit_accept_reject_through_the_api(served):
     assert "clip_1" in item["header"]
     item = _item(client.predict("carol", *_fields(item), api_name="/review_accept"))
     assert "Nothing to review" in item["header"]
-    counts = _progress(client)[1]
+    counts = item["counts"]
     assert "accepted <b>1</b>" in counts and "edited <b>1</b>" in counts and "rejected <b>1</b>" in counts
 
     back = _item(client.predict("carol", "", "", "", "", None, "clip_2", api_name="/review_jump"))
@@ -141,7 +137,7 @@ def test_bulk_accept_untouched(served):
     client.predict("homes", *OPEN, api_name="/review_open")
     item = _item(client.predict("hal", api_name="/review_bulk_accept"))
     assert "clip_2" in item["header"] and "accepted" in item["status"]  # the open item stays open
-    place, counts = _progress(client)
+    place, counts = item["place"], item["counts"]
     assert "not in this filter" in place and "accepted <b>3</b>" in counts and "pending <b>0</b>" in counts
 
 
@@ -175,7 +171,7 @@ def test_regenerate_runs_a_job_and_shows_the_new_suggestion(tmp_path, db_url, da
         assert "started" in client.predict(api_name="/review_regenerate")[-1]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            out = client.predict("ida", api_name="/review_regen_poll")  # timer, job html, item outputs
+            out = client.predict("ida", *_fields(item), api_name="/review_regen_poll")  # timer, job, item
             if "succeeded" in out[1] or "failed" in out[1]:
                 break
             time.sleep(1)
@@ -185,3 +181,45 @@ def test_regenerate_runs_a_job_and_shows_the_new_suggestion(tmp_path, db_url, da
         assert "rationale-v1" in reloaded["suggestion"] and str(tiny_model_dir.resolve()) in reloaded["suggestion"]
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize("saved_before", [False, True], ids=["pending", "draft"])
+def test_typing_during_a_regeneration_is_saved_before_the_item_reloads(tmp_path, db_url, data_dir, monkeypatch,
+                                                                      saved_before):
+    """A regeneration that finishes while the reviewer types reloads the item; what was typed is saved as a draft
+    first (and shown again), never replaced by the stored or the new text."""
+    import gradio as gr
+
+    from db import queries
+    from db.engine import session_scope
+    from rbft_core.models.prompts import DIMENSIONS
+    from rbft_core.review import workspace as review
+    from ui import review_tab
+
+    ids = make_review_world(db_url, tmp_path / "w")
+    with gr.Blocks():
+        tab = review_tab.build_review_tab()
+    rid = ids["clip_0"]
+    if saved_before:
+        shown = review.load_item(db_url, rid)
+        review.autosave(db_url, rid, expected_version=shown.version, reviewer="ida",
+                        fields={**shown.fields, "actions": "an earlier draft"}, label=shown.label)
+    item = review.load_item(db_url, rid)  # what the page shows while the regeneration runs
+    with session_scope(db_url) as s:  # the regeneration writes a newer suggestion, then its job succeeds
+        video_id = queries.get_review(s, rid).video_id
+        queries.add_suggestion(s, video_id, model_id="m", prompt_version="rationale-v1", subjects="new subjects",
+                               attributes="new", actions="new", scenes="new", conclusion="", parse_status="ok",
+                               mean_logprob=-0.1, gen_params={})
+    monkeypatch.setattr(review_tab, "job_status", lambda _db, job: {"id": job, "status": "succeeded",
+                                                                      "progress": 1.0, "progress_text": "done"})
+    typed = {**item.fields, "scenes": "half a sentence the reviewer is typi"}
+    values = {tab.regen: {"job": 7, "review": rid}, tab.state: review.ReviewFilter(dataset="homes").to_dict(),
+              tab.review_id: rid, tab.version: item.version, tab.nav: [], tab.reviewer: "ida", tab.label: item.label,
+              **{getattr(tab.fields, dim): typed[dim] for dim in DIMENSIONS}}
+    out = review_tab.on_regen_tick(tab, db_url, values, request=None)
+
+    assert out[tab.fields.scenes] == typed["scenes"]  # the reload shows the typed text
+    stored = review.load_item(db_url, rid)
+    assert stored.status == "draft" and stored.fields["scenes"] == typed["scenes"]
+    assert all(stored.fields[d] == typed[d] for d in DIMENSIONS)  # and the newer suggestion replaced none of it
+    assert any(rev["reviewer"] == "ida" for rev in review.history(db_url, rid))

@@ -78,14 +78,14 @@ def test_forms_follow_the_names_they_mirror():
 
 def test_every_event_goes_through_the_one_adapter(app):
     demo, _tabs = app
-    assert len(demo.fns) > 70
+    assert len(demo.fns) > 55
     for fn in demo.fns.values():
         assert fn.fn.__module__ == "ui.common" and fn.fn.__code__.co_name == "event", fn.name
 
 
 # ----------------------------------------------------------------------------------- the API order
 ITEM = ["review_id", "version", "nav", "header", "video", "frames", "notice", "suggestion",
-        *[f"fields.{d}" for d in DIMENSIONS], "label", "status", "diff", "history"]
+        *[f"fields.{d}" for d in DIMENSIONS], "label", "status", "diff", "history", "place", "counts"]
 CONTEXT = ["state", "review_id", "version", "nav", "reviewer", *[f"fields.{d}" for d in DIMENSIONS], "label"]
 LAUNCH = ["dataset", "model", "source", "share", "baselines", "hint", "targets", "merger",
           *[f"stage1.{k}" for k in STAGE_FIELDS], *[f"stage2.{k}" for k in STAGE_FIELDS]]
@@ -107,12 +107,11 @@ API = {
     "datasets_poll": (["job", "selected"], ["job", "timer", "progress", "table", "selected", *DETAILS]),
     "review_open": (["dataset", *[f"filters.{f}" for f in ("status", "label", "split", "edited", "parse_failed",
                                                           "search")]], ["state", *ITEM]),
-    "review_progress": (["state", "review_id"], ["place", "counts"]),
     **{f"review_{name}": (CONTEXT, ITEM) for name in ("accept", "edit", "reject", "next", "prev", "skip")},
     "review_jump": ([*CONTEXT, "jump"], ITEM),
     "review_revert": (["review_id"], [*[f"fields.{d}" for d in DIMENSIONS], "diff"]),
     "review_regenerate": (["review_id"], ["regen", "timer", "job"]),
-    "review_regen_poll": (["regen", "state", "review_id", "nav", "reviewer"], ["regen", "timer", "job", *ITEM]),
+    "review_regen_poll": (["regen", *CONTEXT], ["regen", "timer", "job", *ITEM]),
     "review_bulk_accept": (["state", "review_id", "nav", "reviewer"], ITEM),
     "review_bulk_exclude": (["state", "review_id", "nav", "reviewer"], ITEM),
     "train_check": (LAUNCH, ["readiness", "per_class"]),
