@@ -23,6 +23,7 @@ from ui.guard import FileGuard, OriginGuard, clean_old_files
 from ui.keys import shortcut_js
 from ui.media import serve_dirs
 from ui.review_render import CSS
+from ui.typing_keeper import KEPT_CSS, typing_keeper_js
 
 __all__ = ["TABS", "build_app", "build_tabs", "launch", "page_assets", "check_exposure", "parse_auth",
            "guard_middleware", "UPLOAD_MAX_AGE_S"]
@@ -31,10 +32,12 @@ UPLOAD_MAX_AGE_S = 24 * 3600.0  # Gradio's upload folder keeps a file this long 
 
 
 def page_assets() -> dict:
-    """The js and css ``launch()`` needs (Gradio 6 takes them there): keyboard shortcuts, review styles."""
+    """The js and css ``launch()`` needs (Gradio 6 takes them there): keyboard shortcuts, the unsaved-typing
+    keeper, review styles."""
 
     serve_dirs(*media_dirs())  # frame strips and previews load without a copy into Gradio's cache
-    return {"js": shortcut_js(), "css": CSS}
+    js = f"() => {{ ({shortcut_js().strip()})(); ({typing_keeper_js().strip()})(); }}"
+    return {"js": js, "css": CSS + KEPT_CSS}
 
 
 # (title, builder) of every tab, in page order. A builder lays the tab out and returns its dataclass of

@@ -20,7 +20,10 @@ def _e(value: Any) -> str:
 
 
 def header_html(item: ReviewItem) -> str:
-    return (f'<div class="rv-header">{_e(item.dataset)} › <b>Video {_e(item.video_id)}</b> · <code>{_e(item.external_id)}</code> · '
+    # data-*: which review and version the page shows, for the browser's unsaved-typing keeper (ui/typing_keeper.py)
+    opened = (f'data-review="{item.review_id}" data-version="{item.version}" data-dataset="{_e(item.dataset)}" '
+              f'data-video="{_e(item.external_id)}"')
+    return (f'<div class="rv-header" {opened}>{_e(item.dataset)} › <b>Video {_e(item.video_id)}</b> · <code>{_e(item.external_id)}</code> · '
             f'{_e(item.split)} · label <b>{_e(item.video_label)}</b></div>')
 
 

@@ -8,7 +8,6 @@ import pytest
 from db import queries
 from db.engine import session_scope
 from rbft_core.errors import ConflictError
-from rbft_core.review import typing_drafts
 from rbft_core.review import workspace as review
 from tests.review_world import make_review_world
 
@@ -101,19 +100,3 @@ def test_next_without_edits_on_a_twice_saved_item_records_nothing(db_url, world)
     assert not review.autosave(db_url, rid, expected_version=2, reviewer="ann", fields=shown.fields,
                                label=shown.label)
     assert not any(row["refused"] for row in review.history(db_url, rid))
-
-
-def test_unsaved_typing_is_kept_on_the_server(db_url, world, data_dir):
-    rid = world["clip_1"]
-    item = review.load_item(db_url, rid)
-    assert typing_drafts.kept_typing(rid, "ann", item.version) is None
-    typing_drafts.keep_typing(rid, "ann", base_version=item.version, fields=_fields(item, scenes="half a sente"),
-                              label="normal")
-    kept = typing_drafts.kept_typing(rid, "ann", item.version)
-    assert kept["fields"]["scenes"] == "half a sente" and kept["label"] == "normal" and not kept["stale"]
-    assert typing_drafts.kept_typing(rid, "ben", item.version) is None  # per reviewer
-    review.save(db_url, rid, expected_version=1, reviewer="ben", action="accept", fields=item.fields, label=None)
-    assert typing_drafts.kept_typing(rid, "ann", 2)["stale"]  # saved since: offer it, never put it over
-    typing_drafts.drop_typing(rid, "ann")
-    assert typing_drafts.kept_typing(rid, "ann", 2) is None
-    assert all(p.suffix == ".json" for p in (data_dir / "drafts").rglob("*") if p.is_file())
