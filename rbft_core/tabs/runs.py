@@ -20,6 +20,7 @@ from db import job_queries as jq
 from db import queries
 from db.engine import session_scope
 from rbft_core.jobs.runner import job_status, recover_jobs
+from rbft_core.log_filter import filter_log
 from rbft_core.specs.sampling import Sampling
 from rbft_core.training.evaluate import KIND_NAMES, KIND_ORDER
 
@@ -94,7 +95,8 @@ def read_trainer_log(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def log_tail(path: Optional[str | Path], lines: int = 30) -> str:
-    """The last ``lines`` lines of a log; tqdm's carriage-return redraws collapse to their last state."""
+    """The last ``lines`` of the project's own lines of a log; library warnings and tqdm bars are collapsed into
+    one closing line (``rbft_core.log_filter``)."""
     if not path:
         return ""
     try:
@@ -105,8 +107,7 @@ def log_tail(path: Optional[str | Path], lines: int = 30) -> str:
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    shown = [line.rsplit("\r", 1)[-1] for line in text.replace("\r\n", "\n").split("\n")]
-    return "\n".join([line for line in shown if line.strip()][-lines:])
+    return filter_log(text, lines)
 
 
 def _adapter_note(run_dir: str) -> str:
