@@ -156,19 +156,20 @@ def _run_folder_of(path: str) -> str:
     return folder.name
 
 
-def with_model_sampling(values: dict[str, Any], names: tuple[str, ...] = SAMPLING_FIELDS, *,
-                        what: str = "sampling", given: dict[str, Any] | None = None) -> dict[str, Any]:
+def with_model_sampling(values: dict[str, Any], names: tuple[str, ...] = SAMPLING_FIELDS, *, what: str = "sampling",
+                        json_output: bool = False) -> dict[str, Any]:
     """``values`` with the sampling fields not given on the command line taken from the model folder; prints
-    the sampling and where each value came from (stderr, so ``--json`` output stays one object)."""
+    the sampling and where each value came from (on stderr with ``--json``, so stdout stays one object)."""
     filled, found = fill_sampling(values, values.get("model"), names)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{what}: {sampling_plan(filled, given if given is not None else values, found, names)}",
-              file=sys.stderr)
+        print(f"{what}: {sampling_plan(filled, values, found, names)}", file=sys.stderr if json_output else sys.stdout,
+              flush=True)
     return filled
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    values = with_model_sampling({"dataset": args.dataset, **spec_values(args, GenerateSpec)}, _GENERATE_SAMPLING)
+    values = with_model_sampling({"dataset": args.dataset, **spec_values(args, GenerateSpec)}, _GENERATE_SAMPLING,
+                                 json_output=args.json)
     return _print(run_spec(GenerateSpec.from_dict(values), args), args, _human)
 
 
@@ -189,7 +190,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.dataset or not args.model:
             raise ConfigError("give DATASET and --model (or --config runs/<id>/spec.yaml)")
-        spec = TrainSpec.from_dict(with_model_sampling({"dataset": args.dataset, **spec_values(args, TrainSpec)}))
+        given = {"dataset": args.dataset, **spec_values(args, TrainSpec)}
+        spec = TrainSpec.from_dict(with_model_sampling(given, json_output=args.json))
     if args.run_id and not spec.run_id:
         spec = spec.replace(run_id=args.run_id)
     if (args.nproc_per_node > 1 or args.nnodes > 1) and "LOCAL_RANK" not in os.environ:
@@ -212,7 +214,7 @@ def _launch_distributed(args: argparse.Namespace, spec: TrainSpec) -> int:
 def pipeline_spec_from_args(args: argparse.Namespace) -> PipelineSpec:
     common = {"dataset": args.dataset, **spec_values(args, TrainSpec)}  # both stages; --s1-x / --s2-x: one
     stage1, stage2 = (with_model_sampling({**common, **spec_values(args, TrainSpec, prefix=f"s{n}-"), "stage": n},
-                                          what=f"Stage {'I' * n} sampling") for n in (1, 2))
+                                          what=f"Stage {'I' * n} sampling", json_output=args.json) for n in (1, 2))
     return PipelineSpec.from_dict({"stage1": stage1, "stage2": stage2, **spec_values(args, PipelineSpec)})
 
 

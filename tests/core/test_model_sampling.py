@@ -142,9 +142,12 @@ def test_cli_prints_the_resolved_sampling_and_its_source(tmp_path, capsys):
     folder = _folder(tmp_path, "m")
     write_model_sampling(folder, Sampling(num_frames=4, max_pixels=12544))
     with_model_sampling({"model": str(folder), "num_frames": None}, ("num_frames", "max_pixels"))
-    err = capsys.readouterr().err
-    assert err.startswith("sampling: 4 frames at 12,544 px (frames, max pixels from ")
-    assert "m/rbft_sampling.json" in err
+    out = capsys.readouterr().out
+    assert out.startswith("sampling: 4 frames at 12,544 px (frames, max pixels from ")
+    assert "m/rbft_sampling.json" in out
+    with_model_sampling({"model": str(folder), "num_frames": 6}, ("num_frames", "max_pixels"), json_output=True)
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.startswith("sampling: 6 frames at 12,544 px (frames given; max pixels")
 
 
 def test_cli_help_says_sampling_defaults_come_from_the_model_folder(capsys):
