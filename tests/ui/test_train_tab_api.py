@@ -91,7 +91,7 @@ def test_the_spec_shown_is_byte_for_byte_the_spec_the_job_runs(client, world_dat
     for action in ("direct_sft", "zero_shot", "rbft"):
         form = _form(name, str(tiny_model_dir), s2={"lr": 7e-4, "num_frames": 2})
         _command, shown = client.predict(action, *form, api_name="/train_command")
-        job, *_rest, command, _stop = client.predict(*form, api_name=f"/train_start_{action}")
+        job, *_rest, command = client.predict(*form, api_name=f"/train_start_{action}")
         with session_scope(url) as s:
             spec_path = jq.get_job(s, job).spec_path
         assert open(spec_path, "rb").read() == shown.encode()  # the same bytes, not an equivalent
@@ -102,8 +102,8 @@ def test_the_spec_shown_is_byte_for_byte_the_spec_the_job_runs(client, world_dat
 
 def test_direct_sft_runs_as_a_job_and_fills_the_results(client, world_dataset, tiny_model_dir):
     name, _ = world_dataset
-    job, _timer, progress, _plot, _log, command, _stop = client.predict(*_form(name, str(tiny_model_dir)),
-                                                                        api_name="/train_start_direct_sft")
+    job, _timer, progress, _plot, _log, command = client.predict(*_form(name, str(tiny_model_dir)),
+                                                                 api_name="/train_start_direct_sft")
     assert job and "id='train-progress'" in progress
     assert command.startswith("rbft run ") and command.endswith("/spec.yaml")
     out, seen = _poll(client, job, name)
