@@ -166,3 +166,16 @@ def test_a_bad_sampling_file_is_refused_with_the_file_named(tmp_path):
     (folder / "rbft_sampling.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"rbft_sampling\.json is not readable JSON"):
         model_sampling(str(folder))
+
+
+def test_training_writes_the_runs_sampling_into_its_adapter(world_dataset, tiny_model_dir):
+    from rbft_core.specs.training import TrainSpec
+    from rbft_core.training.train import train_stage
+
+    name, url = world_dataset
+    cfg = TrainSpec(dataset=name, stage=2, model=str(tiny_model_dir), num_frames=3, max_pixels=3136, max_steps=1,
+                    batch_size=2, lora_rank=4, lora_alpha=8)
+    result = train_stage(url, cfg)
+    found = model_sampling(str(result.run_dir / "adapter"))
+    assert found.sampling == Sampling(num_frames=3, max_pixels=3136) == cfg.sampling
+    assert found.source.endswith("adapter/rbft_sampling.json")
