@@ -175,8 +175,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _simple(cls: type[Spec], *identity: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
-        values = {name: getattr(args, name) for name in identity}
-        spec = cls.from_dict({**values, **spec_values(args, cls)})
+        values = {**{name: getattr(args, name) for name in identity}, **spec_values(args, cls)}
+        if cls is EvaluateSpec and values.get("model") and not values.get("run"):  # zero-shot: the model's sampling
+            values = with_model_sampling(values, what="zero-shot sampling", json_output=args.json)
+        spec = cls.from_dict(values)
         return _print(run_spec(spec, args), args, _human)
 
     return command

@@ -87,12 +87,20 @@ def _sampling_of(values: dict[str, Any], path: Path) -> Sampling:
 def processor_sampling(config: dict[str, Any]) -> dict[str, Any]:
     """The sampling fields a video processor's saved config implies: its per-frame pixel budget, and its frame
     count or fps where it samples frames itself (``do_sample_frames``). Values outside the server's bounds are
-    capped to them."""
-    out: dict[str, Any] = {}
+    capped to them. Qwen3-VL's ``size.longest_edge`` budgets a whole clip (frames x height x width), so it is
+    shared out over the frames the clip will have."""
+    out = _processor_frames(config)
     size = config.get("size") if isinstance(config.get("size"), dict) else {}
     pixels = config.get("max_pixels") or size.get("longest_edge")
+    if str(config.get("video_processor_type", "")).startswith("Qwen3VL") and isinstance(pixels, (int, float)):
+        pixels //= out.get("num_frames") or out.get("max_frames") or Sampling().num_frames
     if isinstance(pixels, (int, float)) and pixels >= 28 * 28:
         out["max_pixels"] = int(min(pixels, MAX_PIXELS_LIMIT))
+    return out
+
+
+def _processor_frames(config: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     samples = bool(config.get("do_sample_frames"))
     num_frames = config.get("num_frames")
     if isinstance(num_frames, int) and num_frames >= 1:

@@ -85,6 +85,10 @@ def test_folder_without_a_file_falls_back_to_the_processor_defaults(tiny_model_d
     found = model_sampling(str(sampler))
     assert found.sampling == Sampling(fps=2.0, max_frames=256, max_pixels=602112)  # capped at the server's bound
     assert found.source.endswith("sampler/video_preprocessor_config.json)")
+    qwen3 = _folder(tmp_path, "qwen3", video_preprocessor_config__json={  # Qwen3-VL budgets the whole clip
+        "video_processor_type": "Qwen3VLVideoProcessor", "do_sample_frames": True, "fps": 2, "max_frames": 768,
+        "size": {"longest_edge": 25165824, "shortest_edge": 4096}})
+    assert model_sampling(str(qwen3)).sampling == Sampling(fps=2.0, max_frames=256, max_pixels=25165824 // 256)
 
 
 def test_hub_id_reads_its_processor_from_the_local_cache_only(tmp_path, monkeypatch):
