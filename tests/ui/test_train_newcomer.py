@@ -49,10 +49,13 @@ def test_reload_shows_the_last_finished_job_with_its_curves_log_and_duration(tab
 
 def test_a_newer_job_replaces_the_finished_one_on_screen(tab, world_dataset, data_dir):
     name, url = world_dataset
-    training_job(url, data_dir, name, status="succeeded")
-    running = training_job(url, data_dir, name, status="running", kind="train")
-    view = train_tab.on_poll(tab, url, {tab.job: running, tab.points: None, tab.dataset: name})
-    assert f"data-job='{running}'" in view[tab.progress] and "data-finished='0'" in view[tab.progress]
+    finished = training_job(url, data_dir, name, status="succeeded")
+    assert f"data-job='{finished}'" in train_tab.on_page_load(tab, url, {})[tab.progress]
+    running = training_job(url, data_dir, name, status="running", kind="train")  # another job starts
+    shown = train_tab.on_page_load(tab, url, {})
+    assert f"data-job='{running}'" in shown[tab.progress] and "data-finished='0'" in shown[tab.progress]
+    assert shown[tab.job] == running and shown[tab.timer].active is True  # re-attached: polled until it ends
+    assert shown[tab.stop].interactive is True and shown[tab.stop].value == f"Stop job {running} (train)"
 
 
 def test_stop_is_enabled_only_while_a_job_runs_and_names_the_job(tab, world_dataset, data_dir):
