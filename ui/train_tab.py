@@ -362,7 +362,8 @@ def build_train_tab() -> TrainTab:
         config = gr.Code(label="config YAML", language="yaml", elem_id="train-yaml", interactive=False)
     progress = gr.HTML(elem_id="train-live")
     loss = gr.Plot(label="Loss", elem_id="train-loss")
-    log = gr.Textbox(label="Log (tail; library warnings collapsed into the last line)", lines=8, max_lines=8, interactive=False, elem_id="train-log", autoscroll=True)
+    log = gr.Textbox(label="Log (tail; library warnings collapsed into the last line)", lines=8, max_lines=8,
+                     interactive=False, elem_id="train-log", autoscroll=True)
     gr.Markdown("### Runs and results")
     refresh = gr.Button("Refresh results", size="sm", elem_id="train-refresh")
     runs = gr.Dataframe(headers=_RUN_HEADERS, label="Run history", interactive=False, wrap=True, elem_id="train-runs")
