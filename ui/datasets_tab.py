@@ -23,7 +23,7 @@ from ui.common import Events, Updates, Values
 from ui.review_render import job_html
 
 __all__ = ["DatasetsTab", "CreateForm", "ImportForm", "GenerateForm", "build_datasets_tab", "on_refresh", "on_create",
-           "on_import", "on_generate", "on_select", "on_poll", "on_preset", "on_page_load"]
+           "on_import", "on_generate", "on_generate_model", "on_select", "on_poll", "on_preset", "on_page_load"]
 
 _OVERVIEW = ["dataset", "preset", "labels", "videos", "train", "test", "pending", "accepted", "rejected", "unreadable"]
 
@@ -51,6 +51,7 @@ class ImportForm:
 class GenerateForm:
     model: gr.Textbox
     frames: gr.Number
+    frames_note: gr.Markdown  # where the frame count came from (the model folder, or the built-in default)
     batch: gr.Number
     split: gr.Dropdown
     hint: gr.Checkbox
@@ -86,6 +87,7 @@ class DatasetsTab:
         started = [self.job, self.timer, self.progress]
         ev.on(i.start.click, on_import, [self.selected, i.source, i.manifest, i.fmt], started,
               api_name="datasets_import")
+        ev.on(g.model.change, on_generate_model, [g.model], [g.frames, g.frames_note], api_visibility="private")
         ev.on(g.start.click, on_generate, [self.selected, g.model, g.frames, g.batch, g.split, g.hint], started,
               api_name="datasets_generate")
         ev.on(self.timer.tick, on_poll, [self.job, self.selected],
@@ -167,6 +169,12 @@ def on_generate(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Upda
                       f"generation job {job_id} started")
 
 
+def on_generate_model(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
+    """The model's frame count in the field, and where it came from beside it (the user may change it)."""
+    frames, note = datasets.generation_frames(values[tab.generate.model])
+    return {tab.generate.frames: frames, tab.generate.frames_note: note}
+
+
 def on_select(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
     return _details(tab, db_url, values[tab.selected])
 
@@ -226,13 +234,17 @@ def _generate_form() -> GenerateForm:
         with gr.Row():
             # the demo's pre-trained base model when `rbft demo build` has run (make run does)
             model = gr.Textbox(label="Model (local folder or hub id)", placeholder="Qwen/Qwen2.5-VL-7B-Instruct",
-                               value=demo_model_path())
-            frames = gr.Number(label="Frames", value=8, precision=0, minimum=1, maximum=32)
+                               value=demo_model_path(), elem_id="ds-gen-model")
+            default_frames, note = datasets.generation_frames(model.value)
+            with gr.Column(min_width=160):
+                frames = gr.Number(label="Frames", value=default_frames, precision=0, minimum=1, maximum=32,
+                                   elem_id="ds-gen-frames")
+                frames_note = gr.Markdown(note, elem_id="ds-gen-frames-note")
             batch = gr.Number(label="Batch size", value=4, precision=0, minimum=1)
             split = gr.Dropdown(label="Split", choices=["train", "val", "test", "all"], value="train")
             hint = gr.Checkbox(label="Tell the model the label", value=True)
         start = gr.Button("Generate", variant="primary")
-    return GenerateForm(model=model, frames=frames, batch=batch, split=split, hint=hint, start=start)
+    return GenerateForm(model=model, frames=frames, frames_note=frames_note, batch=batch, split=split, hint=hint, start=start)
 
 
 def build_datasets_tab() -> DatasetsTab:

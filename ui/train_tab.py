@@ -25,9 +25,10 @@ from rbft_core.tabs.train import PRESETS, STAGE_FIELDS, LaunchRequest
 from ui.common import Events, Updates, Values, components
 
 __all__ = ["TrainTab", "StageForm", "build_train_tab", "launch_request", "on_start", "on_check", "on_show_command",
-           "on_poll", "on_stop", "on_results", "on_predictions", "on_page_load", "on_preset"]
+           "on_poll", "on_stop", "on_results", "on_predictions", "on_page_load", "on_preset", "on_model"]
 
 _DEFAULT_PRESET = "CPU demo (tiny model)"
+_STOP_IDLE = "Stop (no job running)"
 _SOURCES = [("model suggestions", "suggestions"), ("expert-reviewed (edit where there is one)", "reviewed"),
             ("mix (human share)", "mix")]
 _RUN_HEADERS = ["run", "kind", "status", "parent", "steps", "settings", "duration s", "train loss", "accuracy",
@@ -54,7 +55,8 @@ class StageForm:
         return {f.name: values[getattr(self, f.name)] for f in fields(self)}
 
     def fill(self, settings: dict[str, Any]) -> Updates:
-        return {getattr(self, f.name): settings[f.name] for f in fields(self)}
+        """The fields ``settings`` names (all of them for a preset, the model's sampling fields for a model)."""
+        return {getattr(self, f.name): settings[f.name] for f in fields(self) if f.name in settings}
 
 
 @dataclass
@@ -62,6 +64,7 @@ class TrainTab:
     dataset: gr.Dropdown
     model: gr.Textbox
     preset: gr.Dropdown
+    sampling_note: gr.Markdown  # where the stages' sampling defaults came from (the model folder, or the preset)
     stage1: StageForm
     stage2: StageForm
     source: gr.Radio
@@ -106,22 +109,23 @@ class TrainTab:
     def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
         ev, form = Events(self, db_url), self.launch_inputs()
         live = [self.job, self.points, self.timer, self.progress, self.loss, self.log]
-        ev.on(self.preset.input, on_preset, [self.preset],
-              [self.targets, self.merger, *components(self.stage1), *components(self.stage2)],
+        stages = [*components(self.stage1), *components(self.stage2)]
+        ev.on(self.preset.input, on_preset, [self.preset, self.model], [self.targets, self.merger, *stages],
               api_visibility="private")
+        ev.on(self.model.change, on_model, [self.model], [self.sampling_note, *stages], api_visibility="private")
         ev.on(self.check.click, on_check, form, [self.readiness, self.per_class], api_name="train_check")
         ev.on(self.show.click, on_show_command, [self.action, *form], [self.command, self.config],
               api_name="train_command")
         for button, action in ((self.run_rbft, "rbft"), (self.run_direct, "direct_sft"), (self.run_zero, "zero_shot")):
-            ev.on(button.click, partial(on_start, action=action), form, [*live, self.command],
+            ev.on(button.click, partial(on_start, action=action), form, [*live, self.command, self.stop],
                   api_name=f"train_start_{action}")
         ev.on(self.stop.click, on_stop, [self.job], [self.job, self.timer], api_name="train_stop")
-        ev.on(self.timer.tick, on_poll, [self.job, self.points, self.dataset], [*live, *self.results()],
+        ev.on(self.timer.tick, on_poll, [self.job, self.points, self.dataset], [*live, *self.results(), self.stop],
               api_name="train_poll", show_progress="hidden")
         ev.on(self.refresh.click, on_results, [self.dataset], self.results(), api_name="train_results")
         ev.on(self.dataset.input, on_results, [self.dataset], self.results(), api_visibility="private")
         ev.on(self.run_pick.input, on_predictions, [self.run_pick], [self.preds], api_name="train_predictions")
-        ev.on(demo.load, on_page_load, [], [self.dataset, self.model, *live, *self.results()],
+        ev.on(demo.load, on_page_load, [], [self.dataset, self.model, *live, *self.results(), self.stop],
               api_visibility="private")
 
 
@@ -141,7 +145,11 @@ def _progress_html(view: dict[str, Any]) -> str:
     job, stage = view["job"], view["stage"]
     status = job["status"]
     pct = 100.0 * float(job.get("progress") or 0.0)
-    parts = [f"job {job['id']} <b>{escape(status)}</b>", escape(job.get("progress_text") or "")]
+    finished = not view["active"]
+    took = run_view.duration_text(view.get("duration_s"))
+    parts = [f"job {job['id']} ({escape(job.get('kind') or '')}) <b>{escape(status)}</b>"
+             + (f" · finished after {escape(took)}" if finished and took else ""),
+             escape(job.get("progress_text") or "")]
     if status == "queued":
         parts.append("waiting for the device (another job holds it)")
     if stage["total"]:
@@ -156,9 +164,18 @@ def _progress_html(view: dict[str, Any]) -> str:
     if job.get("error"):
         parts.append(f"<span class='rv-refused'>{escape(job['error'])}</span>")
     return (f"<div id='train-progress' data-status='{escape(status)}' data-step='{stage['step']}' "
-            f"data-total='{stage['total']}' data-job='{job['id']}' data-progress='{pct:.1f}'>"
+            f"data-total='{stage['total']}' data-job='{job['id']}' data-progress='{pct:.1f}' "
+            f"data-finished='{int(finished)}' data-duration='{view.get('duration_s') or 0:.0f}'>"
             f"<progress value='{pct:.1f}' max='100' style='width:100%'></progress>"
             f"<div>{' · '.join(p for p in parts if p)} ({pct:.0f}% overall)</div></div>")
+
+
+def _stop_button(view: Optional[dict[str, Any]]) -> gr.Button:
+    """Stop is enabled only while a job runs (or waits for the device), and names the job it stops."""
+    if view is None or not view["active"]:
+        return gr.Button(value=_STOP_IDLE, interactive=False)
+    job = view["job"]
+    return gr.Button(value=f"Stop job {job['id']} ({job.get('kind') or 'job'})", interactive=True)
 
 
 def _points(view: dict[str, Any]) -> int:
@@ -201,9 +218,18 @@ def _results(tab: TrainTab, db_url: Optional[str], dataset: Optional[str]) -> Up
 
 # --------------------------------------------------------------------------------------- handlers
 def on_preset(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    """The preset's settings; the sampling fields the model folder sets keep the model's values."""
     preset = PRESETS.get(values[tab.preset]) or PRESETS[_DEFAULT_PRESET]
+    model, _note = train_launch.sampling_defaults(values[tab.model])
     return {tab.targets: preset["common"]["target_modules"], tab.merger: preset["common"]["train_vision_merger"],
-            **tab.stage1.fill(preset["stage1"]), **tab.stage2.fill(preset["stage2"])}
+            **tab.stage1.fill({**preset["stage1"], **model}), **tab.stage2.fill({**preset["stage2"], **model})}
+
+
+def on_model(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
+    """A model typed or chosen: its folder's sampling fills both stages' frames / fps / max pixels (a value typed
+    afterwards wins), and the note says where the values came from."""
+    sampling, note = train_launch.sampling_defaults(values[tab.model])
+    return {tab.sampling_note: note, **tab.stage1.fill(sampling), **tab.stage2.fill(sampling)}
 
 
 def on_check(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
@@ -229,7 +255,8 @@ def on_start(tab: TrainTab, db_url: Optional[str], values: Values, *, action: st
     queued = view["job"]["status"] == "queued"
     gr.Info(f"job {job_id} {'queued: it starts when the device is free' if queued else 'started'}")
     return {tab.job: job_id, tab.points: -1, tab.timer: gr.Timer(active=True), tab.progress: _progress_html(view),
-            tab.loss: run_view.loss_figure(view["curves"]), tab.log: view["log"], tab.command: view["job"]["command"]}
+            tab.loss: run_view.loss_figure(view["curves"]), tab.log: view["log"], tab.command: view["job"]["command"],
+            tab.stop: _stop_button({**view, "active": True})}
 
 
 def on_poll(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
@@ -237,15 +264,15 @@ def on_poll(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
     ``job`` is a plain number, so an API client can watch any job the same way."""
     job_id = values[tab.job]
     if not job_id:
-        return {tab.job: None, tab.points: None, tab.timer: gr.Timer(active=False)}
+        return {tab.job: None, tab.points: None, tab.timer: gr.Timer(active=False), tab.stop: _stop_button(None)}
     view = run_view.job_view(db_url, int(job_id))
     now = _points(view)
     shown = {tab.progress: _progress_html(view), tab.log: view["log"]}
     if now != values[tab.points]:
         shown[tab.loss] = run_view.loss_figure(view["curves"])
     if view["active"]:
-        return {tab.job: job_id, tab.points: now, **shown}
-    return {tab.job: None, tab.points: None, tab.timer: gr.Timer(active=False), **shown,
+        return {tab.job: job_id, tab.points: now, **shown, tab.stop: _stop_button(view)}
+    return {tab.job: None, tab.points: None, tab.timer: gr.Timer(active=False), **shown, tab.stop: _stop_button(None),
             **_results(tab, db_url, values[tab.dataset])}
 
 
@@ -267,19 +294,24 @@ def on_predictions(tab: TrainTab, db_url: Optional[str], values: Values) -> Upda
 
 
 def on_page_load(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
-    """Datasets, the demo model when there is one, the running job re-attached, and the results."""
+    """Datasets, the demo model when there is one, the running job re-attached (else the last one, shown finished
+    with its curves and log until another starts), and the results."""
     names = [row["name"] for row in catalog.dataset_overview(db_url)]
-    active = run_view.active_training_job(db_url)
+    latest = run_view.latest_training_job(db_url)
     dataset = names[0] if names else None
     shown = {tab.job: None, tab.points: None, tab.progress: "", tab.loss: run_view.loss_figure({}), tab.log: ""}
-    if active is not None:
-        view = run_view.job_view(db_url, active["job"])
-        dataset = active["dataset"] if active["dataset"] in names else dataset
-        shown = {tab.job: active["job"], tab.points: _points(view), tab.progress: _progress_html(view),
-                 tab.loss: run_view.loss_figure(view["curves"]), tab.log: view["log"]}
-    model = (active or {}).get("model") or train_launch.demo_model_dir() or ""
+    view = None
+    if latest is not None:
+        view = run_view.job_view(db_url, latest["job"])
+        dataset = latest["dataset"] if latest["dataset"] in names else dataset
+        shown = {tab.job: latest["job"] if view["active"] else None, tab.points: _points(view),
+                 tab.progress: _progress_html(view), tab.loss: run_view.loss_figure(view["curves"]),
+                 tab.log: view["log"]}
+    active = view is not None and view["active"]
+    model = ((latest or {}).get("model") if active else None) or train_launch.demo_model_dir() or ""
     return {tab.dataset: gr.Dropdown(choices=names, value=dataset), **({tab.model: model} if model else {}),
-            **shown, tab.timer: gr.Timer(active=active is not None), **_results(tab, db_url, dataset)}
+            **shown, tab.timer: gr.Timer(active=active), tab.stop: _stop_button(view),
+            **_results(tab, db_url, dataset)}
 
 
 # ---------------------------------------------------------------------------------------- layout
@@ -299,6 +331,7 @@ def build_train_tab() -> TrainTab:
         model = gr.Textbox(label="Base model: local folder or hub id", elem_id="train-model",
                            placeholder="Qwen/Qwen2.5-VL-7B-Instruct or /models/qwen2.5-vl-7b")
         preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=_DEFAULT_PRESET, elem_id="train-preset")
+    sampling_note = gr.Markdown(train_launch.sampling_defaults("")[1], elem_id="train-sampling-note")
     with gr.Accordion("Settings per stage", open=False):
         with gr.Row():
             stage1 = _stage_form(1, "Stage I: rationales", preset_values["stage1"])
@@ -318,7 +351,7 @@ def build_train_tab() -> TrainTab:
         run_zero = gr.Button("Zero-shot evaluation", elem_id="train-run-zero")
         check = gr.Button("Check readiness", elem_id="train-check")
         show = gr.Button("Show command", elem_id="train-show")
-        stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        stop = gr.Button(_STOP_IDLE, variant="stop", interactive=False, elem_id="train-stop")
     with gr.Row():
         readiness = gr.Markdown(elem_id="train-readiness")
         per_class = gr.Dataframe(headers=["label", "train", "val", "test"], label="Videos per class", interactive=False)
@@ -329,7 +362,8 @@ def build_train_tab() -> TrainTab:
         config = gr.Code(label="config YAML", language="yaml", elem_id="train-yaml", interactive=False)
     progress = gr.HTML(elem_id="train-live")
     loss = gr.Plot(label="Loss", elem_id="train-loss")
-    log = gr.Textbox(label="Log (tail)", lines=8, max_lines=8, interactive=False, elem_id="train-log", autoscroll=True)
+    log = gr.Textbox(label="Log (tail; library warnings collapsed into the last line)", lines=8, max_lines=8,
+                     interactive=False, elem_id="train-log", autoscroll=True)
     gr.Markdown("### Runs and results")
     refresh = gr.Button("Refresh results", size="sm", elem_id="train-refresh")
     runs = gr.Dataframe(headers=_RUN_HEADERS, label="Run history", interactive=False, wrap=True, elem_id="train-runs")
@@ -342,7 +376,7 @@ def build_train_tab() -> TrainTab:
     preds = gr.Dataframe(headers=_PRED_HEADERS, label="Predictions (wrong and least confident first)",
                          interactive=False, wrap=True, elem_id="train-preds")
     job = gr.Number(None, visible=False, precision=0, label="job id", elem_id="train-job-id")
-    return TrainTab(dataset=dataset, model=model, preset=preset, stage1=stage1, stage2=stage2, source=source,
+    return TrainTab(dataset=dataset, model=model, preset=preset, sampling_note=sampling_note, stage1=stage1, stage2=stage2, source=source,
                     share=share, baselines=baselines, hint=hint, targets=targets, merger=merger, run_rbft=run_rbft,
                     run_direct=run_direct, run_zero=run_zero, check=check, show=show, stop=stop, readiness=readiness,
                     per_class=per_class, action=action, command=command, config=config, progress=progress, loss=loss,

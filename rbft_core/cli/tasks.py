@@ -22,6 +22,7 @@ from tqdm import tqdm
 from rbft_core.errors import ConfigError
 from rbft_core.inspection.mask_reports import TABLE_COLUMNS, table_rows
 from rbft_core.jobs.execute import TaskHooks, execute
+from rbft_core.models.model_sampling import fill_sampling, sampling_plan
 from rbft_core.specs import (
     AttentionSpec,
     EvaluateSpec,
@@ -36,10 +37,13 @@ from rbft_core.specs import (
     load_spec,
 )
 from rbft_core.specs.flags import add_spec_flags, spec_values
+from rbft_core.specs.sampling import SAMPLING_FIELDS
 from rbft_core.training.train import load_run_spec, new_run_id, runs_root
 
 __all__ = ["register", "TqdmProgress", "run_spec"]
 
+# Sampling flags a user leaves out take the model folder's value (rbft_core.models.model_sampling).
+_GENERATE_SAMPLING = ("num_frames", "max_pixels")
 # Pipeline stages share every TrainSpec flag (--lr applies to both; --s1-lr / --s2-lr to one stage), except these.
 _NOT_PIPELINE = ("dataset", "stage", "kind", "run_id", "init_from", "continue_adapter", "evaluate")
 
@@ -152,10 +156,29 @@ def _run_folder_of(path: str) -> str:
     return folder.name
 
 
+def with_model_sampling(values: dict[str, Any], names: tuple[str, ...] = SAMPLING_FIELDS, *, what: str = "sampling",
+                        json_output: bool = False) -> dict[str, Any]:
+    """``values`` with the sampling fields not given on the command line taken from the model folder; prints
+    the sampling and where each value came from (on stderr with ``--json``, so stdout stays one object)."""
+    filled, found = fill_sampling(values, values.get("model"), names)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{what}: {sampling_plan(filled, values, found, names)}", file=sys.stderr if json_output else sys.stdout,
+              flush=True)
+    return filled
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    values = with_model_sampling({"dataset": args.dataset, **spec_values(args, GenerateSpec)}, _GENERATE_SAMPLING,
+                                 json_output=args.json)
+    return _print(run_spec(GenerateSpec.from_dict(values), args), args, _human)
+
+
 def _simple(cls: type[Spec], *identity: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
-        values = {name: getattr(args, name) for name in identity}
-        spec = cls.from_dict({**values, **spec_values(args, cls)})
+        values = {**{name: getattr(args, name) for name in identity}, **spec_values(args, cls)}
+        if cls is EvaluateSpec and values.get("model") and not values.get("run"):  # zero-shot: the model's sampling
+            values = with_model_sampling(values, what="zero-shot sampling", json_output=args.json)
+        spec = cls.from_dict(values)
         return _print(run_spec(spec, args), args, _human)
 
     return command
@@ -169,7 +192,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.dataset or not args.model:
             raise ConfigError("give DATASET and --model (or --config runs/<id>/spec.yaml)")
-        spec = TrainSpec.from_dict({"dataset": args.dataset, **spec_values(args, TrainSpec)})
+        given = {"dataset": args.dataset, **spec_values(args, TrainSpec)}
+        spec = TrainSpec.from_dict(with_model_sampling(given, json_output=args.json))
     if args.run_id and not spec.run_id:
         spec = spec.replace(run_id=args.run_id)
     if (args.nproc_per_node > 1 or args.nnodes > 1) and "LOCAL_RANK" not in os.environ:
@@ -190,9 +214,9 @@ def _launch_distributed(args: argparse.Namespace, spec: TrainSpec) -> int:
 
 
 def pipeline_spec_from_args(args: argparse.Namespace) -> PipelineSpec:
-    common = {"dataset": args.dataset, **spec_values(args, TrainSpec)}
-    stage1 = {**common, **spec_values(args, TrainSpec, prefix="s1-"), "stage": 1}
-    stage2 = {**common, **spec_values(args, TrainSpec, prefix="s2-"), "stage": 2}
+    common = {"dataset": args.dataset, **spec_values(args, TrainSpec)}  # both stages; --s1-x / --s2-x: one
+    stage1, stage2 = (with_model_sampling({**common, **spec_values(args, TrainSpec, prefix=f"s{n}-"), "stage": n},
+                                          what=f"Stage {'I' * n} sampling", json_output=args.json) for n in (1, 2))
     return PipelineSpec.from_dict({"stage1": stage1, "stage2": stage2, **spec_values(args, PipelineSpec)})
 
 
@@ -241,17 +265,17 @@ def register(sub, common) -> None:
 
     p = sub.add_parser("generate", help="have the model write a four-dimension rationale per video")
     p.add_argument("dataset", help="dataset name")
-    add_spec_flags(p, GenerateSpec)
+    add_spec_flags(p, GenerateSpec, from_model=_GENERATE_SAMPLING)
     _json_flag(p)
     common(p)
-    p.set_defaults(func=_simple(GenerateSpec, "dataset"))
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("train", help="train one stage (LoRA): 1 = rationales, 2 = labels")
     p.add_argument("dataset", nargs="?", help="dataset name")
     p.add_argument("--config", help="a training spec file (runs/<id>/spec.yaml) to train again (default: none)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of --run-id / "
                    "--config (default: off)")
-    add_spec_flags(p, TrainSpec)
+    add_spec_flags(p, TrainSpec, from_model=SAMPLING_FIELDS)
     _dist_flags(p)
     _json_flag(p)
     common(p)
@@ -261,9 +285,11 @@ def register(sub, common) -> None:
     p.add_argument("dataset", nargs="?", help="dataset name")
     p.add_argument("--config", help="a pipeline spec file, as the Train tab shows it (default: none)")
     add_spec_flags(p, PipelineSpec)
-    add_spec_flags(p, TrainSpec, exclude=_NOT_PIPELINE, group_title="both stages")
-    add_spec_flags(p, TrainSpec, prefix="s1-", exclude=(*_NOT_PIPELINE, "model"), group_title="Stage I only")
-    add_spec_flags(p, TrainSpec, prefix="s2-", exclude=(*_NOT_PIPELINE, "model"), group_title="Stage II only")
+    add_spec_flags(p, TrainSpec, exclude=_NOT_PIPELINE, group_title="both stages", from_model=SAMPLING_FIELDS)
+    add_spec_flags(p, TrainSpec, prefix="s1-", exclude=(*_NOT_PIPELINE, "model"), group_title="Stage I only",
+                   from_model=SAMPLING_FIELDS)
+    add_spec_flags(p, TrainSpec, prefix="s2-", exclude=(*_NOT_PIPELINE, "model"), group_title="Stage II only",
+                   from_model=SAMPLING_FIELDS)
     _json_flag(p)
     common(p)
     p.set_defaults(func=cmd_pipeline)

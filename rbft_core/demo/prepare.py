@@ -26,9 +26,12 @@ from rbft_core.demo.pretrain import (
 )
 from rbft_core.demo.render import WorldSpec, render_world
 from rbft_core.errors import ConfigError
+from rbft_core.models.model_sampling import SAMPLING_FILE, write_model_sampling
 from rbft_core.settings import data_dir
+from rbft_core.specs.sampling import Sampling
 
-__all__ = ["DemoConfig", "DemoBuild", "build_demo", "prepare_demo", "demo_root", "demo_model_path", "DEMO_DATASET"]
+__all__ = ["DemoConfig", "DemoBuild", "build_demo", "prepare_demo", "demo_root", "demo_model_path", "demo_sampling",
+           "DEMO_DATASET"]
 
 DEMO_DATASET = "demo-smart-home"
 Progress = Callable[[int, int, str], None]
@@ -117,6 +120,13 @@ class DemoBuild:
                 "reused": self.reused, **self.info}
 
 
+def demo_sampling(cfg: DemoConfig) -> Sampling:
+    """What the demo base model was pre-trained on: ``sample_frames`` frames, each clip whole (the pixel budget
+    covers the clip's size, so no frame is scaled down)."""
+    width, height = cfg.world.size
+    return Sampling(num_frames=cfg.sample_frames, max_pixels=max(112 * 112, width * height))
+
+
 def demo_root() -> Path:
     return data_dir() / "demo"
 
@@ -144,6 +154,8 @@ def build_demo(cfg: Optional[DemoConfig] = None, *, root: Optional[Path] = None,
     cached = json.loads(stamp.read_text()) if stamp.is_file() else {}
     manifest = render_world(world_dir, cfg.world, progress=_phase(progress, "rendering the world"))
     if cached.get("key") == key and (model_dir / "config.json").is_file() and not rebuild:
+        if not (model_dir / SAMPLING_FILE).is_file():  # a model built before the folder carried its sampling
+            write_model_sampling(model_dir, demo_sampling(cfg))
         return DemoBuild(cfg, manifest, model_dir, True, {k: cached[k] for k in ("key", "build_seconds", "caption")})
     if model_dir.exists():
         shutil.rmtree(model_dir)
@@ -154,6 +166,7 @@ def build_demo(cfg: Optional[DemoConfig] = None, *, root: Optional[Path] = None,
     if progress:
         progress(0, 1, "checking captions on held-out clips")
     caption = caption_accuracy(model_dir, cfg.pretrain, **geometry)
+    write_model_sampling(model_dir, demo_sampling(cfg))  # generate / train / inspect default to it
     info = {"key": key, "build_seconds": round(time.perf_counter() - started, 1), "caption": caption}
     stamp.write_text(json.dumps({**info, "config": cfg.to_dict(), "pretrain": {
         "seconds": report.seconds, "final_loss": report.final_loss, "losses": report.losses}}, indent=2))

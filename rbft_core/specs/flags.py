@@ -20,7 +20,7 @@ def _dest(f, prefix: str) -> str:
     return f"{prefix.replace('-', '_')}{f.name}"
 
 
-def _help(f) -> str:
+def _help(f, from_model: bool = False) -> str:
     meta = f.metadata
     text = meta.get("help") or f.name.replace("_", " ")
     default = f.default
@@ -31,19 +31,22 @@ def _help(f) -> str:
     else:
         shown = str(default)
     unit = f" {meta['unit']}" if meta.get("unit") and shown not in ("none", "empty") else ""
+    if from_model:  # rbft_core.models.model_sampling: the model folder's sampling, else the built-in value
+        return f"{text} (default: from the model folder, else {shown}{unit})".replace("%", "%%")
     return f"{text} (default: {shown}{unit})".replace("%", "%%")
 
 
 def add_spec_flags(parser: argparse.ArgumentParser, cls: type[Spec], *, prefix: str = "",
-                   exclude: tuple[str, ...] = (), group_title: str = "") -> None:
-    """One flag per CLI field of ``cls``; every default is None, so ``spec_values`` sees only what was given."""
+                   exclude: tuple[str, ...] = (), group_title: str = "", from_model: tuple[str, ...] = ()) -> None:
+    """One flag per CLI field of ``cls``; every default is None, so ``spec_values`` sees only what was given.
+    The fields named in ``from_model`` default to the model folder's value, and their help says so."""
     target = parser.add_argument_group(group_title) if group_title else parser
     hints = typing.get_type_hints(cls)
     for f in spec_fields(cls):
         if not f.metadata.get("cli", True) or f.name in exclude:
             continue
         _, tp = optional_inner(hints[f.name])
-        flag, dest, help_text = flag_of(f, prefix), _dest(f, prefix), _help(f)
+        flag, dest, help_text = flag_of(f, prefix), _dest(f, prefix), _help(f, f.name in from_model)
         if tp is bool:
             target.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif get_origin(tp) is tuple:

@@ -21,13 +21,14 @@ from db.review_queries import latest_import_run
 from rbft_core.data.importer import FORMATS, detect_format
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.jobs.runner import start_job
+from rbft_core.models.model_sampling import BUILT_IN, fill_sampling, model_sampling
 from rbft_core.models.prompts import PRESETS, preset_from_record
 from rbft_core.names import check_dataset_name
 from rbft_core.settings import check_import_source, data_dir
 from rbft_core.specs.data import GenerateSpec, ImportSpec
 
-__all__ = ["create_dataset", "stage_manifest", "start_import", "start_generation", "dataset_detail",
-           "import_report", "import_failures", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
+__all__ = ["create_dataset", "stage_manifest", "start_import", "start_generation", "generation_frames",
+           "dataset_detail", "import_report", "import_failures", "active_job", "preset_fields", "MANIFEST_SUFFIXES"]
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".tsv")
 MAX_HEADER_BYTES = 64 * 1024  # a manifest's first line is shorter than this
@@ -121,7 +122,15 @@ def start_import(db_url: Optional[str], dataset: str, source: str, *, manifest: 
     return start_job(db_url, spec)
 
 
-def start_generation(db_url: Optional[str], dataset: str, model: str, *, num_frames: int = 8, batch_size: int = 4,
+def generation_frames(model: Optional[str]) -> tuple[int, str]:
+    """The frame count generation defaults to for ``model`` and the note that says where it came from."""
+    found = model_sampling(model)
+    where = found.source if "num_frames" in found.fields else BUILT_IN
+    return found.sampling.num_frames, f"{found.sampling.num_frames} frames: {where}"
+
+
+def start_generation(db_url: Optional[str], dataset: str, model: str, *, num_frames: Optional[int] = None,
+                     batch_size: int = 4,
                      split: str = "train", label_hint: bool = True, max_new_tokens: int = 160,
                      nproc_per_node: int = 1) -> int:
     """Start a generation job (a ``GenerateSpec``; ``nproc_per_node`` > 1 shares the videos between that many
@@ -130,8 +139,9 @@ def start_generation(db_url: Optional[str], dataset: str, model: str, *, num_fra
         raise ConfigError("model is empty; give a local model folder or a hub id such as Qwen/Qwen2.5-VL-7B-Instruct")
     if split not in ("train", "val", "test", "all"):
         raise ConfigError(f"split must be train, val, test or all, got {split!r}")
-    spec = GenerateSpec(dataset=dataset, model=model.strip(), split=split, num_frames=num_frames,
-                        batch_size=batch_size, max_new_tokens=max_new_tokens, label_hint=label_hint,
+    # frames left empty and the pixel budget (not on the form) come from the model folder
+    sampling, _found = fill_sampling({"num_frames": num_frames or None}, model.strip(), ("num_frames", "max_pixels"))
+    spec = GenerateSpec(dataset=dataset, model=model.strip(), split=split, **sampling, batch_size=batch_size, max_new_tokens=max_new_tokens, label_hint=label_hint,
                         nproc_per_node=int(nproc_per_node or 1))
     with _session(db_url) as s:
         queries.get_dataset(s, dataset)  # a clear error before a job is started

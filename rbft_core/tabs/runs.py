@@ -20,10 +20,11 @@ from db import job_queries as jq
 from db import queries
 from db.engine import session_scope
 from rbft_core.jobs.runner import job_status, recover_jobs
+from rbft_core.log_filter import filter_log
 from rbft_core.specs.sampling import Sampling
 from rbft_core.training.evaluate import KIND_NAMES, KIND_ORDER
 
-__all__ = ["job_view", "active_training_job", "run_history", "comparison", "predictions", "read_trainer_log",
+__all__ = ["job_view", "active_training_job", "latest_training_job", "job_duration_s", "duration_text", "run_history", "comparison", "predictions", "read_trainer_log",
            "trainer_log_reader", "TrainerLogReader",
            "log_tail", "loss_figure", "confusion_figure", "per_class_figure", "TRAIN_JOB_KINDS"]
 
@@ -94,7 +95,8 @@ def read_trainer_log(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def log_tail(path: Optional[str | Path], lines: int = 30) -> str:
-    """The last ``lines`` lines of a log; tqdm's carriage-return redraws collapse to their last state."""
+    """The last ``lines`` of the project's own lines of a log; library warnings and tqdm bars are collapsed into
+    one closing line (``rbft_core.log_filter``)."""
     if not path:
         return ""
     try:
@@ -105,8 +107,7 @@ def log_tail(path: Optional[str | Path], lines: int = 30) -> str:
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    shown = [line.rsplit("\r", 1)[-1] for line in text.replace("\r\n", "\n").split("\n")]
-    return "\n".join([line for line in shown if line.strip()][-lines:])
+    return filter_log(text, lines)
 
 
 def _adapter_note(run_dir: str) -> str:
@@ -166,7 +167,31 @@ def job_view(db_url: Optional[str], job_id: int) -> dict[str, Any]:
     }
     log = runs[-1]["run_dir"] + "/train.log" if runs and Path(runs[-1]["run_dir"], "train.log").is_file() else None
     return {"job": job, "runs": runs, "curves": curves, "stage": stage,
-            "log": log_tail(job.get("log_path")) or log_tail(log), "active": job["status"] in ("queued", "running")}
+            "log": log_tail(job.get("log_path")) or log_tail(log), "active": job["status"] in ("queued", "running"),
+            "duration_s": job_duration_s(job)}
+
+
+def job_duration_s(job: dict[str, Any]) -> Optional[float]:
+    """Seconds from the job's start (its creation while queued) to its end, or to now while it runs."""
+    started = job.get("started_at") or job.get("created_at")
+    if started is None:
+        return None
+    ended = job.get("ended_at") or (datetime.now(timezone.utc) if started.tzinfo else datetime.now())
+    if (ended.tzinfo is None) != (started.tzinfo is None):  # SQLite returns naive UTC times
+        ended, started = ended.replace(tzinfo=None), started.replace(tzinfo=None)
+    return max(0.0, (ended - started).total_seconds())
+
+
+def duration_text(seconds: Optional[float]) -> str:
+    """``42 s``, ``3 min 12 s``, ``1 h 05 min``."""
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def active_training_job(db_url: Optional[str], dataset: Optional[str] = None) -> Optional[dict[str, Any]]:
@@ -179,6 +204,18 @@ def active_training_job(db_url: Optional[str], dataset: Optional[str] = None) ->
                 continue
             if dataset is None or job.dataset == dataset:
                 return {"job": job.id, "dataset": job.dataset, "model": job.model}
+    return None
+
+
+def latest_training_job(db_url: Optional[str]) -> Optional[dict[str, Any]]:
+    """The job the Train tab shows on load: the running one (re-attached), else the newest finished one (shown
+    as finished, curves and log included, until another job starts), as ``{"job", "dataset", "model", "active"}``."""
+    active = active_training_job(db_url)
+    if active is not None:
+        return {**active, "active": True}
+    with _session(db_url) as s:
+        for job in jq.list_jobs(s, limit=1, kinds=TRAIN_JOB_KINDS):
+            return {"job": job.id, "dataset": job.dataset, "model": job.model, "active": False}
     return None
 
 

@@ -21,6 +21,7 @@ from rbft_core.demo.prepare import demo_model_path
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.jobs.runner import run_command, start_job
 from rbft_core.models.loading import check_model_source
+from rbft_core.models.model_sampling import fill_sampling, model_sampling
 from rbft_core.specs import PipelineSpec, Spec
 from rbft_core.specs.base import field_help as spec_help
 from rbft_core.specs.base import field_label as spec_label
@@ -31,7 +32,8 @@ from rbft_core.training import sft_data
 from rbft_core.training.pipeline import zero_shot_spec
 
 __all__ = ["PRESETS", "STAGE_FIELDS", "LaunchRequest", "Readiness", "stage_configs", "readiness", "launch_spec",
-           "spec_yaml", "command_text", "launch", "field_label", "field_help", "demo_model_dir"]
+           "spec_yaml", "command_text", "launch", "field_label", "field_help", "demo_model_dir", "sampling_defaults",
+           "FORM_SAMPLING"]
 
 Action = Literal["rbft", "direct_sft", "zero_shot"]
 ACTIONS = ("rbft", "direct_sft", "zero_shot")
@@ -122,6 +124,7 @@ def stage_configs(req: LaunchRequest) -> tuple[TrainSpec, TrainSpec]:
     for stage, name, values in ((1, "Stage I", req.stage1), (2, "Stage II", req.stage2)):
         extra = {"rationale_source": req.rationale_source, "human_share": req.human_share} if stage == 1 else {}
         given = {k: v for k, v in values.items() if v is not None and v != ""}
+        given, _found = fill_sampling(given, req.model)  # an emptied sampling field: the model folder's value
         try:
             out.append(TrainSpec.from_dict({"stage": stage, **common, **extra, **given}))
         except ConfigError as exc:
@@ -229,6 +232,23 @@ def launch(db_url: Optional[str], req: LaunchRequest) -> int:
     if not ready.ok:
         raise DataError("; ".join(ready.blocking))
     return start_job(db_url, launch_spec(req))
+
+
+FORM_SAMPLING = ("num_frames", "fps", "max_pixels")  # the sampling fields each stage's form shows
+
+
+def sampling_defaults(model: Optional[str]) -> tuple[dict[str, Any], str]:
+    """The form's sampling fields the model folder sets (``{}`` when it sets none: the preset's stay) and the note
+    shown next to them, e.g. ``Sampling default: 4 frames at 12,544 px (frames, max pixels from data/demo/...)``."""
+    found = model_sampling(model)
+    values = {k: getattr(found.sampling, k) for k in FORM_SAMPLING if k in found.fields}
+    if not (model or "").strip():
+        return {}, "Sampling default: give a model; its folder's sampling fills the frames and max pixels"
+    if "num_frames" in values and "fps" not in values:
+        values["fps"] = 0.0  # the model names a frame count: sample that many, not by fps
+    if not values:
+        return {}, f"Sampling default: the model folder names none ({found.source}); the preset's values apply"
+    return values, f"Sampling default: {found.note()}"
 
 
 def demo_model_dir() -> Optional[str]:

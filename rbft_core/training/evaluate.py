@@ -21,6 +21,7 @@ from db.engine import session_scope
 from rbft_core.data.frame_cache import default_frame_cache
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.models.loading import encode_prompts, load_vlm, sample_spec_for
+from rbft_core.models.model_sampling import model_sampling
 from rbft_core.models.prompts import (
     classification_prompt,
     preset_from_record,
@@ -28,7 +29,6 @@ from rbft_core.models.prompts import (
 )
 from rbft_core.names import file_slug
 from rbft_core.settings import data_dir
-from rbft_core.specs.sampling import Sampling
 from rbft_core.specs.training import EvaluateSpec
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
 from rbft_core.training import sft_data
@@ -174,7 +174,8 @@ def evaluate_run(db_url: Optional[str], dataset: str, *, run_id: Optional[str] =
         sampling, changed = resolve_sampling(db_url, run_id, cfg)
         lm = load_run_model(db_url, run_id, dtype=cfg.dtype, device=cfg.device)
     elif model:
-        sampling, changed = Sampling().with_overrides(cfg)
+        # fields left empty take the model folder's sampling (rbft_core.models.model_sampling)
+        sampling, changed = model_sampling(model).sampling.with_overrides(cfg)
         changed = {}  # a zero-shot run's sampling is its own, whatever was given
         lm, kind, run_id = load_vlm(model, dtype=cfg.dtype, device=cfg.device), "zero_shot", new_run_id("zero_shot")
         run_kind = kind

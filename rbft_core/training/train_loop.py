@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
 
+from rbft_core.models.model_sampling import write_model_sampling
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
 
 __all__ = ["Outcome", "run_trainer", "latest_checkpoint"]
@@ -203,6 +204,7 @@ def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = Fa
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(str(run_dir / "adapter"))
         lm.processor.save_pretrained(str(run_dir / "adapter"))
+        write_model_sampling(run_dir / "adapter", cfg.sampling)  # the adapter's default sampling is the run's
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     metrics["global_step"] = trainer.state.global_step
     metrics["resumed_from"] = checkpoint.name if checkpoint else None

@@ -48,6 +48,8 @@ def _set_up(page, url, model, epochs: dict[int, int]) -> None:
     """Open the tab, type the model, and small-clip settings with ``epochs`` per stage."""
     _open_tab(page, url)
     page.locator("#train-model textarea, #train-model input").first.fill(str(model))
+    # the model folder's sampling fills the stage fields (issue #18); the values below are typed after it
+    page.locator("#train-sampling-note").get_by_text("processor_config.json").wait_for()
     page.get_by_text("Settings per stage").click()
     for stage, n in epochs.items():
         _fill(page, f"train-s{stage}-num_frames", 4)

@@ -116,9 +116,10 @@ API = {
     "review_bulk_exclude": (["state", "review_id", "nav", "reviewer"], ITEM),
     "train_check": (LAUNCH, ["readiness", "per_class"]),
     "train_command": (["action", *LAUNCH], ["command", "config"]),
-    **{f"train_start_{a}": (LAUNCH, [*LIVE, "command"]) for a in ("rbft", "direct_sft", "zero_shot")},
+    # the Stop button comes last: enabled only while a job runs, labelled with the job it stops (issue #18)
+    **{f"train_start_{a}": (LAUNCH, [*LIVE, "command", "stop"]) for a in ("rbft", "direct_sft", "zero_shot")},
     "train_stop": (["job"], ["job", "timer"]),
-    "train_poll": (["job", "points", "dataset"], [*LIVE, *RESULTS]),
+    "train_poll": (["job", "points", "dataset"], [*LIVE, *RESULTS, "stop"]),
     "train_results": (["dataset"], RESULTS),
     "train_predictions": (["run_pick"], ["preds"]),
     "inspect_dataset": (["dataset"], ["run_a", "run_b", "video", "table", "chart"]),
