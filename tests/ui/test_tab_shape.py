@@ -132,7 +132,8 @@ API = {
                       ["job", "timer", "progress"]),
     "inspect_poll": (["job"], ["job", "timer", "progress", "table", "chart"]),
     "export_preview": (SELECTION, ["summary", "table"]),
-    "export_zip": (SELECTION, ["summary", "download"]),
+    "export_zip": (SELECTION, ["job", "timer", "progress", "summary", "download"]),
+    "export_poll": (["job"], ["job", "timer", "progress", "summary", "download"]),
 }
 
 
