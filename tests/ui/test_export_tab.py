@@ -15,7 +15,7 @@ from db import job_queries as jq
 from db.engine import session_scope
 from rbft_core.export.dataset import ExportConfig
 from rbft_core.jobs.execute import execute
-from rbft_core.tabs.export import export_spec
+from rbft_core.tabs.export import export_spec, latest_export
 from tests.export_world import build_world
 from ui import export_tab
 
@@ -113,10 +113,11 @@ def test_page_load_reattaches_to_a_running_export_then_offers_its_download(world
     assert call("on_load")[5].visible  # a later page load still offers the finished export
 
 
-def test_errors_are_gradio_errors_naming_the_fix(call):
+def test_errors_are_gradio_errors_naming_the_fix(call, world):
     with pytest.raises(gr.Error, match="no split is ticked"):
         call("export_preview", "homes", *_args(splits=[]))
     with pytest.raises(gr.Error, match="match the selection .* nothing was written"):
         call("export_zip", "homes", *_args(statuses=["rejected"], labels=["normal"]))
+    assert latest_export(world.db_url) is None  # refused before a job was started
     with pytest.raises(gr.Error, match="no dataset chosen"):
         call("export_zip", None, *_args())
