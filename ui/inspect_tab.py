@@ -304,12 +304,12 @@ def build_inspect_tab() -> InspectTab:
         with gr.Column():
             overlay_a = gr.Image(label="Run A attention", type="filepath", interactive=False,
                                  elem_id="inspect-overlay-a")
-            frames_a = gr.Gallery(label="Run A per frame (click one to enlarge)", columns=4, height="auto",
+            frames_a = gr.Gallery(label="Run A per frame (click one to enlarge)", columns=4, height=300,
                                   allow_preview=True, elem_id="inspect-frames-a")
         with gr.Column():
             overlay_b = gr.Image(label="Run B attention", type="filepath", interactive=False,
                                  elem_id="inspect-overlay-b")
-            frames_b = gr.Gallery(label="Run B per frame (click one to enlarge)", columns=4, height="auto",
+            frames_b = gr.Gallery(label="Run B per frame (click one to enlarge)", columns=4, height=300,
                                   allow_preview=True, elem_id="inspect-frames-b")
     attn_note = gr.Markdown(elem_id="inspect-attn-note")
     with gr.Row():
