@@ -123,7 +123,9 @@ def on_load(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
     names = [row["name"] for row in catalog.dataset_overview(db_url)]
     shown = {tab.dataset: gr.Dropdown(choices=names, value=names[0] if names else None)}
     latest = exports.latest_export(db_url)
-    return {**shown, **_job_view(tab, latest)} if latest else shown
+    if latest is None:
+        return shown
+    return {**shown, **_job_view(tab, latest)}
 
 
 def on_dataset(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:

@@ -63,8 +63,8 @@ class GuidePanel:
         ev.on(self.refresh.click, on_load, [], self.shown(), api_visibility="private")
         ev.on(self.go_next.click, on_next, [], [tabs], api_visibility="private")
         for key, card in self.cards().items():
-            ev.on(card.go.click, partial(on_go, tab=STEP_TABS[key][2]), [], [tabs], api_visibility="private")
-        ev.on(self.export.click, partial(on_go, tab="Export"), [], [tabs], api_visibility="private")
+            ev.on(card.go.click, partial(on_go, target=STEP_TABS[key][2]), [], [tabs], api_visibility="private")
+        ev.on(self.export.click, partial(on_go, target="Export"), [], [tabs], api_visibility="private")
 
 
 def _card_text(index: int, guide: Guide, key: str) -> str:
@@ -81,24 +81,25 @@ def _next_line(guide: Guide) -> str:
 
 
 # --------------------------------------------------------------------------------------- handlers
-def on_load(guide: GuidePanel, db_url: Optional[str], values: Values) -> Updates:
+def on_load(tab: GuidePanel, db_url: Optional[str], values: Values) -> Updates:
     """The counts now; the guide is open until a run exists, then folded (its header opens it again)."""
     state = guide_state(db_url)
-    texts = {card.text: _card_text(i, state, key) for i, (key, card) in enumerate(guide.cards().items(), 1)}
+    texts = {card.text: _card_text(i, state, key) for i, (key, card) in enumerate(tab.cards().items(), 1)}
     following = STEP_TABS[state.next_step][2] if state.next_step else "Inspect"
-    return {guide.accordion: gr.Accordion(open=not state.has_run, label=FOLDED_LABEL if state.has_run else OPEN_LABEL),
-            guide.next_line: _next_line(state), guide.go_next: gr.Button(value=f"Go to the next step: {following}"),
+    return {tab.accordion: gr.Accordion(open=not state.has_run, label=FOLDED_LABEL if state.has_run else OPEN_LABEL),
+            tab.next_line: _next_line(state), tab.go_next: gr.Button(value=f"Go to the next step: {following}"),
             **texts}
 
 
-def on_go(guide: GuidePanel, db_url: Optional[str], values: Values, *, tab: str) -> Updates:
-    return {guide.tabs: gr.Tabs(selected=tab_id(tab))}
+def on_go(tab: GuidePanel, db_url: Optional[str], values: Values, *, target: str) -> Updates:
+    """Select the tab titled ``target``."""
+    return {tab.tabs: gr.Tabs(selected=tab_id(target))}
 
 
-def on_next(guide: GuidePanel, db_url: Optional[str], values: Values) -> Updates:
+def on_next(tab: GuidePanel, db_url: Optional[str], values: Values) -> Updates:
     """The tab of the first step not done yet (Inspect once every step has been done)."""
     state = guide_state(db_url)
-    return {guide.tabs: gr.Tabs(selected=tab_id(STEP_TABS[state.next_step][2] if state.next_step else "Inspect"))}
+    return {tab.tabs: gr.Tabs(selected=tab_id(STEP_TABS[state.next_step][2] if state.next_step else "Inspect"))}
 
 
 # ---------------------------------------------------------------------------------------- layout
