@@ -113,6 +113,8 @@ def _job_view(tab: ExportTab, status: dict[str, Any]) -> Updates:
         done[tab.summary] = f"Exported: `{status['zip']}` ({escape(status.get('progress_text') or '')})."
         done[tab.download] = gr.DownloadButton(label=f"Download {name}", value=status["zip"], visible=True)
     else:
+        why = "its zip is no longer on disk" if status["status"] == "succeeded" else f"it {status['status']}"
+        done[tab.summary] = f"No zip to download: {why}; export again."
         done[tab.download] = gr.DownloadButton(visible=False)
     return done
 

@@ -121,3 +121,12 @@ def test_errors_are_gradio_errors_naming_the_fix(call, world):
     assert latest_export(world.db_url) is None  # refused before a job was started
     with pytest.raises(gr.Error, match="no dataset chosen"):
         call("export_zip", None, *_args())
+
+
+def test_a_failed_export_job_says_so_and_offers_no_download(world, call):
+    with session_scope(world.db_url) as s:
+        job_id = jq.create_job(s, "export", [], device=None, run_dir=None, dataset="homes", model=None).id
+        jq.update_job(s, job_id, status="failed", error="DataError: disk full; free space and export again")
+    dataset, job, timer, progress, summary, button = call("on_load")
+    assert job is None and not timer.active and button.visible is False
+    assert "failed" in progress and "disk full" in progress and "No zip to download: it failed" in summary
