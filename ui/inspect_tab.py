@@ -3,9 +3,9 @@
 A box is drawn by clicking two corners on the frame (Gradio's select event gives the pixel clicked), or typed
 as x0, y0, x1, y1 (source pixels); an optional time range limits it. The frame is shown enlarged by a whole number
 to at least 480 px wide (``rbft_core.inspection.display``), and a click is mapped back to source pixels. Attention
-overlays are enlarged smoothly; each frame of an overlay can be opened large from the gallery under it. The experiment runs as a background job
-(``rbft mask-experiment``) polled by a gr.Timer only while it runs. State holds only small values (job id,
-the frame being drawn on and the first corner).
+overlays are enlarged smoothly; each frame of an overlay can be opened large from the gallery under it. The
+experiment runs as a background job (``rbft mask-experiment``) polled by a gr.Timer only while it runs. State
+holds only small values (job id, the frame being drawn on and the first corner).
 """
 
 from __future__ import annotations
@@ -305,12 +305,12 @@ def build_inspect_tab() -> InspectTab:
             overlay_a = gr.Image(label="Run A attention", type="filepath", interactive=False,
                                  elem_id="inspect-overlay-a")
             frames_a = gr.Gallery(label="Run A per frame (click one to enlarge)", columns=4, height=300,
-                                  allow_preview=True, elem_id="inspect-frames-a")
+                                  allow_preview=True, object_fit="contain", elem_id="inspect-frames-a")
         with gr.Column():
             overlay_b = gr.Image(label="Run B attention", type="filepath", interactive=False,
                                  elem_id="inspect-overlay-b")
             frames_b = gr.Gallery(label="Run B per frame (click one to enlarge)", columns=4, height=300,
-                                  allow_preview=True, elem_id="inspect-frames-b")
+                                  allow_preview=True, object_fit="contain", elem_id="inspect-frames-b")
     attn_note = gr.Markdown(elem_id="inspect-attn-note")
     with gr.Row():
         frame = gr.Image(label="Click two corners to draw a box", type="filepath", interactive=False,
@@ -342,7 +342,8 @@ def build_inspect_tab() -> InspectTab:
                          interactive=False, elem_id="inspect-chart")
     return InspectTab(dataset=dataset, run_a=run_a, run_b=run_b, video=video, query=query, first=first, last=last,
                       head_agg=head_agg, relative=relative, show=show, overlay_a=overlay_a, overlay_b=overlay_b,
-                      frames_a=frames_a, frames_b=frames_b, attn_note=attn_note, frame=frame, box=box, fill=fill, align=align, note=note, mask=mask,
+                      frames_a=frames_a, frames_b=frames_b, attn_note=attn_note, frame=frame, box=box, fill=fill,
+                      align=align, note=note, mask=mask,
                       save=save, original=original, masked=masked, result=result, source=source, exp_fill=exp_fill,
                       k_random=k_random, seed=seed, exp_align=exp_align, start=start, progress=progress, table=table,
                       chart=chart, frame_state=gr.State(None), corner=gr.State(None), job=gr.State(None),

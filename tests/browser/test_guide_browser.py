@@ -17,6 +17,11 @@ def _selected_tab(page) -> str:
     return page.locator("[role=tab][aria-selected=true]").inner_text().strip()
 
 
+def _wait_selected(page, title: str) -> None:
+    page.wait_for_function("t => document.querySelector('[role=tab][aria-selected=true]')?.innerText.trim() === t",
+                           arg=title)
+
+
 def test_guide_shows_counts_and_its_buttons_select_tabs(start_app, page, db_url, data_dir, tmp_path):
     build_world(db_url, tmp_path)  # 6 videos with suggestions; 3 accepted, 1 rejected, 1 draft
     page.goto(start_app(db_url, data_dir))
@@ -27,11 +32,11 @@ def test_guide_shows_counts_and_its_buttons_select_tabs(start_app, page, db_url,
     assert "← next" in page.inner_text("#guide-train") and "Train" in page.inner_text("#guide-next")
 
     page.click("#guide-go-review")
-    page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]')?.innerText.trim() === 'Review'")
+    _wait_selected(page, "Review")
     page.click("#guide-go-export")
-    page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]')?.innerText.trim() === 'Export'")
+    _wait_selected(page, "Export")
     page.click("#guide-go-next")  # the first step not done yet: train
-    page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]')?.innerText.trim() === 'Train'")
+    _wait_selected(page, "Train")
     assert _selected_tab(page) == "Train"
 
 
@@ -49,4 +54,4 @@ def test_guide_folds_once_a_run_exists_and_opens_again_from_its_header(start_app
     page.locator("#guide-train").wait_for(state="visible")
     assert "1 run (1 finished)" in page.inner_text("#guide-train")
     page.click("#guide-go-inspect")
-    page.wait_for_function("() => document.querySelector('[role=tab][aria-selected=true]')?.innerText.trim() === 'Inspect'")
+    _wait_selected(page, "Inspect")

@@ -26,7 +26,8 @@ def test_inspect_frame_is_at_least_480_px_wide_and_clicks_map_to_source_pixels(s
         image.click(position={"x": box["width"] * x / 32, "y": box["height"] * y / 32})
 
     click_source(5.5, 10.5)
-    page.wait_for_function("() => (document.querySelector('#inspect-box-note')?.innerText || '').includes('first corner')")
+    page.wait_for_function("() => (document.querySelector('#inspect-box-note')?.innerText || '')"
+                           ".includes('first corner')")
     click_source(20.5, 30.5)
     page.wait_for_function("() => (document.querySelector('#inspect-box-note')?.innerText || '').startsWith('box [')")
     got = [float(page.locator(f"#inspect-{k} input").input_value()) for k in ("x0", "y0", "x1", "y1")]
