@@ -63,7 +63,7 @@ def guide_state(db_url: Optional[str]) -> Guide:
         "import": (f"{_plural(totals['datasets'], 'dataset')}, {_plural(totals['videos'], 'video')}",
                    totals["videos"] > 0),
         "generate": (_plural(rationales, "rationale"), rationales > 0),
-        "review": (f"{reviewed:,} reviewed" + (f", {totals['draft']:,} drafts" if totals["draft"] else ""),
+        "review": (f"{reviewed:,} reviewed" + (f", {_plural(totals['draft'], 'draft')}" if totals["draft"] else ""),
                    reviewed > 0),
         "train": (_plural(runs["total"], "run") + (f" ({runs['succeeded']:,} finished)" if runs["total"] else ""),
                   runs["total"] > 0),

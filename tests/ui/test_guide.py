@@ -66,7 +66,7 @@ def test_counts_follow_the_database_and_the_next_step_button_moves_on(guide, db_
     shown = _loaded(panel, fire)
     assert "1 dataset, 6 videos" in shown["import"] and "✓" in shown["import"]
     assert "6 rationales" in shown["generate"] and "✓" in shown["generate"]
-    assert "4 reviewed, 1 drafts" in shown["review"] and "✓" in shown["review"]
+    assert "4 reviewed, 1 draft" in shown["review"] and "✓" in shown["review"]
     assert "0 runs" in shown["train"] and "← next" in shown["train"]
     assert shown["accordion"].open is True
     assert _selected(fire(panel.go_next)) == "train"
