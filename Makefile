@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test venv system-deps pg-deps demo bench bench-anchor clean
+.PHONY: run test venv system-deps pg-deps demo bench bench-anchor screenshots clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,10 @@ run: venv demo
 
 test: venv system-deps pg-deps
 	RBFT_TEST_BROWSER_REQUIRED=1 $(PY) tests/pg_cluster.py -- $(PY) -m pytest -q -p no:cacheprovider
+
+# The README's pictures: browser tests drive each tab on a small demo world and write docs/images/*.png.
+screenshots: venv system-deps
+	RBFT_SCREENSHOTS=1 RBFT_TEST_BROWSER_REQUIRED=1 $(PY) -m pytest -q -p no:cacheprovider tests/browser/test_screenshots.py
 
 # LLaMA-Factory, the training bench's anchor, in its own virtualenv (it pins other transformers/peft versions).
 LF_VENV ?= .venv-lf

@@ -17,11 +17,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from db.models import COUNTER_KEY, REVIEW_STATUSES, DatasetCounter, Review, Suggestion, Video
+from db.models import (
+    COUNTER_KEY,
+    REVIEW_STATUSES,
+    Dataset,
+    DatasetCounter,
+    Review,
+    Suggestion,
+    Video,
+)
 from db.review_state import RATIONALE_FIELDS
 
 __all__ = ["Deltas", "apply", "stored", "recount", "rebuild", "dataset_counts", "label_counts", "review_counts",
-           "queue_segments", "KEY_COLUMNS"]
+           "queue_segments", "totals", "KEY_COLUMNS"]
 
 Deltas = Counter  # key tuple (dataset_id, *COUNTER_KEY) -> change in count
 KEY_COLUMNS = ("dataset_id", *COUNTER_KEY)
@@ -167,3 +175,13 @@ def queue_segments(session: Session, dataset_id: int, *, statuses: Optional[Sequ
         wanted[(row["status"], row["label"], row["split"], row["edited"], row["parse_failed"])] += row["n"]
     return sorted((key, n) for key, n in wanted.items() if n > 0)
 
+
+
+def totals(session: Session) -> dict[str, int]:
+    """Over every dataset: ``datasets``, ``videos`` and videos per review status (``none``: no suggestion yet),
+    read from the counters (one grouped sum, whatever the number of videos)."""
+    by_status = dict.fromkeys((*REVIEW_STATUSES, "none"), 0)
+    for status, n in session.execute(select(_TABLE.c.status, func.sum(_TABLE.c.n)).group_by(_TABLE.c.status)):
+        by_status[status] = by_status.get(status, 0) + int(n or 0)
+    datasets = int(session.scalar(select(func.count()).select_from(Dataset)) or 0)
+    return {"datasets": datasets, "videos": sum(by_status.values()), **by_status}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import JOB_STATUSES, Job, Metric, Prediction, Run, Video
@@ -25,6 +25,8 @@ __all__ = [
     "replace_metrics",
     "runs_of_job",
     "run_predictions",
+    "count_runs",
+    "count_jobs",
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
 ]
@@ -154,3 +156,15 @@ def run_predictions(session: Session, run_id: str, limit: int = 1000) -> list[di
     ).all()
     return [{"video_id": p.video_id, "video": external_id, "path": path, "truth": p.truth, "predicted": p.predicted,
              "probs": dict(p.probs or {}), "answer_text": p.answer_text} for p, external_id, path in rows]
+
+
+def count_runs(session: Session) -> dict[str, int]:
+    """Runs of every dataset: ``total`` and ``succeeded``."""
+    rows = session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
+    return {"total": sum(int(n) for _s, n in rows), "succeeded": sum(int(n) for s, n in rows if s == "succeeded")}
+
+
+def count_jobs(session: Session, kind: str, status: str) -> int:
+    """How many jobs of ``kind`` ended (or stand) in ``status``."""
+    return int(session.scalar(select(func.count()).select_from(Job).where(Job.kind == kind, Job.status == status))
+               or 0)

@@ -20,6 +20,7 @@ from rbft_core.settings import IMPORT_ROOTS_ENV, data_dir, database_url, import_
 from ui import datasets_tab, export_tab, inspect_tab, review_tab, train_tab
 from ui.common import Tab
 from ui.guard import FileGuard, OriginGuard, clean_old_files
+from ui.guide import build_guide, tab_id
 from ui.keys import shortcut_js
 from ui.media import serve_dirs
 from ui.review_render import CSS
@@ -54,15 +55,19 @@ TABS: tuple[tuple[str, Callable[[], Tab]], ...] = (
 def build_app(db_url: Optional[str] = None) -> gr.Blocks:
     with gr.Blocks(title="RB-FT Studio") as demo:
         gr.Markdown("# RB-FT Studio\nRationale-Bootstrapped Fine-Tuning of video vision-language models")
-        build_tabs(demo, db_url)
+        guide = build_guide()  # the five steps with their counts; folds away once a run exists
+        with gr.Tabs() as tabs:
+            build_tabs(demo, db_url)
+        guide.attach(demo, db_url, tabs)
     return demo
 
 
 def build_tabs(demo: gr.Blocks, db_url: Optional[str]) -> list[Tab]:
-    """Every tab of ``TABS`` in its own ``gr.Tab``, wired the same way (inside ``demo``'s context)."""
+    """Every tab of ``TABS`` in its own ``gr.Tab`` (id ``tab_id(title)``), wired the same way (inside ``demo``'s
+    context)."""
     built = []
     for title, build in TABS:
-        with gr.Tab(title):
+        with gr.Tab(title, id=tab_id(title)):
             tab = build()
         tab.attach(demo, db_url)
         built.append(tab)

@@ -1,11 +1,16 @@
-"""Export tab: pick a dataset, a selection and a format, preview the counts and first rows, download the zip."""
+"""Export tab: pick a dataset, a selection and a format, preview the counts and first rows, download the zip.
+
+The export itself runs as a background job (``rbft_core.tabs.export``): a gr.Timer polls it only while it runs,
+showing videos placed / total, and the page re-attaches to the newest export job when it loads (running: the
+progress bar; finished: the download). State holds only the job id.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Optional
-from uuid import uuid4
+from html import escape
+from pathlib import Path
+from typing import Any, Optional
 
 import gradio as gr
 
@@ -14,14 +19,15 @@ from rbft_core.errors import ConfigError
 from rbft_core.export.dataset import (
     FORMATS,
     ExportConfig,
-    export_dataset,
     preview_export,
 )
 from rbft_core.review.curation import STATUSES, Selection
-from rbft_core.settings import data_dir
+from rbft_core.tabs import export as exports
 from ui.common import Events, Updates, Values
+from ui.review_render import job_html
 
-__all__ = ["ExportTab", "build_export_tab", "export_config", "on_load", "on_dataset", "on_preview", "on_export"]
+__all__ = ["ExportTab", "build_export_tab", "export_config", "on_load", "on_dataset", "on_preview", "on_export",
+           "on_poll"]
 
 _STAGES = [("Stage I + Stage II", "both"), ("Stage I: video + expert prompt -> rationale", "1"),
            ("Stage II: video + classification prompt -> label", "2")]
@@ -45,6 +51,9 @@ class ExportTab:
     table: gr.Dataframe
     export: gr.Button
     download: gr.DownloadButton
+    progress: gr.HTML
+    job: gr.State  # {"job": id} of the export job this page follows
+    timer: gr.Timer
 
     def selection_inputs(self) -> list:
         """What preview and export read, in the API's order."""
@@ -56,9 +65,10 @@ class ExportTab:
         ev.on(self.dataset.change, on_dataset, [self.dataset], [self.labels], api_visibility="private")
         ev.on(self.preview.click, on_preview, self.selection_inputs(), [self.summary, self.table],
               api_name="export_preview")
-        ev.on(self.export.click, on_export, self.selection_inputs(), [self.summary, self.download],
-              api_name="export_zip")
-        ev.on(demo.load, on_load, [], [self.dataset], api_visibility="private")
+        followed = [self.job, self.timer, self.progress, self.summary, self.download]
+        ev.on(self.export.click, on_export, self.selection_inputs(), followed, api_name="export_zip")
+        ev.on(self.timer.tick, on_poll, [self.job], followed, api_name="export_poll", show_progress="hidden")
+        ev.on(demo.load, on_load, [], [self.dataset, *followed], api_visibility="private")
 
 
 def export_config(tab: ExportTab, values: Values) -> ExportConfig:
@@ -91,10 +101,33 @@ def _summary(p: dict) -> str:
     return "\n\n".join(lines)
 
 
+def _job_view(tab: ExportTab, status: dict[str, Any]) -> Updates:
+    """The export job as the page shows it: progress while it runs; the summary and the download once done."""
+    html = f"export of {escape(str(status.get('dataset') or ''))}: " + job_html(status)
+    if status["status"] in ("queued", "running"):
+        return {tab.job: {"job": status["id"]}, tab.timer: gr.Timer(active=True), tab.progress: html,
+                tab.download: gr.DownloadButton(visible=False)}
+    done: Updates = {tab.job: None, tab.timer: gr.Timer(active=False), tab.progress: html}
+    if status.get("zip"):
+        name = Path(status["zip"]).name
+        done[tab.summary] = f"Exported: `{status['zip']}` ({escape(status.get('progress_text') or '')})."
+        done[tab.download] = gr.DownloadButton(label=f"Download {name}", value=status["zip"], visible=True)
+    else:
+        why = "its zip is no longer on disk" if status["status"] == "succeeded" else f"it {status['status']}"
+        done[tab.summary] = f"No zip to download: {why}; export again."
+        done[tab.download] = gr.DownloadButton(visible=False)
+    return done
+
+
 # --------------------------------------------------------------------------------------- handlers
 def on_load(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
+    """Datasets, and the newest export job: re-attached while it runs, its download once it has finished."""
     names = [row["name"] for row in catalog.dataset_overview(db_url)]
-    return {tab.dataset: gr.Dropdown(choices=names, value=names[0] if names else None)}
+    shown = {tab.dataset: gr.Dropdown(choices=names, value=names[0] if names else None)}
+    latest = exports.latest_export(db_url)
+    if latest is None:
+        return shown
+    return {**shown, **_job_view(tab, latest)}
 
 
 def on_dataset(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
@@ -111,16 +144,21 @@ def on_preview(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates
 
 
 def on_export(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
+    """Start the export job (an empty selection is refused first) and follow it."""
     dataset, config = _dataset(tab, values), export_config(tab, values)
-    # One fresh folder per click: two browsers exporting the same name never overwrite each other.
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + uuid4().hex[:6]
-    result = export_dataset(db_url, dataset, config, data_dir() / "exports" / stamp)
-    c = result.counts
-    text = (f"Exported {c['videos']} videos to `{result.folder}` ({c['missing_videos']} missing on disk, "
-            "listed in manifest.json).")
-    return {tab.summary: text,
-            tab.download: gr.DownloadButton(label=f"Download {result.zip_path.name}", value=str(result.zip_path),
-                                            visible=True)}
+    job_id = exports.start_export(db_url, dataset, config)
+    return {tab.job: {"job": job_id}, tab.timer: gr.Timer(active=True),
+            tab.progress: f"export job {job_id} of {escape(dataset)} started",
+            tab.summary: f"Exporting `{escape(dataset)}` as a job; the zip is offered here when it is written.",
+            tab.download: gr.DownloadButton(visible=False)}
+
+
+def on_poll(tab: ExportTab, db_url: Optional[str], values: Values) -> Updates:
+    """Poll the export job; when it ends, stop the timer and offer its zip."""
+    job = values[tab.job]
+    if not job:
+        return {tab.job: None, tab.timer: gr.Timer(active=False)}
+    return _job_view(tab, exports.export_status(db_url, job["job"]))
 
 
 # ---------------------------------------------------------------------------------------- layout
@@ -142,9 +180,11 @@ def build_export_tab() -> ExportTab:
     with gr.Row():
         preview = gr.Button("Preview")
         export = gr.Button("Export zip", variant="primary")
-        download = gr.DownloadButton("Download", visible=False)
-    summary = gr.Markdown()
+        download = gr.DownloadButton("Download", visible=False, elem_id="export-download")
+    progress = gr.HTML(elem_id="export-job")
+    summary = gr.Markdown(elem_id="export-summary")
     table = gr.Dataframe(headers=_PREVIEW_HEADERS, interactive=False, label="First rows", wrap=True)
     return ExportTab(dataset=dataset, fmt=fmt, stage=stage, splits=splits, statuses=statuses, edited=edited,
                      labels=labels, include_excluded=include_excluded, copy_videos=copy_videos, name=name,
-                     preview=preview, summary=summary, table=table, export=export, download=download)
+                     preview=preview, summary=summary, table=table, export=export, download=download,
+                     progress=progress, job=gr.State(None), timer=gr.Timer(1.0, active=False))

@@ -1,9 +1,11 @@
 """Inspect tab: attention overlays of two runs side by side, masking one video, the test-split experiment.
 
 A box is drawn by clicking two corners on the frame (Gradio's select event gives the pixel clicked), or typed
-as x0, y0, x1, y1 (source pixels); an optional time range limits it. The experiment runs as a background job
-(``rbft mask-experiment``) polled by a gr.Timer only while it runs. State holds only small values (job id,
-the frame being drawn on and the first corner).
+as x0, y0, x1, y1 (source pixels); an optional time range limits it. The frame is shown enlarged by a whole number
+to at least 480 px wide (``rbft_core.inspection.display``), and a click is mapped back to source pixels. Attention
+overlays are enlarged smoothly; each frame of an overlay can be opened large from the gallery under it. The
+experiment runs as a background job (``rbft mask-experiment``) polled by a gr.Timer only while it runs. State
+holds only small values (job id, the frame being drawn on and the first corner).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Optional
 import gradio as gr
 
 from rbft_core.data.catalog import dataset_overview
+from rbft_core.inspection.display import MIN_DISPLAY_WIDTH_PX, to_source
 from rbft_core.inspection.mask_reports import (
     TABLE_COLUMNS,
     latest_experiment,
@@ -26,7 +29,7 @@ from ui.common import Events, Updates, Values, components
 from ui.review_render import job_html
 
 __all__ = ["InspectTab", "BoxForm", "build_inspect_tab", "on_page_load", "on_dataset", "on_video", "on_attention",
-           "on_click", "on_mask", "on_save_box", "on_start", "on_poll", "MODEL_QUEUE"]
+           "on_click", "on_mask", "on_save_box", "on_start", "on_poll", "on_overlay_frames", "MODEL_QUEUE"]
 
 # Attention and masking load up to two models in the web process (under the device lock jobs take): one request
 # at a time across both events, queued in order, so eight browser tabs never load sixteen models at once.
@@ -62,6 +65,8 @@ class InspectTab:
     show: gr.Button
     overlay_a: gr.Image
     overlay_b: gr.Image
+    frames_a: gr.Gallery  # run A's overlay, one frame each, to enlarge
+    frames_b: gr.Gallery
     attn_note: gr.Markdown
     frame: gr.Image
     box: BoxForm
@@ -82,7 +87,7 @@ class InspectTab:
     progress: gr.HTML
     table: gr.Dataframe
     chart: gr.Image
-    frame_state: gr.State  # {"video_id", "path", "size"} of the frame drawn on
+    frame_state: gr.State  # {"video_id", "path", "size", "scale"} of the frame drawn on
     corner: gr.State  # the first corner clicked, until the second
     job: gr.State
     timer: gr.Timer
@@ -98,6 +103,9 @@ class InspectTab:
         ev.on(self.show.click, on_attention, [self.run_a, self.run_b, self.video, self.query, self.first, self.last,
                                               self.head_agg, self.relative],
               [self.overlay_a, self.overlay_b, self.attn_note], api_name="inspect_attention", **MODEL_QUEUE)
+        for overlay in (self.overlay_a, self.overlay_b):
+            ev.on(overlay.change, on_overlay_frames, [self.overlay_a, self.overlay_b], [self.frames_a, self.frames_b],
+                  api_visibility="private", show_progress="hidden")
         corners = [self.box.x0, self.box.y0, self.box.x1, self.box.y1]
         ev.on(self.frame.select, on_click, [self.frame_state, self.corner], [self.corner, *corners, self.frame,
                                                                             self.note], api_visibility="private")
@@ -183,9 +191,12 @@ def on_video(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
         return {tab.frame: None, tab.frame_state: None, tab.note: None}
     video_id = int(values[tab.video])
     frame = ins.frame_for_boxes(db_url, video_id)
-    w, h = frame["source_size"]
-    return {tab.frame: frame["path"], tab.frame_state: {"video_id": video_id, "path": frame["path"], "size": [w, h]},
-            tab.note: f"Frame {w}x{h} px, {frame['duration_s']:.1f} s: click two corners to draw a box."}
+    (w, h), scale = frame["source_size"], frame["scale"]
+    shown = f" (shown {scale}x)" if scale > 1 else ""
+    return {tab.frame: frame["path"],
+            tab.frame_state: {"video_id": video_id, "path": frame["path"], "size": [w, h], "scale": scale},
+            tab.note: f"Frame {w}x{h} px{shown}, {frame['duration_s']:.1f} s: click two corners to draw a box "
+                      "(boxes are in source pixels)."}
 
 
 def on_attention(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
@@ -213,16 +224,22 @@ def on_click(tab: InspectTab, db_url: Optional[str], values: Values, *, evt: gr.
     frame, corner, box = values[tab.frame_state], values[tab.corner], tab.box
     if not frame:
         raise gr.Error("pick a video first")
-    x, y = (float(v) for v in evt.index)
+    x, y = to_source(evt.index, int(frame.get("scale") or 1), frame["size"])  # shown pixels -> source pixels
     if corner is None:
         return {tab.corner: [x, y], box.x0: x, box.y0: y, tab.note: "first corner set; click the opposite corner"}
     drawn = [min(corner[0], x), min(corner[1], y), max(corner[0], x), max(corner[1], y)]
     try:
-        preview = ins.preview_box(frame["path"], drawn)
+        preview = ins.preview_box(frame["path"], drawn, int(frame.get("scale") or 1))
     except Exception as exc:  # a zero-area click pair: say so and start again
         return {tab.corner: None, tab.note: escape(str(exc))}
     return {tab.corner: None, box.x0: drawn[0], box.y0: drawn[1], box.x1: drawn[2], box.y1: drawn[3],
             tab.frame: preview, tab.note: f"box {[round(v) for v in drawn]}"}
+
+
+def on_overlay_frames(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
+    """Each run's overlay, one frame per gallery item (click one to see it large)."""
+    return {tab.frames_a: ins.overlay_frames_of(values[tab.overlay_a]) or None,
+            tab.frames_b: ins.overlay_frames_of(values[tab.overlay_b]) or None}
 
 
 def on_mask(tab: InspectTab, db_url: Optional[str], values: Values) -> Updates:
@@ -288,12 +305,20 @@ def build_inspect_tab() -> InspectTab:
         relative = gr.Checkbox(label="Relative to a generic prompt", value=False)
         show = gr.Button("Show attention", variant="primary", elem_id="inspect-show")
     with gr.Row():
-        overlay_a = gr.Image(label="Run A attention", type="filepath", interactive=False, elem_id="inspect-overlay-a")
-        overlay_b = gr.Image(label="Run B attention", type="filepath", interactive=False, elem_id="inspect-overlay-b")
+        with gr.Column():
+            overlay_a = gr.Image(label="Run A attention", type="filepath", interactive=False,
+                                 elem_id="inspect-overlay-a")
+            frames_a = gr.Gallery(label="Run A per frame (click one to enlarge)", columns=4, height=300,
+                                  allow_preview=True, object_fit="contain", elem_id="inspect-frames-a")
+        with gr.Column():
+            overlay_b = gr.Image(label="Run B attention", type="filepath", interactive=False,
+                                 elem_id="inspect-overlay-b")
+            frames_b = gr.Gallery(label="Run B per frame (click one to enlarge)", columns=4, height=300,
+                                  allow_preview=True, object_fit="contain", elem_id="inspect-frames-b")
     attn_note = gr.Markdown(elem_id="inspect-attn-note")
     with gr.Row():
         frame = gr.Image(label="Click two corners to draw a box", type="filepath", interactive=False,
-                         elem_id="inspect-frame")
+                         elem_id="inspect-frame", min_width=MIN_DISPLAY_WIDTH_PX + 40)
         with gr.Column():
             box = _box_form()
             with gr.Row():
@@ -321,7 +346,8 @@ def build_inspect_tab() -> InspectTab:
                          interactive=False, elem_id="inspect-chart")
     return InspectTab(dataset=dataset, run_a=run_a, run_b=run_b, video=video, query=query, first=first, last=last,
                       head_agg=head_agg, relative=relative, show=show, overlay_a=overlay_a, overlay_b=overlay_b,
-                      attn_note=attn_note, frame=frame, box=box, fill=fill, align=align, note=note, mask=mask,
+                      frames_a=frames_a, frames_b=frames_b, attn_note=attn_note, frame=frame, box=box, fill=fill,
+                      align=align, note=note, mask=mask,
                       save=save, original=original, masked=masked, result=result, source=source, exp_fill=exp_fill,
                       k_random=k_random, seed=seed, exp_align=exp_align, start=start, progress=progress, table=table,
                       chart=chart, frame_state=gr.State(None), corner=gr.State(None), job=gr.State(None),

@@ -48,9 +48,10 @@ from rbft_core.models.prompts import (
 )
 from rbft_core.models.rationale import render_target
 from rbft_core.review.curation import Selection, select_rows
+from rbft_core.task_context import Progress, report
 
-__all__ = ["ExportConfig", "ExportResult", "FORMATS", "parse_stages", "sanitize_name", "preview_export",
-           "export_dataset", "MANIFEST_VERSION"]
+__all__ = ["ExportConfig", "ExportResult", "FORMATS", "parse_stages", "sanitize_name", "export_name",
+           "preview_export", "export_dataset", "MANIFEST_VERSION"]
 
 MANIFEST_VERSION = 1
 _STAGES = {"1": (1,), "2": (2,), "both": (1, 2), "1,2": (1, 2)}
@@ -76,6 +77,11 @@ def sanitize_name(name: str, fallback: str = "export") -> str:
     """A file-system-safe export name: path separators and odd characters become ``_``; never empty."""
     cleaned = re.sub(r"_+", "_", _UNSAFE.sub("_", re.sub(r"\.{2,}", "_", str(name or "")))).strip("._-")[:100]
     return cleaned or fallback
+
+
+def export_name(dataset: str, fmt: str, name: str = "") -> str:
+    """The folder and zip name an export of ``dataset`` in ``fmt`` gets (``name`` when given, sanitised)."""
+    return sanitize_name(name, "") if name else sanitize_name(f"{dataset}-{fmt}")
 
 
 @dataclass(frozen=True)
@@ -238,36 +244,44 @@ def _targets(out_dir: Path, name: str, overwrite: bool) -> tuple[Path, Path]:
 
 
 def export_dataset(
-    db_url: Optional[str], dataset: str, config: ExportConfig, out_dir: str | os.PathLike[str]
+    db_url: Optional[str], dataset: str, config: ExportConfig, out_dir: str | os.PathLike[str], *,
+    progress: Optional[Progress] = None,
 ) -> ExportResult:
     """Write the export folder and its zip under ``out_dir``; returns where they are and what they hold.
 
     Raises ``DataError`` (and writes nothing) when the selection is empty. Videos missing on disk are
-    left out, listed in the manifest and the result, and the export goes on.
+    left out, listed in the manifest and the result, and the export goes on. ``progress(done, total, text)``
+    counts the videos placed, then the zip (total = videos + 1).
     """
     snap = _read_snapshot(db_url, dataset, config.selection)
     if not snap.rows:
         raise DataError(_empty_message(snap, config))
-    name = config.name or sanitize_name(f"{snap.dataset}-{config.format}")
+    name = export_name(snap.dataset, config.format, config.name)
     out = Path(out_dir).expanduser().resolve()
     final, zip_path = _targets(out, name, config.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     work = out / f".{name}.partial-{uuid.uuid4().hex[:8]}"
     work.mkdir()
     try:
-        result = _write(snap, config, name, work, final)
+        result = _write(snap, config, name, work, final, progress)
+        total = result[0]["videos"] + 1
+        report(progress, total - 1, total, f"{total - 1}/{total - 1} videos placed; writing {zip_path.name}")
         _publish(work, final, zip_path)
+        report(progress, total, total, f"{total - 1}/{total - 1} videos placed; {zip_path.name} written")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExportResult(final, zip_path, *result)
 
 
-def _write(snap: _Snapshot, config: ExportConfig, name: str, work: Path, final: Path):
+def _write(snap: _Snapshot, config: ExportConfig, name: str, work: Path, final: Path,
+           progress: Optional[Progress] = None):
     prompts = _prompts(snap.preset)
     present, missing = _split_missing(snap.rows)
     examples: list[Example] = []
     provenance = []
-    for row in present:
+    verb = "copied" if config.copy_videos else "listed"
+    for done, row in enumerate(present):
+        report(progress, done, len(present) + 1, f"{done}/{len(present)} videos {verb}")
         video = _place_video(row, work, final, config.copy_videos)
         mine = _examples(row, video, prompts, config.stages)
         examples += mine

@@ -1,7 +1,10 @@
-"""Drawing attention maps: overlays on the sampled frames (matplotlib), a PNG sheet, a heatmap video (moviepy).
+"""Drawing attention maps: overlays on the sampled frames (matplotlib), a PNG sheet, one PNG per frame to enlarge,
+a heatmap video (moviepy).
 
 One colour scale across all frames of a map (0 .. the map's largest cell), so a frame that looks hotter did get
-more attention. Matplotlib runs on the Agg backend (no display needed).
+more attention. Pictures for people are enlarged smoothly (``smooth_overlays``: the frame bicubic, the cell grid
+bilinear, at least 480 px wide); the numbers (``AttentionMap.frame_maps``, the share on a box) keep the cells
+as cells. Matplotlib runs on the Agg backend (no display needed).
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+from PIL import Image
 
 from rbft_core.data.clips import write_clip
 from rbft_core.inspection.attention import AttentionMap
+from rbft_core.inspection.display import MIN_DISPLAY_WIDTH_PX, display_scale
 
-__all__ = ["overlay_frames", "save_overlay_png", "write_heatmap_video", "draw_boxes"]
+__all__ = ["overlay_frames", "smooth_overlays", "save_overlay_png", "save_overlay_frames", "write_heatmap_video",
+           "draw_boxes"]
 
 
 def _colormap(name: str):
@@ -33,6 +39,26 @@ def overlay_frames(amap: AttentionMap, *, alpha: float = 0.5, cmap: str = "jet",
     colours = _colormap(cmap)(scaled)[..., :3] * 255.0
     frames = amap.frames[..., :3].astype(np.float64)
     return np.clip((1 - alpha) * frames + alpha * colours, 0, 255).astype(np.uint8)
+
+
+def smooth_overlays(amap: AttentionMap, *, min_width_px: int = MIN_DISPLAY_WIDTH_PX, alpha: float = 0.5,
+                    cmap: str = "jet", vmax: Optional[float] = None) -> np.ndarray:
+    """[T, H', W', 3] uint8 at least ``min_width_px`` wide: each frame enlarged (bicubic) and blended with its cell
+    grid enlarged bilinearly (no blocks), on the shared scale 0..vmax."""
+    _, height, width, _ = amap.frames.shape
+    scale = display_scale((width, height), min_width_px)
+    size = (width * scale, height * scale)
+    top = float(vmax if vmax is not None else amap.grid.max())
+    colours = _colormap(cmap)
+    out = []
+    for f in range(amap.frames.shape[0]):
+        frame = np.asarray(Image.fromarray(np.ascontiguousarray(amap.frames[f, ..., :3])).resize(
+            size, Image.Resampling.BICUBIC), dtype=np.float64)
+        grid = np.ascontiguousarray(amap.grid[amap.cell_of_frame(f)], dtype=np.float32)
+        heat = np.asarray(Image.fromarray(grid, mode="F").resize(size, Image.Resampling.BILINEAR))
+        scaled = np.clip(heat / top, 0.0, 1.0) if top > 0 else np.zeros_like(heat)
+        out.append((1 - alpha) * frame + alpha * colours(scaled)[..., :3] * 255.0)
+    return np.clip(np.stack(out), 0, 255).astype(np.uint8)
 
 
 def draw_boxes(frames: np.ndarray, boxes: Sequence[Optional[Sequence[Sequence[float]]]], source_size: tuple[int, int],
@@ -68,9 +94,9 @@ def save_overlay_png(amap: AttentionMap, out_path: str | os.PathLike, *, title: 
     )
 
     top = float(vmax if vmax is not None else amap.grid.max())
-    frames = overlay_frames(amap, alpha=alpha, vmax=top)
+    frames = smooth_overlays(amap, min_width_px=240, alpha=alpha, vmax=top)
     if boxes is not None:
-        frames = draw_boxes(frames, boxes, amap.source_size)
+        frames = draw_boxes(frames, boxes, amap.source_size, width_px=2)
     count = frames.shape[0]
     columns = max(1, min(columns, count))
     rows = (count + columns - 1) // columns
@@ -79,7 +105,7 @@ def save_overlay_png(amap: AttentionMap, out_path: str | os.PathLike, *, title: 
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < count:
-            ax.imshow(frames[i])
+            ax.imshow(frames[i], interpolation="bilinear")
             ax.set_title(f"{amap.timestamps_s[i]:.2f} s", fontsize=8)
     fig.colorbar(ScalarMappable(Normalize(0, top), cmap="jet"), ax=axes.ravel().tolist(), shrink=0.8,
                  label="share of video attention")
@@ -90,6 +116,23 @@ def save_overlay_png(amap: AttentionMap, out_path: str | os.PathLike, *, title: 
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
     return out_path
+
+
+def save_overlay_frames(amap: AttentionMap, out_dir: str | os.PathLike, *, alpha: float = 0.5, boxes=None,
+                        vmax: Optional[float] = None) -> list[tuple[str, str]]:
+    """One smooth overlay PNG per sampled frame (>= 480 px wide) in ``out_dir``, to enlarge one at a time;
+    returns (path, caption "frame i · t s") pairs."""
+    frames = smooth_overlays(amap, alpha=alpha, vmax=vmax)
+    if boxes is not None:
+        frames = draw_boxes(frames, boxes, amap.source_size, width_px=3)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, frame in enumerate(frames):
+        path = out_dir / f"frame-{i:02d}.png"
+        Image.fromarray(frame).save(path)
+        written.append((str(path), f"frame {i + 1} · {amap.timestamps_s[i]:.2f} s"))
+    return written
 
 
 def write_heatmap_video(amap: AttentionMap, out_path: str | os.PathLike, *, fps: float = 2.0, alpha: float = 0.5) -> Path:

@@ -134,7 +134,7 @@ def _export(spec: ExportSpec, db_url, hooks: TaskHooks) -> dict[str, Any]:
                           include_excluded=spec.include_excluded)
     config = ExportConfig(format=spec.format, stages=spec.stage, selection=selection, copy_videos=spec.copy_videos,
                           name=spec.name, overwrite=spec.overwrite)
-    result = export_dataset(db_url, spec.dataset, config, spec.out)
+    result = export_dataset(db_url, spec.dataset, config, spec.out, progress=hooks.progress)
     return {"status": "succeeded", **result.to_json()}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -31,7 +32,8 @@ from rbft_core.data.frame_cache import default_frame_cache
 from rbft_core.data.video import SampleSpec, sample_frames
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.inspection.attention import attention_maps, attention_share
-from rbft_core.inspection.heatmaps import save_overlay_png
+from rbft_core.inspection.display import box_to_display, display_scale, display_size
+from rbft_core.inspection.heatmaps import save_overlay_frames, save_overlay_png
 from rbft_core.inspection.masking import (
     MaskingCollator,
     example_of,
@@ -60,9 +62,10 @@ from rbft_core.specs.sampling import Sampling
 from rbft_core.training.run_sampling import resolve_sampling, sampling_note
 
 __all__ = ["list_runs", "list_videos", "frame_for_boxes", "attention_overlay", "mask_one_video", "start_experiment", "experiment_spec",
-           "run_sampling_for", "preview_box",
+           "run_sampling_for", "preview_box", "overlay_frames_of",
            "save_drawn_boxes", "drawn_boxes_file", "inspect_dir"]
 
+_OVERLAY_NAME = re.compile(r"attn-[0-9a-f]{12}\.png")
 _MODELS: "OrderedDict[str, Any]" = OrderedDict()
 _LOCK = threading.Lock()
 _KEEP_MODELS = 2
@@ -141,17 +144,20 @@ def run_sampling_for(db_url: Optional[str], run_id: str, num_frames: Optional[in
 
 
 def frame_for_boxes(db_url: Optional[str], video_id: int, num_frames: int = 8) -> dict:
-    """The middle sampled frame at the source size (boxes are drawn in source pixels) and the clip's duration."""
+    """The middle sampled frame, enlarged by a whole number ``scale`` to at least 480 px wide (each source pixel a
+    square; ``rbft_core.inspection.display.to_source`` maps a click back), and the clip's duration."""
 
     row = _video_row(db_url, video_id)
     sampled = sample_frames(row["path"], SampleSpec(num_frames=num_frames, max_pixels=4096 * 4096, size_factor=2,
                                                     min_pixels=4))
     frame = sampled.frames[len(sampled.frames) // 2]
-
+    scale = display_scale(sampled.source_size)
     image = Image.fromarray(np.ascontiguousarray(frame)).resize(sampled.source_size)
-    out = inspect_dir() / f"frame-{row['sha256'][:16]}.png"
+    image = image.resize(display_size(sampled.source_size, scale), Image.Resampling.NEAREST)
+    out = inspect_dir() / f"frame-{row['sha256'][:16]}-x{scale}.png"
     image.save(out)
-    return {"path": str(out), "source_size": list(sampled.source_size), "duration_s": sampled.duration_s,
+    return {"path": str(out), "source_size": list(sampled.source_size), "scale": scale,
+            "display_size": list(image.size), "duration_s": sampled.duration_s,
             "boxes": (row.get("meta") or {}).get("boxes")}
 
 
@@ -186,8 +192,22 @@ def _attention_overlay(db_url: Optional[str], run_id: str, video_id: int, *, que
             + (" · relative" if relative else "") + (f" · share on object {share:.2f}" if share is not None else "") \
             + f" · {note}"
     png = save_overlay_png(amap, inspect_dir() / f"attn-{key}.png", title=title, boxes=boxes)
-    return {"png": str(png), "share": share, "tokens": amap.tokens, "layers": amap.layers,
+    frames = save_overlay_frames(amap, inspect_dir() / f"attn-{key}-frames", boxes=boxes)
+    png.with_suffix(".frames.json").write_text(json.dumps(frames))
+    return {"png": str(png), "frames": frames, "share": share, "tokens": amap.tokens, "layers": amap.layers,
             "sampling": sampling.to_dict(), "sampling_override": changed, "sampling_note": note}
+
+
+def overlay_frames_of(overlay_png: Optional[str]) -> list[tuple[str, str]]:
+    """The per-frame overlays (path, caption) written with an attention sheet, found by the sheet's file name (the
+    page holds a copy of it); [] for anything else."""
+    name = Path(str(overlay_png or "")).name
+    if not _OVERLAY_NAME.fullmatch(name):
+        return []
+    sidecar = (inspect_dir() / name).with_suffix(".frames.json")
+    if not sidecar.is_file():
+        return []
+    return [(path, caption) for path, caption in json.loads(sidecar.read_text()) if Path(path).is_file()]
 
 
 def mask_one_video(db_url: Optional[str], run_ids: Sequence[str], video_id: int, boxes: Sequence[Sequence[float]], *,
@@ -292,11 +312,13 @@ def start_experiment(db_url: Optional[str], dataset: str, run_ids: Sequence[str]
     return start_job(db_url, experiment_spec(db_url, dataset, run_ids, **settings))
 
 
-def preview_box(frame_path: str, box: Sequence[float]) -> str:
-    """The drawing frame with ``box`` (source pixels) outlined, as a new PNG next to it."""
+def preview_box(frame_path: str, box: Sequence[float], scale: int = 1) -> str:
+    """The drawing frame (shown ``scale`` times its source size) with ``box`` (source pixels) outlined, as a new
+    PNG next to it."""
 
     image = Image.open(frame_path).convert("RGB")
-    (x0, y0, x1, y1), _ = check_box(box, image.size)
+    checked, _ = check_box(box, (image.size[0] // scale, image.size[1] // scale))
+    x0, y0, x1, y1 = box_to_display(checked, scale)
     ImageDraw.Draw(image).rectangle([x0, y0, x1 - 1, y1 - 1], outline=(255, 40, 40), width=2)
     out = Path(frame_path).with_name(Path(frame_path).stem.split("+")[0] + "+box-" +
                                      hashlib.sha1(json.dumps([x0, y0, x1, y1]).encode()).hexdigest()[:8] + ".png")

@@ -68,14 +68,17 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def start_app(tmp_path):
-    """``start_app(db_url, data_dir, timeout_s=120) -> base URL``; every app started is stopped after the test.
-    ``start_app.kill(url)`` kills one with SIGKILL, as a crash would."""
+    """``start_app(db_url, data_dir, timeout_s=120, python_path=()) -> base URL``; every app started is stopped
+    after the test. ``python_path`` folders go before the repository on the app's (and its jobs') PYTHONPATH, e.g.
+    one holding a ``sitecustomize.py`` test double. ``start_app.kill(url)`` kills one with SIGKILL, as a crash
+    would."""
     started: list[tuple[subprocess.Popen, object]] = []
 
-    def start(db_url: str, data_dir: Path, timeout_s: float = 120.0) -> str:
+    def start(db_url: str, data_dir: Path, timeout_s: float = 120.0, python_path: tuple = ()) -> str:
         port = free_port()
         env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-                   OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT), RBFT_DATA_DIR=str(data_dir))
+                   OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([*map(str, python_path), str(REPO_ROOT)]),
+                   RBFT_DATA_DIR=str(data_dir))
         command = [sys.executable, str(REPO_ROOT / "app.py"), "--port", str(port), "--db", db_url,
                    "--data-dir", str(data_dir)]
         log_path = tmp_path / f"app-{port}.log"

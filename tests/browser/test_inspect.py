@@ -46,6 +46,13 @@ def test_inspect_tab_overlays_masking_and_experiment(two_trained_runs, start_app
     _wait_img(page, "#inspect-overlay-a")
     _wait_img(page, "#inspect-overlay-b")
     assert "critical object" in page.inner_text("#inspect-attn-note")
+    # each frame of an overlay, enlarged smoothly, opens large from the gallery under it
+    page.wait_for_function("() => document.querySelectorAll('#inspect-frames-a img').length >= 2", timeout=30_000)
+    thumbs = page.locator("#inspect-frames-a img")
+    assert thumbs.first.evaluate("i => i.naturalWidth") >= 480
+    thumbs.first.click()
+    page.wait_for_function("() => { const p = document.querySelector('#inspect-frames-a .preview img');"
+                           " return p && p.getBoundingClientRect().width > 200; }", timeout=15_000)
 
     _wait_img(page, "#inspect-frame")
     image = page.locator("#inspect-frame img")

@@ -4,8 +4,8 @@ The shape:
 - ``ui.app.TABS`` lists every ``ui/<name>_tab.py``; ``build_<name>_tab()`` returns a dataclass whose fields are Gradio
   components or nested dataclasses of them (forms), and the dataclass's ``attach(demo, db_url)`` wires its events.
 - Every event goes through the one adapter (``ui.common.Events``), which applies ``ui_errors``.
-- Handlers work by attribute, never by position. The rule, checked with ``ast`` on ``ui/*_tab.py`` and
-  ``ui/review_forms.py`` (every ui module but the adapter itself):
+- Handlers work by attribute, never by position. The rule, checked with ``ast`` on ``ui/*_tab.py``,
+  ``ui/review_forms.py`` and ``ui/guide.py`` (every ui module with handlers):
   1. a handler is a module-level ``on_*`` function; its parameters are exactly ``(tab, db_url, values)`` plus
      keyword-only ones (fixed arguments bound by ``partial``, ``request``, ``evt``): no ``*args``/``**kwargs``;
   2. a parameter named ``values`` (the inputs, keyed by component) is only ever read as ``values[<expression>]``
@@ -36,7 +36,7 @@ from ui.review_forms import RationaleForm
 from ui.train_tab import StageForm
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKED = sorted((ROOT / "ui").glob("*_tab.py")) + [ROOT / "ui" / "review_forms.py"]
+CHECKED = sorted((ROOT / "ui").glob("*_tab.py")) + [ROOT / "ui" / "review_forms.py", ROOT / "ui" / "guide.py"]
 
 
 def _dotted(form, prefix: str = "") -> dict[int, str]:
@@ -132,7 +132,8 @@ API = {
                       ["job", "timer", "progress"]),
     "inspect_poll": (["job"], ["job", "timer", "progress", "table", "chart"]),
     "export_preview": (SELECTION, ["summary", "table"]),
-    "export_zip": (SELECTION, ["summary", "download"]),
+    "export_zip": (SELECTION, ["job", "timer", "progress", "summary", "download"]),
+    "export_poll": (["job"], ["job", "timer", "progress", "summary", "download"]),
 }
 
 
