@@ -16,6 +16,7 @@ import gradio as gr
 from rbft_core.data import catalog
 from rbft_core.data.importer import FORMATS
 from rbft_core.demo import demo_model_path
+from rbft_core.errors import ConfigError
 from rbft_core.jobs.runner import job_status
 from rbft_core.models.prompts import PRESETS
 from rbft_core.tabs import datasets
@@ -23,7 +24,9 @@ from ui.common import Events, Updates, Values
 from ui.review_render import job_html
 
 __all__ = ["DatasetsTab", "CreateForm", "ImportForm", "GenerateForm", "build_datasets_tab", "on_refresh", "on_create",
-           "on_import", "on_generate", "on_generate_model", "on_select", "on_poll", "on_preset", "on_page_load"]
+           "on_import", "on_generate", "on_generate_model", "on_select", "on_failed_page", "on_poll", "on_preset", "on_page_load"]
+
+FAILED_PAGE = 100  # failed files per page
 
 _OVERVIEW = ["dataset", "preset", "labels", "videos", "train", "test", "pending", "accepted", "rejected", "unreadable"]
 
@@ -44,6 +47,7 @@ class ImportForm:
     source: gr.Textbox
     manifest: gr.File
     fmt: gr.Dropdown
+    workers: gr.Number  # hashing / probing processes, 0: one per core
     start: gr.Button
 
 
@@ -55,6 +59,7 @@ class GenerateForm:
     batch: gr.Number
     split: gr.Dropdown
     hint: gr.Checkbox
+    nproc: gr.Number  # generation processes (torchrun), each with its share of the videos
     start: gr.Button
 
 
@@ -71,11 +76,12 @@ class DatasetsTab:
     per_status: gr.Dataframe
     report: gr.Markdown
     failed: gr.Dataframe
+    failed_page: gr.Number  # which page of the failed files is shown (1-based, FAILED_PAGE rows each)
     job: gr.State  # {"job", "kind", "dataset"} of the job this page follows
     timer: gr.Timer
 
     def details(self) -> list:
-        return [self.per_label, self.per_status, self.report, self.failed]
+        return [self.per_label, self.per_status, self.report, self.failed, self.failed_page]
 
     def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
         ev, c, i, g = Events(self, db_url), self.create, self.imports, self.generate
@@ -85,11 +91,13 @@ class DatasetsTab:
               [self.table, self.selected], api_name="datasets_create")
         ev.on(self.selected.input, on_select, [self.selected], self.details(), api_name="datasets_select")
         started = [self.job, self.timer, self.progress]
-        ev.on(i.start.click, on_import, [self.selected, i.source, i.manifest, i.fmt], started,
+        ev.on(i.start.click, on_import, [self.selected, i.source, i.manifest, i.fmt, i.workers], started,
               api_name="datasets_import")
+        ev.on(self.failed_page.submit, on_failed_page, [self.selected, self.failed_page],
+              [self.failed, self.failed_page], api_name="datasets_failed_page")
         ev.on(g.model.change, on_generate_model, [g.model], [g.frames, g.frames_note], api_visibility="private")
-        ev.on(g.start.click, on_generate, [self.selected, g.model, g.frames, g.batch, g.split, g.hint], started,
-              api_name="datasets_generate")
+        ev.on(g.start.click, on_generate, [self.selected, g.model, g.frames, g.batch, g.split, g.hint, g.nproc],
+              started, api_name="datasets_generate")
         ev.on(self.timer.tick, on_poll, [self.job, self.selected],
               [*started, self.table, self.selected, *self.details()], api_name="datasets_poll",
               show_progress="hidden")
@@ -110,7 +118,7 @@ def _names(db_url) -> list[str]:
 def _details(tab: DatasetsTab, db_url: Optional[str], dataset: Optional[str]) -> Updates:
     """Counts per label x split and per review status, and the latest import report of ``dataset``."""
     if not dataset:
-        return {tab.per_label: [], tab.per_status: [], tab.report: "", tab.failed: []}
+        return {tab.per_label: [], tab.per_status: [], tab.report: "", **_failed_page(tab, None, None, 1)}
     detail = datasets.dataset_detail(db_url, dataset)
     splits = sorted(detail["label_split"])
     per_label = [[label, *[detail["label_split"][s].get(label, 0) for s in splits], n]
@@ -119,12 +127,33 @@ def _details(tab: DatasetsTab, db_url: Optional[str], dataset: Optional[str]) ->
              tab.per_status: [[status, n] for status, n in detail["review_status"].items()]}
     run = datasets.import_report(db_url, dataset)
     if run is None:
-        return {**shown, tab.report: "No import yet.", tab.failed: []}
+        return {**shown, tab.report: "No import yet.", **_failed_page(tab, None, None, 1)}
     report = run["report"]
-    summary = (f"Last import from {run['source']} ({run['format']}): {report.get('imported', 0)} imported, "
-               f"{report.get('unchanged', 0)} unchanged, {len(report.get('failed', []))} failed.")
-    failed = [[f.get("path", ""), f.get("error", "")] for f in report.get("failed", [])]
-    return {**shown, tab.report: summary, tab.failed: failed}
+    summary = (f"Last import from {run['source']} ({run['format']}): {report.get('imported', 0):,} imported, "
+               f"{report.get('unchanged', 0):,} unchanged, {int(report.get('failed_total', 0)):,} failed.")
+    return {**shown, tab.report: summary, **_failed_page(tab, db_url, dataset, 1)}
+
+
+def _failed_page(tab: DatasetsTab, db_url: Optional[str], dataset: Optional[str], page: Any) -> Updates:
+    """One page of the newest import's failed files (read from its list on disk, never all of it at once)."""
+    if not dataset:
+        return {tab.failed: [], tab.failed_page: gr.Number(value=1, label="Failed files: page 1 of 1")}
+    try:
+        wanted = max(1, int(page or 1))
+    except (TypeError, ValueError):
+        raise ConfigError(f"failed-files page must be a whole number, got {page!r}") from None
+    got = datasets.import_failures(db_url, dataset, wanted - 1, FAILED_PAGE)
+    rows = [[f.get("path", ""), f.get("error", "")] for f in got["rows"]]
+    label = f"Failed files: page {got['page'] + 1} of {got['pages']} ({got['total']:,} in all), Enter to show"
+    return {tab.failed: rows, tab.failed_page: gr.Number(value=got["page"] + 1, label=label, maximum=got["pages"])}
+
+
+def _whole(value: Any, what: str, default: int) -> int:
+    if value in (None, ""):
+        return default
+    if float(value) != int(float(value)):
+        raise ConfigError(f"{what} must be a whole number, got {value!r}")
+    return int(float(value))
 
 
 def _following(tab: DatasetsTab, job: dict[str, Any], text: str) -> Updates:
@@ -155,7 +184,7 @@ def on_import(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Update
     form, dataset = tab.imports, values[tab.selected]
     staged = datasets.stage_manifest(values[form.manifest]) if values[form.manifest] else None
     job_id = datasets.start_import(db_url, dataset, values[form.source], manifest=staged,
-                                   fmt=values[form.fmt] or "auto")
+                                   fmt=values[form.fmt] or "auto", workers=_whole(values[form.workers], "workers", 0))
     return _following(tab, {"job": job_id, "kind": "import", "dataset": dataset.strip()},
                       f"import job {job_id} started")
 
@@ -164,7 +193,8 @@ def on_generate(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Upda
     form, dataset = tab.generate, values[tab.selected]
     job_id = datasets.start_generation(db_url, dataset, values[form.model], num_frames=values[form.frames],
                                        batch_size=values[form.batch], split=values[form.split],
-                                       label_hint=values[form.hint])
+                                       label_hint=values[form.hint],
+                                       nproc_per_node=_whole(values[form.nproc], "processes", 1))
     return _following(tab, {"job": job_id, "kind": "generate", "dataset": dataset},
                       f"generation job {job_id} started")
 
@@ -177,6 +207,11 @@ def on_generate_model(tab: DatasetsTab, db_url: Optional[str], values: Values) -
 
 def on_select(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
     return _details(tab, db_url, values[tab.selected])
+
+
+def on_failed_page(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
+    """Another page of the failed files of the selected dataset's newest import."""
+    return _failed_page(tab, db_url, values[tab.selected], values[tab.failed_page])
 
 
 def on_poll(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
@@ -223,10 +258,12 @@ def _import_form() -> ImportForm:
         with gr.Row():
             source = gr.Textbox(label="Video folder on the server", placeholder="/data/videos")
             fmt = gr.Dropdown(label="Format", choices=list(FORMATS), value="auto")
+            workers = gr.Number(label="Hashing processes (0: one per core)", value=0, precision=0, minimum=0,
+                                maximum=64)
         manifest = gr.File(label="Manifest (optional): CSV/JSONL path,label[,split,id], SmartHome-Bench CSV, "
                                  "MultiHateClip TSV", file_types=list(datasets.MANIFEST_SUFFIXES), type="filepath")
         start = gr.Button("Import into the selected dataset", variant="primary")
-    return ImportForm(source=source, manifest=manifest, fmt=fmt, start=start)
+    return ImportForm(source=source, manifest=manifest, fmt=fmt, workers=workers, start=start)
 
 
 def _generate_form() -> GenerateForm:
@@ -243,8 +280,11 @@ def _generate_form() -> GenerateForm:
             batch = gr.Number(label="Batch size", value=4, precision=0, minimum=1)
             split = gr.Dropdown(label="Split", choices=["train", "val", "test", "all"], value="train")
             hint = gr.Checkbox(label="Tell the model the label", value=True)
+            nproc = gr.Number(label="Processes (torchrun; GPUs shared among them)", value=1, precision=0, minimum=1,
+                              maximum=64)
         start = gr.Button("Generate", variant="primary")
-    return GenerateForm(model=model, frames=frames, frames_note=frames_note, batch=batch, split=split, hint=hint, start=start)
+    return GenerateForm(model=model, frames=frames, frames_note=frames_note, batch=batch, split=split, hint=hint, nproc=nproc,
+                        start=start)
 
 
 def build_datasets_tab() -> DatasetsTab:
@@ -260,6 +300,7 @@ def build_datasets_tab() -> DatasetsTab:
     report = gr.Markdown(elem_id="ds-report")
     failed = gr.Dataframe(headers=["file", "why it was not imported"], label="Failed files", interactive=False,
                           wrap=True)
+    failed_page = gr.Number(label="Failed files: page 1 of 1", value=1, precision=0, minimum=1)
     return DatasetsTab(table=table, refresh=refresh, selected=selected, create=create, imports=imports,
                        generate=generate, progress=progress, per_label=per_label, per_status=per_status,
-                       report=report, failed=failed, job=gr.State(None), timer=gr.Timer(1.0, active=False))
+                       report=report, failed=failed, failed_page=failed_page, job=gr.State(None), timer=gr.Timer(1.0, active=False))

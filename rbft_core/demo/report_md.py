@@ -91,7 +91,23 @@ def _verdicts(t: dict) -> list[str]:
             seeds = f" on seeds {', '.join(which)}" if which else ""
             out.append(f"- {row['method']} predicted a single class{seeds} (flagged ⚠ in the tables; in the mean, "
                        "not hidden).")
+    learned = t.get("paired_learned")
+    if learned is not None:
+        out.append("- " + learned_sentence(learned))
     return out + [""]
+
+
+def learned_sentence(learned: dict) -> str:
+    """The main comparison again on the seeds where neither arm collapsed to one class: a baseline that predicts one
+    class is broken, not beaten, so a win that rests on those seeds is not a win over a working baseline."""
+    collapsed = ", ".join(map(str, learned["collapsed_seeds"]))
+    if not learned["seeds"]:
+        return (f"Every seed has an arm predicting a single class ({collapsed}): there is no comparison against a "
+                "baseline that learned anything, so the verdict above is against a broken baseline.")
+    kept = ", ".join(map(str, learned["seeds"]))
+    return (f"Without the seeds where an arm predicted a single class ({collapsed}), on seeds {kept} only: pooled "
+            f"difference {_ci(learned['diff'], True)} points, **{learned['verdict']}**. Only this comparison is "
+            "against a direct SFT that learned something.")
 
 
 def _grid(t: dict) -> list[str]:

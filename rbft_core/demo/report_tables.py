@@ -119,6 +119,13 @@ def build_tables(doc: dict) -> dict:
                       _arm_row("direct SFT", sft, truth, **chosen["direct SFT"]),
                       _arm_row("RB-FT", rbft, truth, source="model suggestions", **chosen["RB-FT"])]
     tables["paired"] = _comparison(rbft, sft, truth)
+    # A baseline that predicts one class is broken, not beaten: the same comparison on the seeds where both arms
+    # learned something (neither predicted a single class on the test split), when any seed collapsed.
+    collapsed = set(_flags(sft, "test")) | set(_flags(rbft, "test"))
+    tables["paired_learned"] = None
+    if collapsed:
+        kept = [[r for r in arm if r["label"].get("seed") not in collapsed] for arm in (rbft, sft)]
+        tables["paired_learned"] = {**_comparison(*kept, truth), "collapsed_seeds": sorted(collapsed)}
 
     curve = []
     for fraction in doc["meta"]["report"]["fractions"]:

@@ -196,6 +196,11 @@ def test_single_class_seeds_are_flagged_not_hidden():
     doc["tables"] = t
     page = render_markdown(doc)
     assert "⚠ seeds 1, 3" in page and "direct SFT predicted a single class on seeds 1, 3" in page
+    # the comparison is repeated without the collapsed seeds, and the page says so
+    learned = t["paired_learned"]
+    assert learned["seeds"] == [0, 2, 4] and learned["collapsed_seeds"] == [1, 3]
+    assert "Without the seeds where an arm predicted a single class (1, 3), on seeds 0, 2, 4 only" in page
+    assert synthetic_doc(rbft_acc=0.8, sft_acc=0.6, crit_drop=0.3)["tables"]["paired_learned"] is None
 
 
 def test_claim_sentence_follows_the_intervals():

@@ -48,11 +48,11 @@ def test_create_import_report_and_counts(client, tmp_path):
     make_video(src / "ok" / "a.mp4", color_seed=1)
     make_video(src / "broken" / "b.mp4", color_seed=2)
     make_text_as_mp4(src / "ok" / "notes.mp4")  # a non-video file named like one
-    progress = client.predict("doors", str(src), None, "auto", api_name="/datasets_import")[-1]
+    progress = client.predict("doors", str(src), None, "auto", 1, api_name="/datasets_import")[-1]
     assert "import job" in progress
     out = _wait_job(client, "doors")
     assert "succeeded" in out[0]
-    per_label, per_status, summary, failed = out[1:]
+    per_label, per_status, summary, failed, _page = out[1:]
     assert "2 imported, 0 unchanged, 1 failed" in summary
     assert failed["data"][0][0].endswith("notes.mp4") and failed["data"][0][1]
     # counts include the unreadable file (kept as a row with its reason; never reviewed or trained on)
@@ -69,12 +69,12 @@ def test_uploads_that_are_not_manifests_are_refused(client, tmp_path):
     make_video(src / "normal" / "a.mp4")
     picture = make_still_png_as_mp4(tmp_path / "picture.csv")  # a PNG named like a CSV
     with pytest.raises(AppError, match="not a text manifest"):
-        client.predict("homes", str(src), handle_file(str(picture)), "auto", api_name="/datasets_import")
+        client.predict("homes", str(src), handle_file(str(picture)), "auto", 0, api_name="/datasets_import")
     video = make_video(tmp_path / "clip.mp4")
     with pytest.raises(AppError, match="Invalid file type"):  # the upload field accepts manifests only
-        client.predict("homes", str(src), handle_file(str(video)), "auto", api_name="/datasets_import")
+        client.predict("homes", str(src), handle_file(str(video)), "auto", 0, api_name="/datasets_import")
     with pytest.raises(AppError, match="does not exist on the server"):
-        client.predict("homes", str(tmp_path / "nowhere"), None, "auto", api_name="/datasets_import")
+        client.predict("homes", str(tmp_path / "nowhere"), None, "auto", 0, api_name="/datasets_import")
 
 
 def test_generation_job_reports_failure(client, tmp_path, db_url):
@@ -87,10 +87,37 @@ def test_generation_job_reports_failure(client, tmp_path, db_url):
     make_video(tmp_path / "src" / "abnormal" / "b.mp4", color_seed=1)
     import_videos(db_url, "homes", tmp_path / "src", test_fraction=0.0)  # videos to describe: the model must load
     with pytest.raises(AppError, match="model is empty"):
-        client.predict("homes", "", 8, 4, "train", True, api_name="/datasets_generate")
-    started = client.predict("homes", "/no/such/model", 8, 4, "train", True, api_name="/datasets_generate")
+        client.predict("homes", "", 8, 4, "train", True, 1, api_name="/datasets_generate")
+    started = client.predict("homes", "/no/such/model", 8, 4, "train", True, 1, api_name="/datasets_generate")
     assert "generation job" in started[-1]
     out = _wait_job(client, "homes")
     # the job fails, and the page says so and why (the missing model folder), never "succeeded"
     assert "generate of homes" in out[0] and "failed" in out[0] and "succeeded" not in out[0]
     assert "/no/such/model" in out[0] and "does not exist" in out[0]
+
+
+def test_every_failed_file_is_counted_and_paged(client, tmp_path):
+    """An import with more failures than a page: the summary counts them all (not the capped list the job row
+    keeps), and the pager walks through every one of them, a page at a time."""
+    client.predict("homes", "smart-home", "", "", "", "", api_name="/datasets_create")
+    src = tmp_path / "src"
+    make_video(src / "normal" / "a.mp4")
+    for i in range(230):
+        (src / "normal" / f"broken-{i:03d}.mp4").write_text(f"not a video {i}")
+    client.predict("homes", str(src), None, "auto", 1, api_name="/datasets_import")
+    out = _wait_job(client, "homes", timeout_s=180)
+    assert "succeeded" in out[0]
+    summary, first, page = out[3], out[4], out[5]
+    assert "1 imported, 0 unchanged, 230 failed" in summary
+    assert len(first["data"]) == 100 and page["value"] == 1 and "page 1 of 3 (230 in all)" in page["label"]
+    seen = {row[0] for row in first["data"]}
+    for wanted, rows in ((2, 100), (3, 30)):
+        failed, page = client.predict("homes", wanted, api_name="/datasets_failed_page")
+        assert page["value"] == wanted and len(failed["data"]) == rows
+        seen |= {row[0] for row in failed["data"]}
+    assert len(seen) == 230 and all("broken-" in path for path in seen)
+    assert all(row[1] for row in failed["data"])  # each with its reason
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="99 is greater than maximum value 3"):  # past the end: refused, named
+        client.predict("homes", 99, api_name="/datasets_failed_page")

@@ -91,7 +91,7 @@ LAUNCH = ["dataset", "model", "source", "share", "baselines", "hint", "targets",
           *[f"stage1.{k}" for k in STAGE_FIELDS], *[f"stage2.{k}" for k in STAGE_FIELDS]]
 LIVE = ["job", "points", "timer", "progress", "loss", "log"]
 RESULTS = ["runs", "compare", "confusion", "per_class_f1", "run_pick", "preds"]
-DETAILS = ["per_label", "per_status", "report", "failed"]
+DETAILS = ["per_label", "per_status", "report", "failed", "failed_page"]
 BOX = ["box.x0", "box.y0", "box.x1", "box.y1", "box.t0", "box.t1"]
 SELECTION = ["dataset", "fmt", "stage", "splits", "statuses", "edited", "labels", "include_excluded", "copy_videos",
              "name"]
@@ -100,10 +100,11 @@ API = {
     "datasets_create": (["create.name", "create.preset", "create.role", "create.task", "create.labels",
                          "create.criteria"], ["table", "selected"]),
     "datasets_select": (["selected"], DETAILS),
-    "datasets_import": (["selected", "imports.source", "imports.manifest", "imports.fmt"],
+    "datasets_import": (["selected", "imports.source", "imports.manifest", "imports.fmt", "imports.workers"],
                         ["job", "timer", "progress"]),
     "datasets_generate": (["selected", "generate.model", "generate.frames", "generate.batch", "generate.split",
-                           "generate.hint"], ["job", "timer", "progress"]),
+                           "generate.hint", "generate.nproc"], ["job", "timer", "progress"]),
+    "datasets_failed_page": (["selected", "failed_page"], ["failed", "failed_page"]),
     "datasets_poll": (["job", "selected"], ["job", "timer", "progress", "table", "selected", *DETAILS]),
     "review_open": (["dataset", *[f"filters.{f}" for f in ("status", "label", "split", "edited", "parse_failed",
                                                           "search")]], ["state", *ITEM]),
