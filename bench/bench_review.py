@@ -75,7 +75,7 @@ async ([button, watch, content, expect, prepare]) => {
   document.querySelector(button).click();
   const t1 = await changed;
   let t2 = t1, t3 = t1;
-  if (prepare) {  // also: until the new frame strip has loaded, and until the counts (a follow-up event) changed
+  if (prepare) {  // also: until the new frame strip has loaded, and until the counts (sent with the item) changed
     let frames = false, tallied = false;
     for (let i = 0; i < 600 && !(frames && tallied); i++) {
       const imgs = [...document.querySelectorAll("#rv-frames img")];
@@ -219,7 +219,7 @@ def report(times: dict[str, list[float]], videos: int) -> None:
     print(f"save edit + next         p50 {save50:7.1f} ms   p95 {save95:7.1f} ms   mean {statistics.mean(times['save_next']):.1f}")
     print(f"  ... until frames shown p50 {frames50:7.1f} ms   p95 {frames95:7.1f} ms")
     counts50, counts95 = pct(times["save_next_counts"], 0.5), pct(times["save_next_counts"], 0.95)
-    print(f"  ... until counts shown p50 {counts50:7.1f} ms   p95 {counts95:7.1f} ms   (follow-up event)")
+    print(f"  ... until counts shown p50 {counts50:7.1f} ms   p95 {counts95:7.1f} ms   (sent with the item)")
     after = _after(times)
     print(f"  ... counts after the item p50 {pct(after, 0.5):7.1f} ms   p95 {pct(after, 0.95):7.1f} ms   (goal <= 100 ms)")
     print(f"ratio p95 save/echo: {save95 / echo95:.2f}x (goal <= 1.3x at 200,000); p50: {save50 / echo50:.2f}x")

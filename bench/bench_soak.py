@@ -100,11 +100,15 @@ def _wait_job(db_url: str, job_id: int, timeout_s: float) -> dict:
     return job_status(db_url, job_id)
 
 
+CALIBRATION_STEPS = 400
+
+
 def _seconds_per_step(db_url: str, dataset: str, model: Path, data_dir: Path) -> float:
     """A short calibration job: wall seconds per step once the model is loaded."""
     from rbft_core.jobs.runner import start_job
 
-    job_id = start_job(db_url, _spec(dataset, model, 12).replace(run_id="soak-calibration"))
+    # enough steps that the trainer log's whole-second elapsed times resolve the rate (12 steps read as 0 s)
+    job_id = start_job(db_url, _spec(dataset, model, CALIBRATION_STEPS).replace(run_id="soak-calibration"))
     status = _wait_job(db_url, job_id, 900)
     if status["status"] != "succeeded":
         raise SystemExit(f"calibration job {job_id} {status['status']}: {status['error']}")
@@ -112,7 +116,7 @@ def _seconds_per_step(db_url: str, dataset: str, model: Path, data_dir: Path) ->
                .read_text().splitlines() if line.strip()]
     first, last = records[0], records[-1]
     elapsed = _hms(last["elapsed_time"]) - _hms(first["elapsed_time"])
-    return max(0.05, elapsed / max(1, last["current_steps"] - first["current_steps"]))
+    return max(0.002, elapsed / max(1, last["current_steps"] - first["current_steps"]))
 
 
 def _hms(text: str) -> float:
