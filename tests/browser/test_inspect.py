@@ -49,6 +49,9 @@ def test_inspect_tab_overlays_masking_and_experiment(two_trained_runs, start_app
     # each frame of an overlay, enlarged smoothly, opens large from the gallery under it
     page.wait_for_function("() => document.querySelectorAll('#inspect-frames-a img').length >= 2", timeout=30_000)
     thumbs = page.locator("#inspect-frames-a img")
+    # the image file loads after the element appears: wait for it, then check its size
+    page.wait_for_function("() => { const i = document.querySelector('#inspect-frames-a img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=30_000)
     assert thumbs.first.evaluate("i => i.naturalWidth") >= 480
     thumbs.first.click()
     page.wait_for_function("() => { const p = document.querySelector('#inspect-frames-a .preview img');"
