@@ -95,6 +95,7 @@ _JS = """
     box.id = "rv-keys-overlay";
     box.setAttribute("role", "dialog");
     box.setAttribute("aria-label", "Keyboard shortcuts");
+    box.hidden = true;
     const panel = document.createElement("div");
     panel.className = "rv-keys-panel";
     const title = document.createElement("h2");

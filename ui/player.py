@@ -48,7 +48,7 @@ _JS = """
   const steps = () => [...new Set(times())].sort((a, b) => a - b);
   const chosen = () => { const r = parseFloat(localStorage.getItem(STORE)); return RATES.includes(r) ? r : 1; };
   const fmt = (r) => `${+r.toFixed(2)}x`;
-  const thumbs = () => [...document.querySelectorAll("#rv-frames .grid-container .thumbnail-item")];
+  const thumbs = () => [...document.querySelectorAll("#rv-frames .thumbnail-item")];  // the grid's and the preview's
   const show = () => {
     const v = video(), rate = document.getElementById("rv-vid-rate"), pos = document.getElementById("rv-vid-pos");
     if (rate) rate.textContent = fmt(v ? v.playbackRate : chosen());
@@ -59,12 +59,12 @@ _JS = """
       if (t <= v.currentTime + SAME) before = i;
     });
     if (pos) {
-      const now = v ? `${v.currentTime.toFixed(2)} s` : "no video";
+      const now = v ? `${v.currentTime.toFixed(3)} s` : "no video";
       pos.textContent = !ts.length ? now : on >= 0 ? `${now} · frame ${on + 1} of ${ts.length}` :
                         before >= 0 ? `${now} · after frame ${before + 1} of ${ts.length}` :
                         `${now} · before frame 1 of ${ts.length}`;
     }
-    thumbs().forEach((b, i) => b.toggleAttribute("data-rv-now", i === on));
+    thumbs().forEach((b) => b.toggleAttribute("data-rv-now", index(b) === on));
   };
   const setRate = (r) => {
     localStorage.setItem(STORE, String(r));
@@ -135,9 +135,10 @@ def player_js() -> str:
 
 
 PLAYER_CSS = """
-.rv-vidbar { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; font-size: 0.9em; }
-.rv-vidbar .rv-vid-btn { padding: 2px 8px; border: 1px solid var(--border-color-primary, #999); border-radius: 4px;
-                         background: var(--button-secondary-background-fill, #f3f4f6); }
+.rv-vidbar { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; font-size: 13px; }
+.rv-vidbar .rv-vid-btn { padding: 1px 6px; border: 1px solid var(--border-color-primary, #999); border-radius: 4px;
+                         background: var(--button-secondary-background-fill, #f3f4f6); font-size: 13px;
+                         font-weight: normal; line-height: 1.5; }
 .rv-vidbar kbd { font-family: monospace; font-size: 0.85em; opacity: 0.7; }
 .rv-vidbar .rv-vid-rate, .rv-vidbar .rv-vid-pos { margin: 0 6px; }
 #rv-frames .thumbnail-item[data-rv-now] { outline: 3px solid #2563eb; outline-offset: -3px; }
