@@ -1,10 +1,14 @@
 """Rationale generation throughput: the project's batched generator vs a naive one-video-at-a-time loop.
 
-Both run on the same tiny Qwen2.5-VL model, the same 32 generated videos, 8 frames each and the same
-greedy settings, in this process. The naive loop is what a first script does: decode with moviepy,
-run the processor, generate, one video after another. Prints videos/s and the ratio (goal >= 2x on CPU).
+Both run on the same tiny Qwen2.5-VL model, the same videos, 8 frames each and the same greedy settings, in this
+process. The naive loop is what a first script does: decode with moviepy, run the processor, generate, one video
+after another. Prints videos/s and the ratio (goal >= 2x on CPU). Two workloads:
 
-    .venv/bin/python bench/bench_generate.py [--videos 32] [--batch-size 8] [--max-new-tokens 48]
+- ``world`` (default): 32 generated demo-world clips (224x160, 16 frames), the default pixel budget;
+- ``real``: 20 10-s 640x360 cuts of the real doorbell clips in ``../shared/real`` (the training bench's real
+  workload, ``bench/train_setup.real_cuts``), 8 frames at 448x252.
+
+    .venv/bin/python bench/bench_generate.py [--workload world|real] [--videos N] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def naive_loop(lm, items, num_frames: int, max_new_tokens: int, spec) -> float:
@@ -52,7 +57,9 @@ def naive_loop(lm, items, num_frames: int, max_new_tokens: int, spec) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--videos", type=int, default=32)
+    parser.add_argument("--workload", choices=["world", "real"], default="world",
+                        help="world: generated demo clips; real: cuts of the real doorbell clips at 448x252")
+    parser.add_argument("--videos", type=int, default=0, help="videos (default: 32 world, 20 real)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
@@ -71,7 +78,15 @@ def main() -> None:
     from rbft_core.data.video import SampleSpec
 
     out = Path(__file__).resolve().parent / "out"
-    manifest = render_world(out / "gen_world", WorldSpec(num_clips=args.videos, num_frames=16, size=(224, 160), test_fraction=0.0))
+    if args.workload == "real":
+        import train_setup  # bench/ is on sys.path: the training bench's real-footage cuts
+
+        manifest = train_setup.real_cuts(out, args.videos or 20)
+        max_pixels = 448 * 252
+    else:
+        manifest = render_world(out / "gen_world", WorldSpec(num_clips=args.videos or 32, num_frames=16,
+                                                             size=(224, 160), test_fraction=0.0))
+        max_pixels = GenerateSpec().max_pixels
     model_dir = build_tiny_model(out / "tiny-qwen2_5_vl", TinySpec())
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RBFT_DATA_DIR"] = tmp  # a cold frame cache: the project decodes every video once too
@@ -81,7 +96,8 @@ def main() -> None:
         lm = load_vlm(str(model_dir))
         vp = lm.processor.video_processor
         factor = vp.patch_size * vp.merge_size
-        cfg = GenerateSpec(split=None, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_frames=8)
+        cfg = GenerateSpec(split=None, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_frames=8,
+                           max_pixels=max_pixels)
         spec = SampleSpec(num_frames=8, max_pixels=cfg.max_pixels, min_pixels=4 * factor * factor, size_factor=factor)
 
         import json
@@ -95,7 +111,7 @@ def main() -> None:
         project_s = time.perf_counter() - started
     n = len(items)
     assert report.generated == n, report
-    print(f"videos: {n}, frames: 8, max_new_tokens: {args.max_new_tokens}, threads: {args.threads}")
+    print(f"workload: {args.workload}, videos: {n}, frames: 8, max pixels: {max_pixels}, max_new_tokens: {args.max_new_tokens}, threads: {args.threads}")
     print(f"naive one-at-a-time loop (moviepy decode + processor + generate): {n / naive_s:.2f} videos/s ({naive_s:.1f} s)")
     print(f"project generate_rationales (batch {args.batch_size}, prefetch, cache): {n / project_s:.2f} videos/s ({project_s:.1f} s)")
     print(f"generation: project/naive = {naive_s / project_s:.2f}x (goal >= 2x)")

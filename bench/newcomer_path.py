@@ -76,7 +76,7 @@ def review(page, items: int) -> dict:
         else:
             page.keyboard.press("Alt+A")
         page.wait_for_function("(h) => (document.querySelector('#rv-header')?.innerText || '') !== h", arg=header,
-                               timeout=30_000)
+                               timeout=180_000)
     return {"reviewed": items, "edited": edited, "counts": _text(page, "#rv-counts").strip()[:300]}
 
 
@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--review", type=int, default=20, help="items to review (default 20)")
     parser.add_argument("--timeout", type=float, default=5400.0, help="seconds per job (default 5400)")
     parser.add_argument("--json", default="", help="also write the timings to this JSON file")
+    parser.add_argument("--skip", action="append", default=[], choices=["generate", "review", "train"],
+                        help="leave out a step already done (repeatable)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright  # a dev dependency (the browser tests use it)
 
@@ -118,6 +120,8 @@ def main(argv=None) -> int:
              ("generate rationales", lambda p: generate(p, args.timeout)),
              (f"review {args.review} items", lambda p: review(p, args.review)),
              ("run RB-FT with baselines", lambda p: train(p, args.timeout))]
+    skipped = {"generate": 1, "review": 2, "train": 3}
+    steps = [step for i, step in enumerate(steps) if i not in {skipped[s] for s in args.skip}]
     results = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
