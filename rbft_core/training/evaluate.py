@@ -265,7 +265,7 @@ def compare_runs(db_url: Optional[str], dataset: str, split: str = "test", out_d
         raise DataError(f"no evaluated runs for dataset {dataset!r} yet; run `rbft pipeline {dataset} --model ...` first")
     out = Path(out_dir or data_dir() / "reports")
     out.mkdir(parents=True, exist_ok=True)
-    columns = ["name", "run_id", "accuracy", "macro_f1", *[f"f1_{l}" for l in labels], "roc_auc"]
+    columns = ["name", "run_id", "accuracy", "macro_f1", *[f"f1_{label}" for label in labels], "roc_auc"]
     stem = f"{file_slug(dataset)}-compare"  # a safe, per-name file name (`front.door`, `home` vs `home-2`)
     with open(out / f"{stem}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

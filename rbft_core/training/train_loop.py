@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rbft_core.models.model_sampling import write_model_sampling
+from rbft_core.training.heap import heap_trimmer
 from rbft_core.training.lean_step import LeanCollator, lean_trainer_class
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
 
@@ -63,7 +64,7 @@ def _hms(seconds: float) -> str:
     return str(timedelta(seconds=int(max(0.0, seconds))))
 
 
-def _callbacks(run_dir: Path, world_size: int, progress, should_stop):
+def _callbacks(run_dir: Path, world_size: int, progress, should_stop, trim_heap: bool):
     from transformers import (
         TrainerCallback,  # transformers is heavy: loaded only when a model runs
     )
@@ -117,7 +118,17 @@ def _callbacks(run_dir: Path, world_size: int, progress, should_stop):
                 control.should_save = True
                 control.should_training_stop = True
 
-    return LogWriter(), StopCheck
+    class TrimHeap(TrainerCallback):
+        """After each optimiser step: freed activations go back to the OS (``training/heap.py``)."""
+
+        def __init__(self, trim):
+            self.trim = trim
+
+        def on_step_end(self, args, state, control, **kw):
+            self.trim()
+
+    trim = heap_trimmer() if trim_heap else None
+    return LogWriter(), StopCheck, ([TrimHeap(trim)] if trim else [])
 
 
 def _arguments(cfg, run_dir: Path, has_eval: bool):
@@ -187,7 +198,7 @@ def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = Fa
         Trainer = lean_trainer_class(Trainer)
     if world_size > 1:
         collator = _RecordingCollator(collator, run_dir / f"data_order_rank{rank}.jsonl")
-    log_writer, stop_check = _callbacks(run_dir, world_size, progress, should_stop)
+    log_writer, stop_check, extra = _callbacks(run_dir, world_size, progress, should_stop, cfg.trim_heap)
     args = _arguments(cfg, run_dir, bool(eval_examples))
     trainer = Trainer(
         model=lm.model,
@@ -195,7 +206,7 @@ def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = Fa
         train_dataset=_ListDataset(examples),
         eval_dataset=_ListDataset(eval_examples) if eval_examples else None,
         data_collator=collator,
-        callbacks=[log_writer, stop_check()],
+        callbacks=[log_writer, stop_check(), *extra],
     )
     from transformers.trainer_callback import (
         PrinterCallback,  # transformers is heavy: loaded only when a model runs
