@@ -9,10 +9,10 @@ every step. This path does both once per example:
 - ``LeanCollator`` keeps each example's token ids, labels and video grid (the official processor run on that
   example alone) and builds a batch by right-padding them: the same tensors the batched processor gives
   (``tests/core/test_lean_step.py`` compares them key by key).
-- Videos whose vision features are stored come without pixels; the others come with theirs.
-- ``lean_trainer_class(Trainer)`` encodes the missing videos under ``no_grad``, stores them within a byte budget
-  (``TrainSpec.vision_cache_mb``; what does not fit is encoded again when next needed), and hands all of them to
-  the model's own forward through ``mm_encoder_outputs`` (transformers' argument for precomputed encoder outputs).
+- The vision tower encodes a video the first time the collator meets it (``no_grad``, inside the training loop's
+  autocast context); its output is stored within a byte budget (``TrainSpec.vision_cache_mb``; what does not fit
+  is encoded again when next needed). A batch hands the model's own forward its videos' features through
+  ``mm_encoder_outputs`` (transformers' argument for precomputed encoder outputs), never pixels.
 
 The language model, the LoRA weights, the loss and its masking, the data order and the random draws (LoRA
 dropout) are those of the plain path; only the repeated fixed work goes. ``use_lean_step`` says when it applies.
@@ -20,15 +20,16 @@ dropout) are those of the plain path; only the repeated fixed work goes. ``use_l
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 from rbft_core.models.video_features import encode_video_features, merge_video_features
 from rbft_core.training.sft_data import IGNORE_INDEX, Example, VideoSFTCollator
 
-__all__ = ["FeatureStore", "LeanCollator", "lean_trainer_class", "use_lean_step", "example_key", "LEAN_FAMILIES"]
+__all__ = ["FeatureStore", "LeanCollator", "use_lean_step", "example_key", "LEAN_FAMILIES"]
 
 # model types whose forward takes ``mm_encoder_outputs`` for videos (checked on tiny models in the tests)
 LEAN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
@@ -102,11 +103,15 @@ class _Encoded:
 
 
 class LeanCollator:
-    """Batches from per-example encodings (computed once); pixels only for videos without stored features."""
+    """Batches from per-example encodings (computed once) and stored vision features (encoded once): no pixels
+    reach the training step, so none stay alive through the language model's forward and backward."""
 
-    def __init__(self, inner: VideoSFTCollator, store: FeatureStore):
-        self.inner, self.store = inner, store
+    def __init__(self, inner: VideoSFTCollator, store: FeatureStore, model):
+        self.inner, self.store, self.model = inner, store, model
         self.encoded: dict[str, _Encoded] = {}
+        # the training loop's autocast context (run_trainer sets the Trainer's): the vision tower runs as it would
+        # inside the model's forward
+        self.context: Callable[[], Any] = contextlib.nullcontext
 
     def _encode(self, example: Example) -> tuple[_Encoded, Any]:
         batch = self.inner([example])
@@ -115,21 +120,31 @@ class LeanCollator:
                            seconds if seconds is None or hasattr(seconds, "shape") else None)
         return encoded, batch["pixel_values_videos"]
 
+    def _vision(self, encoded: _Encoded, pixels) -> Any:
+        import torch  # torch is heavy: loaded only when a model runs
+
+        device = next(self.model.parameters()).device
+        with torch.no_grad(), self.context():
+            features = encode_video_features(self.model, pixels.to(device), encoded.grid.to(device))
+        self.store.encoded += 1
+        return features
+
     def __call__(self, examples: Sequence[Example]) -> dict:
         import torch  # torch is heavy: loaded only when a model runs
 
-        rows, pixels, keys, stored = [], [], [], []
+        rows, parts = [], []
         for example in examples:
             key = example_key(example)
             encoded, features = self.encoded.get(key), self.store.get(key)
             if encoded is None or features is None:
-                encoded, video = self._encode(example)
-                self.encoded.setdefault(key, encoded)
+                fresh, pixels = self._encode(example)
+                encoded = self.encoded.setdefault(key, fresh)
                 if features is None:
-                    pixels.append(video)
+                    features = self._vision(encoded, pixels)
+                    self.store.put(key, features)
+                del pixels
             rows.append(encoded)
-            keys.append(key)
-            stored.append(features)
+            parts.append(features)
         width = max(int(r.text["input_ids"].shape[0]) for r in rows)
         batch: dict[str, Any] = {}
         for name in rows[0].text:
@@ -139,44 +154,5 @@ class LeanCollator:
         batch["video_grid_thw"] = torch.cat([r.grid for r in rows])
         if all(r.seconds is not None for r in rows):
             batch["second_per_grid_ts"] = torch.cat([r.seconds for r in rows])
-        if pixels:
-            batch["pixel_values_videos"] = torch.cat(pixels)
-        batch["rbft_video_keys"] = keys
-        batch["rbft_video_features"] = stored
+        batch["mm_encoder_outputs"] = {"video": merge_video_features(parts)}
         return batch
-
-
-def _features(model, store: FeatureStore, inputs: dict) -> Any:
-    """Every video's vision output in batch order: stored ones reused, the others encoded now (and stored)."""
-    import torch  # torch is heavy: loaded only when a model runs
-
-    keys, stored = inputs.pop("rbft_video_keys"), inputs.pop("rbft_video_features")
-    pixels = inputs.pop("pixel_values_videos", None)
-    grid = inputs["video_grid_thw"]
-    parts, row = [], 0
-    for index, (key, features) in enumerate(zip(keys, stored)):
-        if features is None:
-            t, h, w = (int(v) for v in grid[index].tolist())
-            with torch.no_grad():
-                features = encode_video_features(model, pixels[row:row + t * h * w], grid[index:index + 1])
-            row += t * h * w
-            store.encoded += 1
-            store.put(key, features)
-        parts.append(features)
-    return merge_video_features(parts)
-
-
-def lean_trainer_class(trainer_class):
-    """``trainer_class`` whose loss feeds the model stored vision outputs (``LeanCollator`` batches)."""
-
-    class LeanTrainer(trainer_class):
-        feature_store: Optional[FeatureStore] = None
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if "rbft_video_keys" in inputs:
-                inputs = dict(inputs)
-                inputs["mm_encoder_outputs"] = {"video": _features(model, self.feature_store, inputs)}
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-
-    return LeanTrainer

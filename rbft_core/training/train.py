@@ -27,7 +27,7 @@ from typing import Any, Optional
 from db import job_queries as jq
 from db import queries
 from db.engine import session_scope
-from rbft_core.data.frame_cache import default_frame_cache
+from rbft_core.data.frame_cache import FrameCache, default_frame_cache
 from rbft_core.errors import ConfigError, ModelError
 from rbft_core.models.loading import load_vlm, sample_spec_for
 from rbft_core.settings import data_dir
@@ -218,10 +218,12 @@ def train_stage(db_url: Optional[str], cfg: TrainSpec, *, resume: bool = False, 
         lm = _prepare_model(db_url, cfg)
         spec = sample_spec_for(lm.processor, num_frames=cfg.num_frames, fps=cfg.fps, max_frames=cfg.max_frames,
                                max_pixels=cfg.max_pixels)
-        collator = sft_data.VideoSFTCollator(lm.processor, spec, default_frame_cache())
         lean, why_not = lean_step.use_lean_step(lm.model, cfg)
+        # the lean step reads a video's frames once per run: no in-memory copy is kept beside its features
+        frames = FrameCache(default_frame_cache().root, max_items_in_memory=0) if lean else default_frame_cache()
+        collator = sft_data.VideoSFTCollator(lm.processor, spec, frames)
         if lean:  # the processor and the frozen vision tower run once per video, not once per step
-            collator = lean_step.LeanCollator(collator, lean_step.FeatureStore(cfg.vision_cache_mb * 2**20))
+            collator = lean_step.LeanCollator(collator, lean_step.FeatureStore(cfg.vision_cache_mb * 2**20), lm.model)
         else:
             log.info("each step encodes its videos again: %s", why_not)
         outcome = run_trainer(lm, cfg, examples, collator, run_dir, resume=resume, eval_examples=eval_examples,

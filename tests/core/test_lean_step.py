@@ -19,7 +19,11 @@ SAMPLING = dict(num_frames=4, max_pixels=4 * 28 * 28)
 
 def _collators(lm, max_bytes=2**30):
     plain = VideoSFTCollator(lm.processor, sample_spec_for(lm.processor, **SAMPLING))
-    return plain, lean_step.LeanCollator(plain, lean_step.FeatureStore(max_bytes))
+    return plain, lean_step.LeanCollator(plain, lean_step.FeatureStore(max_bytes), lm.model)
+
+
+def _pooled(batch) -> torch.Tensor:
+    return torch.cat(batch["mm_encoder_outputs"]["video"].pooler_output)
 
 
 def test_lean_batches_equal_the_batched_processor(world_dataset, tiny_model_dir):
@@ -30,19 +34,18 @@ def test_lean_batches_equal_the_batched_processor(world_dataset, tiny_model_dir)
     picked = [examples[3], examples[0], examples[5], examples[1]]  # rows of different lengths: padding matters
     expected, got = plain(picked), lean(picked)
     assert len({int(m.sum()) for m in expected["attention_mask"]}) > 1
+    assert "pixel_values_videos" not in got  # no pixels reach the step: features do
     for key, value in expected.items():
-        assert torch.equal(got[key], value), key
-    assert got["rbft_video_features"] == [None] * 4
+        if key != "pixel_values_videos":
+            assert torch.equal(got[key], value), key
+    with torch.no_grad():
+        whole = lm.model.model.get_video_features(expected["pixel_values_videos"], expected["video_grid_thw"])
+    torch.testing.assert_close(_pooled(got), torch.cat(whole.pooler_output), rtol=1e-5, atol=1e-6)
+    assert lean.store.encoded == 4 and len(lean.store.items) == 4
 
-    lean.store.put(lean_step.example_key(picked[1]), {"pooler_output": (torch.zeros(1),)})
-    again = lean(picked)
-    rows = expected["video_grid_thw"].prod(-1).tolist()
-    without_second = torch.cat([expected["pixel_values_videos"][sum(rows[:i]):sum(rows[:i + 1])]
-                                for i in (0, 2, 3)])
-    assert torch.equal(again["pixel_values_videos"], without_second)  # stored video: no pixels
-    assert again["rbft_video_features"][1] is not None
-    for key in ("input_ids", "labels", "attention_mask", "video_grid_thw"):
-        assert torch.equal(again[key], expected[key]), key
+    again = lean([picked[2], picked[0]])  # from the store: nothing encoded again, the same features
+    assert lean.store.encoded == 4
+    torch.testing.assert_close(_pooled(again), torch.cat([whole.pooler_output[2], whole.pooler_output[0]]))
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
@@ -54,33 +57,23 @@ def test_stored_features_give_the_plain_loss_and_gradients(family, world_dataset
     assert lean_step.use_lean_step(lm.model, TrainSpec(dataset=name, model="m")) == (True, "")
     lm.model.train()
     plain, lean = _collators(lm)
-    trainer = lean_step.lean_trainer_class(_LossOnly)()
-    trainer.feature_store = lean.store
     batch = examples[:3]
 
-    def loss_and_grads(compute):
+    def loss_and_grads(inputs):
         lm.model.zero_grad()
         torch.manual_seed(7)  # the same LoRA dropout masks: the vision tower draws nothing
-        loss = compute()
+        loss = lm.model(**inputs).loss
         loss.backward()
         grads = {n: p.grad.clone() for n, p in lm.model.named_parameters() if p.requires_grad}
         return loss.detach(), grads
 
-    want, want_grads = loss_and_grads(lambda: lm.model(**plain(batch)).loss)
+    want, want_grads = loss_and_grads(plain(batch))
     for attempt in ("encoded now", "from the store"):
-        got, got_grads = loss_and_grads(lambda: trainer.compute_loss(lm.model, lean(batch)))
+        got, got_grads = loss_and_grads(lean(batch))
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6, msg=attempt)
         for key, grad in want_grads.items():
             torch.testing.assert_close(got_grads[key], grad, rtol=1e-5, atol=1e-6, msg=f"{attempt}: {key}")
     assert lean.store.encoded == 3 and len(lean.store.items) == 3  # each video through the vision tower once
-
-
-class _LossOnly:
-    """The part of transformers' Trainer that LeanTrainer extends: the model's own loss."""
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs)
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
 
 
 def test_a_training_run_is_the_same_with_and_without_the_store(world_dataset, tiny_model_dir, monkeypatch):
@@ -126,14 +119,14 @@ def test_the_store_is_off_when_the_vision_side_trains(world_dataset, tiny_model_
         False, "vision_cache_mb is 0")
 
 
-def test_a_full_store_keeps_nothing_more_and_batches_carry_pixels(world_dataset, tiny_model_dir):
+def test_a_full_store_keeps_nothing_and_encodes_every_time(world_dataset, tiny_model_dir):
     name, url = world_dataset
     examples, _, _ = build_examples(url, name, 1)
     lm = load_vlm(str(tiny_model_dir))
     _, lean = _collators(lm, max_bytes=1)
-    assert not lean.store.put("k", {"pooler_output": (torch.zeros(4),)})
-    batch = lean(examples[:2])
-    assert batch["pixel_values_videos"].shape[0] == int(batch["video_grid_thw"].prod(-1).sum())
+    first, second = lean(examples[:2]), lean(examples[:2])
+    assert lean.store.items == {} and lean.store.encoded == 4
+    torch.testing.assert_close(_pooled(second), _pooled(first))
 
 
 def test_a_negative_cache_size_is_refused():
