@@ -152,6 +152,8 @@ class Suggestion(Base):
     label_hint: Mapped[bool] = mapped_column(Boolean, default=True)
     # Mean log-probability per generated token: the lowest are reviewed first.
     mean_logprob: Mapped[Optional[float]] = mapped_column(Float)
+    # Per dimension, the least likely token of its value: {dim: {min_logprob, token}} (rbft_core.models.confidence).
+    dimension_logprobs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     gen_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Computed once at insert (rbft_core.review.doubt): the review queue sorts by it, most doubtful first.
     doubt_score: Mapped[float] = mapped_column(Float, default=0.0)

@@ -32,7 +32,7 @@ VIDEO_DEFAULTS: dict[str, Any] = {
 }
 _SUGGESTION_DEFAULTS: dict[str, Any] = {
     **dict.fromkeys(RATIONALE_FIELDS, ""), "conclusion": "", "raw_text": "", "label_hint": True,
-    "mean_logprob": None, "gen_params": None, "flags": None, "flag_bits": 0,
+    "mean_logprob": None, "gen_params": None, "flags": None, "flag_bits": 0, "dimension_logprobs": None,
 }
 _REVIEW_NONE = {**dict.fromkeys(RATIONALE_FIELDS), "label": None}
 
@@ -141,7 +141,8 @@ def _doubt(fields: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     hint = label if fields.get("label_hint", True) else None
     prompt = expected_prompt(preset, role, task, tuple(ctx["labels"]), criteria, hint)
     flags = check_suggestion(fields=texts, conclusion=fields.get("conclusion") or "", label=label,
-                             labels=ctx["labels"], parse_status=fields["parse_status"], prompt=prompt)
+                             labels=ctx["labels"], parse_status=fields["parse_status"], prompt=prompt,
+                             confidence=fields.get("dimension_logprobs"))
     doubt = doubt_of(parse_status=fields["parse_status"], fields=texts, conclusion=fields.get("conclusion") or "",
                      label=label, labels=ctx["labels"], mean_logprob=fields.get("mean_logprob"), flags=flags)
     return {"doubt_score": doubt.score, "doubt_reason": doubt.reason, "flags": [f.to_dict() for f in flags],
@@ -177,6 +178,7 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
     for value in values:
         value["gen_params"] = dict(value["gen_params"] or {})
         value["flags"] = list(value["flags"] or [])
+        value["dimension_logprobs"] = dict(value["dimension_logprobs"] or {})
     ids = _insert(session, Suggestion, values)
     new_reviews: dict[int, dict[str, Any]] = {}
     deltas: Counter = Counter()

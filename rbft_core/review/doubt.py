@@ -1,8 +1,9 @@
 """How doubtful a suggestion is: the review queue shows the most doubtful first, with the reason.
 
 Order: parse failures first; then by the points of the suggestion's flags (``review.flags``, summed: a
-contradiction 4, an orphan attribute or action 2, degenerate text 2, an empty dimension 1, a label word in the
-rationale 1); within the same points the lowest mean log-probability per token first. The result is one number
+contradiction 4; an orphan attribute or action 3 and an unsure subject 3, the two signs of a wrong subject, the
+grounding Stage I learns; degenerate text 2; an empty dimension 1; a label word in the rationale 1); within the
+same points the lowest mean log-probability per token first. The result is one number
 (``score``, higher = review sooner: ``100 * points + likelihood term``, the term below 100) so the database sorts
 with a plain index, computed once when the suggestion is stored (``db.writes.add_suggestions``).
 """
@@ -20,7 +21,8 @@ __all__ = ["Doubt", "doubt_of", "LOW_LOGPROB", "FLAG_POINTS", "FAILED_POINTS"]
 LOW_LOGPROB = -2.0
 _TIER_WIDTH = 100.0  # each point spans 100: the likelihood term stays below 100
 _MAX_REASON = 200  # suggestions.doubt_reason is VARCHAR(200)
-FLAG_POINTS = {"contradiction": 4, "orphan_subject": 2, "degenerate": 2, "empty_dimension": 1, "label_leak": 1}
+FLAG_POINTS = {"contradiction": 4, "orphan_subject": 3, "uncertain_subject": 3, "degenerate": 2, "empty_dimension": 1,
+               "label_leak": 1}
 FAILED_POINTS = sum(FLAG_POINTS.values()) + 1  # above any combination of flags
 
 

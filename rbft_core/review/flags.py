@@ -8,6 +8,7 @@ review queue filters by flag through an integer of bits (``flag_bits``) kept on 
 |---|---|
 | ``contradiction`` | the conclusion names another label and not the video's (whole words; "not abnormal" names no label, and with two labels it means the other one) |
 | ``orphan_subject`` | an attribute or action belongs to a subject the subjects dimension does not name (``subject_check``) |
+| ``uncertain_subject`` | the model gave a token of its subjects less than even odds (``models.confidence``, stored at generation) |
 | ``degenerate`` | a loop, a dimension repeated, text copied from the prompt, another language or script (``text_checks``) |
 | ``empty_dimension`` | a dimension is empty or a placeholder ("n/a", "none", "-") |
 | ``label_leak`` | a dimension names a label word or a synonym of one (``LABEL_SYNONYMS``): the label hint leaking into what should be visual evidence |
@@ -17,6 +18,7 @@ Label words match as whole words only: "abnormal" never counts as "normal", "nor
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -28,7 +30,7 @@ from rbft_core.review.subject_check import orphan_reasons
 from rbft_core.review.text_checks import degenerate_reasons
 
 __all__ = ["Flag", "FLAG_CODES", "FLAG_NAMES", "FLAG_BITS", "ALL_FLAG_BITS", "LABEL_SYNONYMS", "check_suggestion",
-           "flag_bits", "masks_with", "conclusion_labels", "label_mentions", "expected_prompt"]
+           "flag_bits", "masks_with", "conclusion_labels", "label_mentions", "expected_prompt", "UNSURE_LOGPROB"]
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,12 @@ class Flag:
 
 
 # Most doubtful first: the order reasons are shown in, and the bit order of ``flag_bits``.
-FLAG_CODES: tuple[str, ...] = ("contradiction", "orphan_subject", "degenerate", "empty_dimension", "label_leak")
+FLAG_CODES: tuple[str, ...] = ("contradiction", "orphan_subject", "uncertain_subject", "degenerate", "empty_dimension",
+                                "label_leak")
 FLAG_NAMES = {
     "contradiction": "conclusion contradicts the label",
     "orphan_subject": "attribute or action of an unnamed subject",
+    "uncertain_subject": "model unsure of the subject",
     "degenerate": "degenerate text",
     "empty_dimension": "empty dimension",
     "label_leak": "names the label",
@@ -62,6 +66,8 @@ LABEL_SYNONYMS: dict[str, tuple[str, ...]] = {
     "hateful": ("hate", "hatred", "hatefully", "hate speech"),
     "offensive": ("offensively", "offence", "offense", "insulting"),
 }
+# An unsure subject: the model put less than half of its probability on a token it wrote in the subjects.
+UNSURE_LOGPROB = math.log(0.5)
 _PLACEHOLDERS = {"n/a", "na", "none", "null", "nil", "unknown", "tbd"}
 _NEGATION = re.compile(r"(?:\bnot|\bno|\bnothing|\bnever|\bnor|n't|\bnon)[\s-]+(?:(?:a|an|at all|really|quite|an?y)\s+)?$", re.I)
 
@@ -72,16 +78,28 @@ def _phrase(text: str) -> re.Pattern:
     return re.compile(r"(?<![^\W_])" + r"[\s\-]+".join(parts) + r"(?![^\W_])", re.I)
 
 
+@lru_cache(maxsize=64)
+def _label_patterns(labels: tuple[str, ...]) -> tuple[re.Pattern, list[tuple[re.Pattern, str, str]]]:
+    """One pattern that finds any label word or synonym (a quick "none here"), and each word's own, longest
+    first."""
+    words = sorted(((w.lower(), label.lower()) for label in labels
+                    for w in (label, *LABEL_SYNONYMS.get(label.lower(), ()))), key=lambda c: len(c[0]), reverse=True)
+    each = [(_phrase(word), word, label) for word, label in words]
+    return re.compile("|".join(p.pattern for p, _, _ in each), re.I), each
+
+
 def label_mentions(text: str, labels: Sequence[str]) -> list[tuple[str, str]]:
     """(label, word used) for every label word or synonym ``text`` names, longest first so that "abnormal" is
     not also read as "normal"."""
-    candidates = sorted(((w, label.lower()) for label in labels for w in (label, *LABEL_SYNONYMS.get(label.lower(), ()))),
-                        key=lambda c: len(c[0]), reverse=True)
     rest, found = (text or "").lower(), []
-    for word, label in candidates:
-        pattern = _phrase(word)
+    if not labels:
+        return found
+    anything, each = _label_patterns(tuple(labels))
+    if not anything.search(rest):
+        return found
+    for pattern, word, label in each:
         if pattern.search(rest):
-            found.append((label, word.lower()))
+            found.append((label, word))
             rest = pattern.sub(" ", rest)
     return found
 
@@ -130,13 +148,23 @@ def _leak(fields: Mapping[str, Optional[str]], labels: Sequence[str]) -> Optiona
     return None
 
 
+def _unsure(confidence: Optional[Mapping[str, Mapping]]) -> Optional[str]:
+    subjects = (confidence or {}).get("subjects") or {}
+    low = subjects.get("min_logprob")
+    if low is None or low >= UNSURE_LOGPROB:
+        return None
+    return f'the model was unsure of the subject ("{subjects.get("token", "")}" at p = {math.exp(low):.2f})'
+
+
 def check_suggestion(*, fields: Mapping[str, Optional[str]], conclusion: str, label: str, labels: Sequence[str],
-                     parse_status: str = "ok", prompt: str = "") -> list[Flag]:
+                     parse_status: str = "ok", prompt: str = "",
+                     confidence: Optional[Mapping[str, Mapping]] = None) -> list[Flag]:
     """Every flag of one suggestion of a video labelled ``label``, most doubtful first.
 
     ``fields``: the four dimensions; ``labels``: the dataset's label words; ``prompt``: the prompt the model was
-    given (for the copied-prompt check; "" skips it). A failed parse gets only ``empty_dimension``: there is no
-    text to judge.
+    given (for the copied-prompt check; "" skips it); ``confidence``: the suggestion's ``dimension_logprobs``
+    (None or {} skips the unsure-subject check). A failed parse gets only ``empty_dimension``: there is no text
+    to judge.
     """
     texts = {dim: (fields.get(dim) or "") for dim in DIMENSIONS}
     found: dict[str, Optional[str]] = {"empty_dimension": _empty(texts)}
@@ -144,6 +172,7 @@ def check_suggestion(*, fields: Mapping[str, Optional[str]], conclusion: str, la
         found["contradiction"] = _contradiction(conclusion, label, labels) if labels else None
         orphans = orphan_reasons(texts)
         found["orphan_subject"] = "; ".join(orphans) or None
+        found["uncertain_subject"] = _unsure(confidence)
         found["degenerate"] = "; ".join(degenerate_reasons(texts, prompt)) or None
         found["label_leak"] = _leak(texts, labels) if labels else None
     return [Flag(code, found[code]) for code in FLAG_CODES if found.get(code)]

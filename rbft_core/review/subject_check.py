@@ -64,8 +64,9 @@ CUES: dict[str, tuple[str, ...]] = {
                "grazing", "growling", "purring", "on all fours", "on a leash", "on a lead"),
     "vehicle": ("headlights", "license plate", "licence plate", "wheels", "tyres", "tires"),
 }
-_CUE_PATTERNS = {group: [(cue, re.compile(rf"(?<![^\W_]){re.escape(cue)}(?![^\W_])", re.I)) for cue in cues]
-                 for group, cues in CUES.items()}
+# one pattern per group, longest cue first: the cue found is the leftmost in the text
+_CUE_PATTERNS = {group: re.compile(r"(?<![^\W_])(" + "|".join(re.escape(c) for c in sorted(cues, key=len, reverse=True))
+                                   + r")(?![^\W_])", re.I) for group, cues in CUES.items()}
 
 
 def subject_kinds(text: str) -> set[tuple[str, str]]:
@@ -81,10 +82,8 @@ def _covered(noun: tuple[str, str], listed: set[tuple[str, str]]) -> bool:
 
 
 def _first_cue(text: str, group: str) -> Optional[str]:
-    for cue, pattern in _CUE_PATTERNS[group]:
-        if pattern.search(text):
-            return cue
-    return None
+    found = _CUE_PATTERNS[group].search(text)
+    return found.group(1).lower() if found else None
 
 
 def orphan_reasons(fields: Mapping[str, str]) -> list[str]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from functools import lru_cache
 from typing import Mapping
 
-__all__ = ["words", "repetition", "copied_prompt", "other_language", "degenerate_reasons"]
+__all__ = ["words", "repetition", "copied_prompt", "other_language", "symbols", "degenerate_reasons"]
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _LOOP_RUNS = 3  # the same n-gram this many times in a row is a generation loop
@@ -39,15 +40,22 @@ _ENGLISH = set(_FUNCTION_WORDS["English"])
 _FOREIGN = {lang: set(ws) - _ENGLISH - {"die", "o", "e"} for lang, ws in _FUNCTION_WORDS.items() if lang != "English"}
 
 
+@lru_cache(maxsize=4096)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(text.lower()))
+
+
 def words(text: str) -> list[str]:
     """Lower-case words (letters and digits of any script; an apostrophe inside a word stays)."""
-    return [w.lower() for w in _WORD.findall(text or "")]
+    return list(_words(text or ""))
 
 
 def _loop(tokens: list[str]) -> str:
     """The shortest n-gram (n <= 4) repeated ``_LOOP_RUNS`` times in a row, or ""."""
     for n in range(1, 5):
         for start in range(0, len(tokens) - n * _LOOP_RUNS + 1):
+            if tokens[start] != tokens[start + n]:  # cheap first test: most positions fail here
+                continue
             gram = tokens[start:start + n]
             if all(tokens[start + k * n:start + (k + 1) * n] == gram for k in range(1, _LOOP_RUNS)):
                 return " ".join(gram)
@@ -74,12 +82,15 @@ def repetition(fields: Mapping[str, str]) -> str:
     return ""
 
 
+@lru_cache(maxsize=256)
+def _prompt_spans(prompt: str) -> frozenset[tuple[str, ...]]:
+    tokens = words(prompt)
+    return frozenset(tuple(tokens[i:i + _PROMPT_SPAN]) for i in range(0, len(tokens) - _PROMPT_SPAN + 1))
+
+
 def copied_prompt(fields: Mapping[str, str], prompt: str) -> str:
     """A dimension that repeats ``_PROMPT_SPAN`` words in a row of the prompt, or the answer template's "..."."""
-    spans = set()
-    tokens = words(prompt)
-    for start in range(0, len(tokens) - _PROMPT_SPAN + 1):
-        spans.add(tuple(tokens[start:start + _PROMPT_SPAN]))
+    spans = _prompt_spans(prompt)
     for dim, text in fields.items():
         if (text or "").strip() in ("...", "…"):
             return f'{dim} is the answer template ("...")'
@@ -100,8 +111,8 @@ def _script(ch: str) -> str:
 def other_language(text: str) -> str:
     """Mostly letters of a non-Latin script, or mostly another language's function words (Latin script)."""
     letters = [ch for ch in text or "" if ch.isalpha()]
-    if len(letters) >= _MIN_LETTERS:
-        scripts = Counter(_script(ch) for ch in letters)
+    if len(letters) >= _MIN_LETTERS and not (text or "").isascii():  # ASCII letters are Latin
+        scripts = Counter("Latin" if ch.isascii() else _script(ch) for ch in letters)
         foreign = {s: n for s, n in scripts.items() if s != "Latin"}
         if sum(foreign.values()) / len(letters) > _FOREIGN_SCRIPT_SHARE:
             top = max(foreign, key=foreign.get)
@@ -115,12 +126,13 @@ def other_language(text: str) -> str:
     return ""
 
 
-def _symbols(text: str) -> str:
-    chars = [ch for ch in text or "" if not ch.isspace()]
-    if len(chars) < _MIN_LETTERS:
-        return ""
-    alnum = sum(ch.isalnum() for ch in chars)
-    return "mostly symbols, not words" if alnum / len(chars) < 0.5 else ""
+def symbols(fields: Mapping[str, str]) -> str:
+    """A dimension of at least ``_MIN_LETTERS`` characters that is mostly punctuation or symbols."""
+    for dim, text in fields.items():
+        chars = [ch for ch in text or "" if not ch.isspace()]
+        if len(chars) >= _MIN_LETTERS and sum(ch.isalnum() for ch in chars) / len(chars) < 0.5:
+            return f"{dim} is mostly symbols, not words"
+    return ""
 
 
 def degenerate_reasons(fields: Mapping[str, str], prompt: str = "") -> list[str]:
@@ -128,5 +140,5 @@ def degenerate_reasons(fields: Mapping[str, str], prompt: str = "") -> list[str]
     filled = {dim: text for dim, text in fields.items() if (text or "").strip()}
     joined = " ".join(filled.values())
     found = [repetition(filled), copied_prompt(filled, prompt) if prompt else "", other_language(joined),
-             _symbols(joined)]
+             symbols(filled)]
     return [reason for reason in found if reason]

@@ -15,7 +15,7 @@ from tests.review_world import free_port, make_review_world
 pytestmark = pytest.mark.both_backends  # the DB paths run on SQLite and on PostgreSQL
 
 
-OPEN = ("todo", "", "", "any", False, "")  # status, label, split, edited, parse failed, search
+OPEN = ("todo", "", "", "any", False, "", "")  # status, label, split, edited, parse failed, search, flag
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ Create Date: 2026-12-12
 - ``suggestions.flags`` ([{code, reason}]) and ``suggestions.flag_bits``: every existing suggestion is checked
   here with the rule new ones get at insert (``rbft_core.review.flags``, the prompt rebuilt from its dataset), and
   its doubt score and reason are recomputed with the flags (``rbft_core.review.doubt``).
+- ``suggestions.dimension_logprobs`` (each dimension's least likely token, written by generation from now on):
+  older suggestions have none ({}), so the unsure-subject check cannot fire for them; regenerate to get it.
 - ``reviews.flag_bits`` (the current suggestion's) and ``queue_key`` follow; index ``ix_reviews_flags`` serves a
   queue filtered by flag.
 - ``dataset_counters`` gains ``flag_bits`` in its key; the table is rebuilt and refilled by one GROUP BY.
@@ -45,6 +47,8 @@ def upgrade() -> None:
     # plain ADD COLUMN on both backends: no table is rebuilt
     op.add_column("suggestions", sa.Column("flags", sa.JSON(), nullable=False, server_default=sa.text("'[]'")))
     op.add_column("suggestions", sa.Column("flag_bits", sa.Integer(), nullable=False, server_default=sa.text("0")))
+    op.add_column("suggestions", sa.Column("dimension_logprobs", sa.JSON(), nullable=False,
+                                           server_default=sa.text("'{}'")))
     op.add_column("reviews", sa.Column("flag_bits", sa.Integer(), nullable=False, server_default=sa.text("0")))
     _check_suggestions()
     op.execute(
@@ -132,6 +136,7 @@ def downgrade() -> None:
     with op.batch_alter_table("reviews") as batch:
         batch.drop_column("flag_bits")
     with op.batch_alter_table("suggestions") as batch:
+        batch.drop_column("dimension_logprobs")
         batch.drop_column("flag_bits")
         batch.drop_column("flags")
     _rebuild_counters(with_flags=False)
