@@ -142,7 +142,7 @@ def _doubt(fields: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     prompt = expected_prompt(preset, role, task, tuple(ctx["labels"]), criteria, hint)
     flags = check_suggestion(fields=texts, conclusion=fields.get("conclusion") or "", label=label,
                              labels=ctx["labels"], parse_status=fields["parse_status"], prompt=prompt,
-                             confidence=fields.get("dimension_logprobs"))
+                             raw_text=fields.get("raw_text") or "", confidence=fields.get("dimension_logprobs"))
     doubt = doubt_of(parse_status=fields["parse_status"], fields=texts, conclusion=fields.get("conclusion") or "",
                      label=label, labels=ctx["labels"], mean_logprob=fields.get("mean_logprob"), flags=flags)
     return {"doubt_score": doubt.score, "doubt_reason": doubt.reason, "flags": [f.to_dict() for f in flags],

@@ -57,18 +57,21 @@ def suggestion_html(item: ReviewItem) -> str:
     newer = ('<div class="rv-notice">This video has a newer suggestion than the one shown (a regeneration '
              'still finishing, or one that parsed worse and was not applied).</div>' if item.newer_suggestion_id else "")
     return (f'<div class="rv-suggestion"><div class="rv-meta">{" · ".join(meta)}</div>'
-            f'<div class="rv-doubt">Why it is here: {_flags_html(sug) or _e(sug.get("doubt_reason")) or "—"}</div>'
+            f'<div class="rv-doubt">Why it is here: {_why(sug)}</div>'
             f'<dl>{rows}{conclusion}</dl>{newer}</div>')
 
 
-def _flags_html(sug: dict[str, Any]) -> str:
-    """Each automatic check that fired, with its reason (``rbft_core.review.flags``); "" when none did."""
+def _why(sug: dict[str, Any]) -> str:
+    """Each automatic check that fired, with its reason (``rbft_core.review.flags``); else the doubt's reason (a
+    failed parse, the likelihood). The doubt reason of a flagged suggestion is its flags' reasons: not repeated."""
     flags = [f for f in sug.get("flags") or [] if isinstance(f, dict)]
+    reason = _e(sug.get("doubt_reason")) or "—"
     if not flags:
-        return ""
+        return reason
+    lead = reason if sug.get("parse_status") == "failed" else ""
     items = "".join(f'<li class="rv-flag rv-flag-{_e(f.get("code"))}"><b>⚑ {_e(FLAG_NAMES.get(f.get("code"), f.get("code")))}'
                     f'</b>: {_e(f.get("reason"))}</li>' for f in flags)
-    return f'<ul class="rv-flags">{items}</ul>'
+    return f'{lead}<ul class="rv-flags">{items}</ul>'
 
 
 

@@ -157,12 +157,13 @@ def _unsure(confidence: Optional[Mapping[str, Mapping]]) -> Optional[str]:
 
 
 def check_suggestion(*, fields: Mapping[str, Optional[str]], conclusion: str, label: str, labels: Sequence[str],
-                     parse_status: str = "ok", prompt: str = "",
+                     parse_status: str = "ok", prompt: str = "", raw_text: str = "",
                      confidence: Optional[Mapping[str, Mapping]] = None) -> list[Flag]:
     """Every flag of one suggestion of a video labelled ``label``, most doubtful first.
 
     ``fields``: the four dimensions; ``labels``: the dataset's label words; ``prompt``: the prompt the model was
-    given (for the copied-prompt check; "" skips it); ``confidence``: the suggestion's ``dimension_logprobs``
+    given (for the copied-prompt check; "" skips it); ``raw_text``: the model's answer (a loop in it is degenerate);
+    ``confidence``: the suggestion's ``dimension_logprobs``
     (None or {} skips the unsure-subject check). A failed parse gets only ``empty_dimension``: there is no text
     to judge.
     """
@@ -173,7 +174,7 @@ def check_suggestion(*, fields: Mapping[str, Optional[str]], conclusion: str, la
         orphans = orphan_reasons(texts)
         found["orphan_subject"] = "; ".join(orphans) or None
         found["uncertain_subject"] = _unsure(confidence)
-        found["degenerate"] = "; ".join(degenerate_reasons(texts, prompt)) or None
+        found["degenerate"] = "; ".join(degenerate_reasons(texts, prompt, raw_text)) or None
         found["label_leak"] = _leak(texts, labels) if labels else None
     return [Flag(code, found[code]) for code in FLAG_CODES if found.get(code)]
 

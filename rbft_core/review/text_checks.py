@@ -15,7 +15,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import Mapping
 
-__all__ = ["words", "repetition", "copied_prompt", "other_language", "symbols", "degenerate_reasons"]
+__all__ = ["words", "repetition", "answer_loop", "copied_prompt", "other_language", "symbols", "degenerate_reasons"]
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _LOOP_RUNS = 3  # the same n-gram this many times in a row is a generation loop
@@ -50,9 +50,9 @@ def words(text: str) -> list[str]:
     return list(_words(text or ""))
 
 
-def _loop(tokens: list[str]) -> str:
-    """The shortest n-gram (n <= 4) repeated ``_LOOP_RUNS`` times in a row, or ""."""
-    for n in range(1, 5):
+def _loop(tokens: list[str], longest: int = 4) -> str:
+    """The shortest n-gram (n <= ``longest``) repeated ``_LOOP_RUNS`` times in a row, or ""."""
+    for n in range(1, longest + 1):
         for start in range(0, len(tokens) - n * _LOOP_RUNS + 1):
             if tokens[start] != tokens[start + n]:  # cheap first test: most positions fail here
                 continue
@@ -135,10 +135,19 @@ def symbols(fields: Mapping[str, str]) -> str:
     return ""
 
 
-def degenerate_reasons(fields: Mapping[str, str], prompt: str = "") -> list[str]:
-    """Every degenerate-text finding for the four dimensions (empty ones are left to the empty-dimension check)."""
+def answer_loop(raw_text: str) -> str:
+    """The model's whole answer caught in a loop (a key and its value written again and again, which the parser
+    reads once): an n-gram of up to 8 words three times in a row."""
+    gram = _loop(words(raw_text), 8)
+    return f'the answer repeats "{gram}"' if gram else ""
+
+
+def degenerate_reasons(fields: Mapping[str, str], prompt: str = "", raw_text: str = "") -> list[str]:
+    """Every degenerate-text finding for the four dimensions (empty ones are left to the empty-dimension check)
+    and the raw answer they were parsed from."""
     filled = {dim: text for dim, text in fields.items() if (text or "").strip()}
     joined = " ".join(filled.values())
-    found = [repetition(filled), copied_prompt(filled, prompt) if prompt else "", other_language(joined),
+    loop = repetition(filled)
+    found = [loop or answer_loop(raw_text), copied_prompt(filled, prompt) if prompt else "", other_language(joined),
              symbols(filled)]
     return [reason for reason in found if reason]

@@ -26,7 +26,7 @@ from rbft_core.review.flags import ALL_FLAG_BITS, FLAG_BITS, FLAG_CODES
 __all__ = [
     "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "FLAG_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
     "load_item", "queue_place", "queue_status", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
-    "bulk_accept_untouched", "bulk_exclude", "regenerate", "adopt_newest", "field_diff", "dataset_labels",
+    "bulk_accept_untouched", "bulk_exclude", "adopt_newest", "field_diff", "dataset_labels",
 ]
 
 MAX_FIELD_CHARS = 4000

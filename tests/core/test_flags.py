@@ -102,6 +102,15 @@ def test_empty_or_placeholder_dimension(fields, reason):
     assert _flags(**fields)["empty_dimension"] == reason
 
 
+def test_an_answer_caught_in_a_loop_is_degenerate():
+    raw = ('{"subjects": "a dog", "attributes": "small, brown fur", "actions": "walking by", '
+           + '"scenes": "porch, at night", ' * 4)
+    found = check_suggestion(fields=CLEAN, conclusion="", label="normal", labels=LABELS, raw_text=raw)
+    assert found == [Flag("degenerate", 'the answer repeats "scenes porch at night"')]
+    once = '{"subjects": "a dog", "attributes": "small, brown fur", "actions": "walking by", "scenes": "porch"}'
+    assert check_suggestion(fields=CLEAN, conclusion="", label="normal", labels=LABELS, raw_text=once) == []
+
+
 def test_a_failed_parse_only_says_empty():
     found = check_suggestion(fields={}, conclusion="This is abnormal.", label="normal", labels=LABELS,
                              parse_status="failed")

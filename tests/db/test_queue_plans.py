@@ -12,6 +12,7 @@ from sqlalchemy import event
 from db import counters
 from db.engine import make_engine, session_scope
 from rbft_core.review import workspace as ws
+from rbft_core.review.flags import FLAG_BITS
 
 pytestmark = pytest.mark.both_backends
 
@@ -20,8 +21,10 @@ BIG_TABLES = ("reviews", "videos", "suggestions")
 
 # One dataset of N videos, one suggestion and one review each (70% pending, 10% draft, 15% accepted, 5% rejected;
 # a third abnormal; a fifth test; 10% edited; 1 in 97 parse failures; "zebra" in 1 of 1000 texts; flags: 1 in 7
-# an orphan subject (bit 2), 1 in 11 a contradiction (1) and an orphan, 1 in 13 a label word (16)).
-_FLAGS = "CASE WHEN g % 7 = 0 THEN 2 WHEN g % 11 = 0 THEN 3 WHEN g % 13 = 0 THEN 16 ELSE 0 END"
+# an orphan subject, 1 in 11 a contradiction and an orphan, 1 in 13 a label word).
+_ORPHAN, _CONTRA, _LEAK = FLAG_BITS["orphan_subject"], FLAG_BITS["contradiction"], FLAG_BITS["label_leak"]
+_FLAGS = (f"CASE WHEN g % 7 = 0 THEN {_ORPHAN} WHEN g % 11 = 0 THEN {_ORPHAN | _CONTRA} WHEN g % 13 = 0 THEN {_LEAK} "
+          "ELSE 0 END")
 _PG = [
     "INSERT INTO datasets (id, name, preset, role, task, labels, criteria, created_at) VALUES "
     "(1, 'big', 'smart-home', '', '', '[\"normal\", \"abnormal\"]', '', now())",

@@ -71,7 +71,8 @@ def _check_suggestions() -> None:
     last = 0
     while True:
         rows = bind.execute(sa.text(
-            "SELECT s.id, s.parse_status, s.subjects, s.attributes, s.actions, s.scenes, s.conclusion, s.mean_logprob, "
+            "SELECT s.id, s.parse_status, s.subjects, s.attributes, s.actions, s.scenes, s.conclusion, s.raw_text, "
+            "s.mean_logprob, "
             "s.label_hint, COALESCE(r.label, v.label) AS label, d.labels, d.preset, d.role, d.task, d.criteria "
             "FROM suggestions s JOIN videos v ON v.id = s.video_id JOIN datasets d ON d.id = v.dataset_id "
             "LEFT JOIN reviews r ON r.video_id = v.id WHERE s.id > :last ORDER BY s.id LIMIT :n"
@@ -91,7 +92,7 @@ def _checked(row) -> dict:
     prompt = expected_prompt(row["preset"] or "", row["role"] or "", row["task"] or "", tuple(labels),
                              row["criteria"] or "", row["label"] if row["label_hint"] else None)
     flags = check_suggestion(fields=fields, conclusion=row["conclusion"] or "", label=row["label"], labels=labels,
-                             parse_status=row["parse_status"], prompt=prompt)
+                             parse_status=row["parse_status"], prompt=prompt, raw_text=row["raw_text"] or "")
     doubt = doubt_of(parse_status=row["parse_status"], fields=fields, conclusion=row["conclusion"] or "",
                      label=row["label"], labels=labels, mean_logprob=row["mean_logprob"], flags=flags)
     return {"sid": row["id"], "f": [f.to_dict() for f in flags], "b": flag_bits(flags), "d": doubt.score,
