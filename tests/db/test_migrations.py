@@ -13,6 +13,7 @@ from sqlalchemy import inspect, text
 from db.engine import alembic_config, init_db, make_engine
 from db.models import Base
 from db.search import SEARCH_OBJECTS, include_object
+from rbft_core.review.doubt import FAILED_POINTS
 
 pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
 
@@ -142,7 +143,7 @@ def test_0005_fills_queue_columns_counters_and_search_from_existing_rows(empty_d
         keys = conn.execute(text("SELECT queue_key FROM reviews ORDER BY id")).scalars().all()
     assert [(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6])) for r in rows] == [
         (1, 1, "train", "abnormal", -300.5, False, True), (2, 1, "train", "abnormal", -2.5, True, False)]
-    assert keys == [-1100.5, -400.5]  # parse failed; contradiction (label abnormal, "This is normal.")
+    assert keys == [-(FAILED_POINTS * 100 + 0.5), -400.5]  # parse failed; contradiction (label abnormal, "normal")
     with session_factory(url)() as s:
         assert counters.stored(s, 1) == counters.recount(s, 1)
         assert rq.review_counts(s, 1) == {"pending": 1, "draft": 0, "accepted": 0, "edited": 1, "rejected": 0,
@@ -193,10 +194,10 @@ def test_0006_flags_existing_suggestions_and_refills_queue_columns_and_counters(
         sugg = conn.execute(text("SELECT flag_bits, doubt_score, doubt_reason FROM suggestions ORDER BY id")).all()
         reviews = conn.execute(text("SELECT flag_bits, queue_key, suggestion_id FROM reviews ORDER BY id")).all()
     assert [tuple(r) for r in sugg] == [
-        (FLAG_BITS["orphan_subject"], 200.5, 'attributes say "jacket" (a person\'s), but subjects name no person'),
+        (FLAG_BITS["orphan_subject"], 300.5, 'attributes say "jacket" (a person\'s), but subjects name no person'),
         (FLAG_BITS["label_leak"], 100.5, 'attributes names the label "abnormal"'),
         (0, 0.5, "likelihood -0.50/token")]
-    assert [tuple(r) for r in reviews] == [(FLAG_BITS["orphan_subject"], -200.5, 1), (FLAG_BITS["label_leak"], -100.5, 2),
+    assert [tuple(r) for r in reviews] == [(FLAG_BITS["orphan_subject"], -300.5, 1), (FLAG_BITS["label_leak"], -100.5, 2),
                                            (0, -0.5, 3)]
     with session_factory(url)() as s:
         assert counters.stored(s, 1) == counters.recount(s, 1)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from db import queries as q
 from db import review_queries as rq
 from rbft_core.errors import ConfigError
+from rbft_core.review.doubt import FAILED_POINTS
 
 pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
 
@@ -28,7 +29,7 @@ def test_add_suggestion_stores_doubt(session: Session) -> None:
     failed = q.add_suggestion(session, ids[1], model_id="m", prompt_version="p", parse_status="failed")
     assert contra.doubt_reason == "conclusion says normal but label is abnormal" and contra.doubt_score == 400.5
     assert contra.flags == [{"code": "contradiction", "reason": contra.doubt_reason}] and contra.flag_bits == 1
-    assert failed.doubt_reason == "parse failed" and failed.doubt_score == 1100.0
+    assert failed.doubt_reason == "parse failed" and failed.doubt_score == FAILED_POINTS * 100
     assert [f["code"] for f in failed.flags] == ["empty_dimension"]
 
 
