@@ -27,7 +27,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 from rbft_core.errors import ConfigError
 from rbft_core.models.prompts import DIMENSIONS, preset_from_record, rationale_prompt
 from rbft_core.review.subject_check import orphan_reasons
-from rbft_core.review.text_checks import degenerate_reasons
+from rbft_core.review.text_checks import degenerate_reasons, words
 
 __all__ = ["Flag", "FLAG_CODES", "FLAG_NAMES", "FLAG_BITS", "ALL_FLAG_BITS", "LABEL_SYNONYMS", "check_suggestion",
            "flag_bits", "masks_with", "conclusion_labels", "label_mentions", "expected_prompt", "UNSURE_LOGPROB"]
@@ -72,6 +72,7 @@ _PLACEHOLDERS = {"n/a", "na", "none", "null", "nil", "unknown", "tbd"}
 _NEGATION = re.compile(r"(?:\bnot|\bno|\bnothing|\bnever|\bnor|n't|\bnon)[\s-]+(?:(?:a|an|at all|really|quite|an?y)\s+)?$", re.I)
 
 
+@lru_cache(maxsize=256)
 def _phrase(text: str) -> re.Pattern:
     """A word or phrase as whole words: letters or digits on neither side; spaces, hyphens between words vary."""
     parts = [re.escape(p) for p in re.split(r"[\s\-]+", text.strip().lower()) if p]
@@ -79,28 +80,32 @@ def _phrase(text: str) -> re.Pattern:
 
 
 @lru_cache(maxsize=64)
-def _label_patterns(labels: tuple[str, ...]) -> tuple[re.Pattern, list[tuple[re.Pattern, str, str]]]:
-    """One pattern that finds any label word or synonym (a quick "none here"), and each word's own, longest
-    first."""
-    words = sorted(((w.lower(), label.lower()) for label in labels
-                    for w in (label, *LABEL_SYNONYMS.get(label.lower(), ()))), key=lambda c: len(c[0]), reverse=True)
-    each = [(_phrase(word), word, label) for word, label in words]
-    return re.compile("|".join(p.pattern for p, _, _ in each), re.I), each
+def _label_phrases(labels: tuple[str, ...]) -> tuple[list[tuple[tuple[str, ...], str, str]], frozenset[str]]:
+    """Each label word or synonym as its words, longest first, with the label it stands for; and every first word
+    (a text without one of them names no label: one set test in the common case)."""
+    phrases = sorted(((tuple(words(w)), w.lower(), label.lower()) for label in labels
+                      for w in (label, *LABEL_SYNONYMS.get(label.lower(), ()))), key=lambda c: len(c[1]), reverse=True)
+    phrases = [p for p in phrases if p[0]]
+    return phrases, frozenset(p[0][0] for p in phrases)
 
 
 def label_mentions(text: str, labels: Sequence[str]) -> list[tuple[str, str]]:
-    """(label, word used) for every label word or synonym ``text`` names, longest first so that "abnormal" is
-    not also read as "normal"."""
-    rest, found = (text or "").lower(), []
-    if not labels:
-        return found
-    anything, each = _label_patterns(tuple(labels))
-    if not anything.search(rest):
-        return found
-    for pattern, word, label in each:
-        if pattern.search(rest):
-            found.append((label, word))
-            rest = pattern.sub(" ", rest)
+    """(label, word used) for every label word or synonym ``text`` names as whole words (hyphens and spaces
+    between the words of a phrase alike), longest first: "abnormal" is never read as "normal", and "nothing
+    unusual" (normal) is not also "unusual" (abnormal)."""
+    tokens = words(text)
+    phrases, firsts = _label_phrases(tuple(labels))
+    if not firsts.intersection(tokens):
+        return []
+    used = [False] * len(tokens)
+    found: list[tuple[str, str]] = []
+    for phrase, word, label in phrases:
+        n = len(phrase)
+        for i in range(len(tokens) - n + 1):
+            if tuple(tokens[i:i + n]) == phrase and not any(used[i:i + n]):
+                used[i:i + n] = [True] * n
+                if (label, word) not in found:
+                    found.append((label, word))
     return found
 
 
@@ -174,7 +179,7 @@ def check_suggestion(*, fields: Mapping[str, Optional[str]], conclusion: str, la
         orphans = orphan_reasons(texts)
         found["orphan_subject"] = "; ".join(orphans) or None
         found["uncertain_subject"] = _unsure(confidence)
-        found["degenerate"] = "; ".join(degenerate_reasons(texts, prompt, raw_text)) or None
+        found["degenerate"] = "; ".join(degenerate_reasons(texts, prompt, raw_text, conclusion)) or None
         found["label_leak"] = _leak(texts, labels) if labels else None
     return [Flag(code, found[code]) for code in FLAG_CODES if found.get(code)]
 

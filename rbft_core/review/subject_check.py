@@ -16,7 +16,6 @@ domain with other subjects.
 
 from __future__ import annotations
 
-import re
 from typing import Mapping, Optional
 
 from rbft_core.review.text_checks import words
@@ -64,9 +63,11 @@ CUES: dict[str, tuple[str, ...]] = {
                "grazing", "growling", "purring", "on all fours", "on a leash", "on a lead"),
     "vehicle": ("headlights", "license plate", "licence plate", "wheels", "tyres", "tires"),
 }
-# one pattern per group, longest cue first: the cue found is the leftmost in the text
-_CUE_PATTERNS = {group: re.compile(r"(?<![^\W_])(" + "|".join(re.escape(c) for c in sorted(cues, key=len, reverse=True))
-                                   + r")(?![^\W_])", re.I) for group, cues in CUES.items()}
+# per group: first word -> (the cue's words, the cue), longest first; cues match whole words, like subject nouns
+_CUE_INDEX: dict[str, dict[str, list[tuple[tuple[str, ...], str]]]] = {}
+for _group, _cues in CUES.items():
+    for _cue in sorted(_cues, key=len, reverse=True):
+        _CUE_INDEX.setdefault(_group, {}).setdefault(words(_cue)[0], []).append((tuple(words(_cue)), _cue))
 
 
 def subject_kinds(text: str) -> set[tuple[str, str]]:
@@ -81,9 +82,14 @@ def _covered(noun: tuple[str, str], listed: set[tuple[str, str]]) -> bool:
     return any(g == "animal" and (k == kind or "animal" in (k, kind)) for g, k in listed)
 
 
-def _first_cue(text: str, group: str) -> Optional[str]:
-    found = _CUE_PATTERNS[group].search(text)
-    return found.group(1).lower() if found else None
+def _first_cue(tokens: list[str], group: str) -> Optional[str]:
+    """The leftmost cue of ``group`` in ``tokens`` (the longest where several start at the same word)."""
+    index = _CUE_INDEX[group]
+    for i, token in enumerate(tokens):
+        for cue, written in index.get(token, ()):
+            if tuple(tokens[i:i + len(cue)]) == cue:
+                return written
+    return None
 
 
 def orphan_reasons(fields: Mapping[str, str]) -> list[str]:
@@ -95,8 +101,8 @@ def orphan_reasons(fields: Mapping[str, str]) -> list[str]:
     groups = {g for g, _ in listed}
     reasons = []
     for dim in ("attributes", "actions"):
-        text = fields.get(dim) or ""
-        nouns = [(w, KINDS[w]) for w in words(text) if w in KINDS]
+        tokens = words(fields.get(dim) or "")
+        nouns = [(w, KINDS[w]) for w in tokens if w in KINDS]
         orphan = next((w for w, noun in nouns if not _covered(noun, listed)), None)
         if orphan:
             reasons.append(f'{dim} mention "{orphan}", which subjects do not name')
@@ -104,7 +110,7 @@ def orphan_reasons(fields: Mapping[str, str]) -> list[str]:
         for group in CUES:
             if group in groups:
                 continue
-            cue = _first_cue(text, group)
+            cue = _first_cue(tokens, group)
             if cue:
                 reasons.append(f'{dim} say "{cue}" ({"a" if group != "animal" else "an"} {group}\'s), but subjects '
                                f'name no {group}')

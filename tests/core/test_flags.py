@@ -109,6 +109,8 @@ def test_an_answer_caught_in_a_loop_is_degenerate():
     assert found == [Flag("degenerate", 'the answer repeats "scenes porch at night"')]
     once = '{"subjects": "a dog", "attributes": "small, brown fur", "actions": "walking by", "scenes": "porch"}'
     assert check_suggestion(fields=CLEAN, conclusion="", label="normal", labels=LABELS, raw_text=once) == []
+    looped = check_suggestion(fields=CLEAN, conclusion="Normal. Normal. Normal.", label="normal", labels=LABELS)
+    assert looped == [Flag("degenerate", 'the conclusion repeats "normal"')]
 
 
 def test_a_failed_parse_only_says_empty():
