@@ -57,7 +57,7 @@ def stored(session: Session, dataset_id: int) -> Counter:
 
 
 def _norm(key: tuple) -> tuple:
-    return (int(key[0]), *key[1:5], *(bool(v) for v in key[5:]))
+    return (int(key[0]), *key[1:5], *(bool(v) for v in key[5:9]), int(key[9] or 0))
 
 
 def _edited_sql() -> Any:
@@ -73,7 +73,8 @@ def recount(session: Session, dataset_id: int) -> Counter:
     excluded = func.coalesce(Review.excluded, False)
     failed = case((Suggestion.parse_status == "failed", True), else_=False)
     edited = _edited_sql()
-    columns = (status, label, Video.label, Video.split, Video.readable, edited, excluded, failed)
+    flags = func.coalesce(Suggestion.flag_bits, 0)
+    columns = (status, label, Video.label, Video.split, Video.readable, edited, excluded, failed, flags)
     rows = session.execute(
         select(*columns, func.count())
         .select_from(Video)
@@ -158,13 +159,17 @@ def review_counts(session: Session, dataset_id: int) -> dict[str, int]:
 
 
 def queue_segments(session: Session, dataset_id: int, *, statuses: Optional[Sequence[str]], label: str = "",
-                   split: str = "", edited: Optional[bool] = None, parse_failed: bool = False) -> list[tuple[tuple, int]]:
+                   split: str = "", edited: Optional[bool] = None, parse_failed: bool = False,
+                   flag_masks: Optional[Sequence[int]] = None) -> list[tuple[tuple, int]]:
     """The non-empty (status, label, split, edited, parse_failed) groups of reviews a queue filter takes, with sizes.
 
     Each group is one contiguous range of ``ix_reviews_queue`` in queue order, so the queue's next item is the
-    first of a few index seeks and its length is the sum of the sizes.
+    first of a few index seeks and its length is the sum of the sizes. With ``flag_masks`` (the ``flag_bits``
+    values the filter takes) each group is (flag_bits, status, label, split, edited, parse_failed): a contiguous
+    range of ``ix_reviews_flags``.
     """
     wanted: Counter = Counter()
+    masks = None if flag_masks is None else set(flag_masks)
     for row in _rows(session, dataset_id):
         if row["status"] == "none" or (statuses and row["status"] not in statuses):
             continue
@@ -172,7 +177,10 @@ def queue_segments(session: Session, dataset_id: int, *, statuses: Optional[Sequ
             continue
         if (edited is not None and row["edited"] != edited) or (parse_failed and not row["parse_failed"]):
             continue
-        wanted[(row["status"], row["label"], row["split"], row["edited"], row["parse_failed"])] += row["n"]
+        if masks is not None and row["flag_bits"] not in masks:
+            continue
+        segment = (row["status"], row["label"], row["split"], row["edited"], row["parse_failed"])
+        wanted[segment if masks is None else (row["flag_bits"], *segment)] += row["n"]
     return sorted((key, n) for key, n in wanted.items() if n > 0)
 
 

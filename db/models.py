@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -151,10 +152,16 @@ class Suggestion(Base):
     label_hint: Mapped[bool] = mapped_column(Boolean, default=True)
     # Mean log-probability per generated token: the lowest are reviewed first.
     mean_logprob: Mapped[Optional[float]] = mapped_column(Float)
+    # Per dimension, the least likely token of its value: {dim: {min_logprob, token}} (rbft_core.models.confidence).
+    dimension_logprobs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     gen_params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Computed once at insert (rbft_core.review.doubt): the review queue sorts by it, most doubtful first.
     doubt_score: Mapped[float] = mapped_column(Float, default=0.0)
     doubt_reason: Mapped[str] = mapped_column(String(200), default="")
+    # Automatic checks at insert (rbft_core.review.flags): [{code, reason}], most doubtful first, and the same as
+    # bits (FLAG_BITS) for the queue's flag filter.
+    flags: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    flag_bits: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     video: Mapped[Video] = relationship(back_populates="suggestions")
@@ -168,6 +175,9 @@ class Review(Base):
         # The queue: one equality prefix per "segment" (db.review_queries), then the queue order.
         Index("ix_reviews_queue", "dataset_id", "status", "queue_label", "split", "edited", "parse_failed",
               "queue_key", "video_id", "id"),
+        # The queue filtered by flag: the same segments with the suggestion's flag bits first.
+        Index("ix_reviews_flags", "dataset_id", "flag_bits", "status", "queue_label", "split", "edited",
+              "parse_failed", "queue_key", "video_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -192,6 +202,8 @@ class Review(Base):
     queue_key: Mapped[float] = mapped_column(Float, default=0.0)  # minus the suggestion's doubt: ascending order
     edited: Mapped[bool] = mapped_column(Boolean, default=False)  # a field differs from the suggestion
     parse_failed: Mapped[bool] = mapped_column(Boolean, default=False)  # the suggestion's parse failed
+    # the suggestion's flags (rbft_core.review.flags)
+    flag_bits: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     search_doc: Mapped[str] = mapped_column(Text, default="")  # external id + suggestion + review text
 
     video: Mapped[Video] = relationship(back_populates="review")
@@ -292,13 +304,14 @@ class Metric(Base):
 
 
 # What a counter row counts by (besides the dataset): every count the app shows is a sum over these rows.
-COUNTER_KEY = ("status", "label", "video_label", "split", "readable", "edited", "excluded", "parse_failed")
+COUNTER_KEY = ("status", "label", "video_label", "split", "readable", "edited", "excluded", "parse_failed",
+               "flag_bits")
 
 
 class DatasetCounter(Base):
     """How many videos of a dataset share one key (``COUNTER_KEY``), kept on every write (``db.counters``).
 
-    ``status`` is the review status, or ``"none"`` for a video without a review (no suggestion yet); ``label``
+    ``flag_bits`` is the review's suggestion's flags (0 without a review). ``status`` is the review status, or ``"none"`` for a video without a review (no suggestion yet); ``label``
     is the effective label (the review's correction, else the video's), ``video_label`` the imported one.
     Counts read these few rows instead of scanning the dataset; tests compare them with a full recount.
     """
@@ -316,4 +329,5 @@ class DatasetCounter(Base):
     edited: Mapped[bool] = mapped_column(Boolean)
     excluded: Mapped[bool] = mapped_column(Boolean)
     parse_failed: Mapped[bool] = mapped_column(Boolean)
+    flag_bits: Mapped[int] = mapped_column(Integer)
     n: Mapped[int] = mapped_column(Integer, default=0)

@@ -336,14 +336,15 @@ def save_review(
 def _suggestion_fields(suggestion: Suggestion | None) -> dict[str, Any] | None:
     if suggestion is None:
         return None
-    names = (*RATIONALE_FIELDS, "conclusion", "doubt_score", "parse_status")
+    names = (*RATIONALE_FIELDS, "conclusion", "doubt_score", "parse_status", "flag_bits")
     return {name: getattr(suggestion, name) for name in names}
 
 
 def _counter_key(review: Review, video: Any) -> tuple:
     return review_key(video["dataset_id"], status=review.status, queue_label=review.queue_label,
                       video_label=video["label"], split=video["split"], readable=video["readable"],
-                      edited=review.edited, excluded=review.excluded, parse_failed=review.parse_failed)
+                      edited=review.edited, excluded=review.excluded, parse_failed=review.parse_failed,
+                      flag_bits=review.flag_bits)
 
 
 # --------------------------------------------------------------------------------- counts, imports

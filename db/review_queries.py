@@ -3,10 +3,11 @@
 Kept apart from ``db.queries`` (datasets, videos, suggestions, single saves). Flush, never commit.
 The queue is every review of a dataset matching a filter, ordered by the suggestion's doubt score
 (highest first), then video id. The queue columns live on ``reviews`` itself (``queue_key`` = minus the doubt,
-``queue_label``, ``split``, ``edited``, ``parse_failed``; kept on write by ``db.review_state``), so "next" and
-"previous" are index seeks on ``ix_reviews_queue``, one per non-empty (status, label, split, edited, parse
-failed) segment of the filter, and the queue length and the counts are sums of ``dataset_counters`` rows:
-none of them reads the dataset. A free-text search goes through the search index (``db.search``).
+``queue_label``, ``split``, ``edited``, ``parse_failed``, ``flag_bits``; kept on write by ``db.review_state``), so
+"next" and "previous" are index seeks on ``ix_reviews_queue``, one per non-empty (status, label, split, edited,
+parse failed) segment of the filter (with a flag filter: on ``ix_reviews_flags``, one per (flag bits, ...)
+segment), and the queue length and the counts are sums of ``dataset_counters`` rows: none of them reads the
+dataset. A free-text search goes through the search index (``db.search``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from db.queries import RATIONALE_FIELDS, review_snapshot
 from db.review_state import review_key
 from db.search import restrict, search_words, unindexed
 from rbft_core.errors import DataError
+from rbft_core.review.flags import masks_with
 
 __all__ = [
     "QueueFilter",
@@ -50,7 +52,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class QueueFilter:
-    """Which reviews of a dataset are in the queue (empty / None values do not filter)."""
+    """Which reviews of a dataset are in the queue (empty / None values do not filter).
+
+    ``flags``: None any; 0 only suggestions without a flag; else those with at least one of these flag bits.
+    """
 
     dataset_id: int
     statuses: Optional[Sequence[str]] = ("pending", "draft")
@@ -59,6 +64,11 @@ class QueueFilter:
     edited: Optional[bool] = None
     parse_failed: bool = False
     search: str = ""
+    flags: Optional[int] = None
+
+    def flag_masks(self) -> Optional[list[int]]:
+        """The ``flag_bits`` values this filter takes (None: any)."""
+        return None if self.flags is None else masks_with(self.flags)
 
 
 _ORDER = (Review.queue_key, Review.video_id)
@@ -89,6 +99,8 @@ def _filtered(stmt: Any, flt: QueueFilter, dialect: str) -> Any:
         stmt = stmt.where(col(Review.edited) == bool(flt.edited))
     if flt.parse_failed:
         stmt = stmt.where(col(Review.parse_failed) == True)  # noqa: E712 - SQL, indexable
+    if flt.flags is not None:
+        stmt = stmt.where(col(Review.flag_bits).in_(flt.flag_masks()))
     return restrict(stmt, dialect, words) if words else stmt
 
 
@@ -98,12 +110,14 @@ def _dialect(session: Session) -> str:
 
 def _segments(session: Session, flt: QueueFilter) -> list[tuple[tuple, int]]:
     return counters.queue_segments(session, flt.dataset_id, statuses=flt.statuses, label=flt.label, split=flt.split,
-                                   edited=flt.edited, parse_failed=flt.parse_failed)
+                                   edited=flt.edited, parse_failed=flt.parse_failed, flag_masks=flt.flag_masks())
 
 
 def _in_segment(segment: tuple) -> Any:
-    status, label, split, edited, failed = segment
-    return and_(Review.status == status, Review.queue_label == label, Review.split == split,
+    """A (status, label, split, edited, parse failed) segment, or (flag bits, ...) one under a flag filter."""
+    flags = (Review.flag_bits == int(segment[0]),) if len(segment) == 6 else ()
+    status, label, split, edited, failed = segment[-5:]
+    return and_(*flags, Review.status == status, Review.queue_label == label, Review.split == split,
                 Review.edited == bool(edited), Review.parse_failed == bool(failed))
 
 
@@ -164,10 +178,13 @@ def queue_place(session: Session, flt: QueueFilter, review_id: Optional[int]) ->
     size = sum(n for _segment, n in segments)
     if key is None:
         return 0, size
-    own = session.execute(select(Review.status, Review.queue_label, Review.split, Review.edited, Review.parse_failed)
-                          .where(Review.id == review_id)).first()
+    own = session.execute(select(Review.flag_bits, Review.status, Review.queue_label, Review.split, Review.edited,
+                                 Review.parse_failed).where(Review.id == review_id)).first()
     names = {segment for segment, _n in segments}
-    if own is None or (own[0], own[1], own[2], bool(own[3]), bool(own[4])) not in names:
+    if own is None:
+        return 0, size
+    segment = (own[1], own[2], own[3], bool(own[4]), bool(own[5]))
+    if (segment if flt.flags is None else (int(own[0]), *segment)) not in names:
         return 0, size
     ahead = 0
     for start in range(0, len(segments), _SEGMENT_CHUNK):
@@ -204,7 +221,7 @@ def _suggestion_dict(suggestion: Optional[Suggestion]) -> Optional[dict[str, Any
     if suggestion is None:
         return None
     names = ("id", "model_id", "prompt_version", *RATIONALE_FIELDS, "conclusion", "raw_text", "parse_status",
-             "label_hint", "mean_logprob", "gen_params", "doubt_score", "doubt_reason", "created_at")
+             "label_hint", "mean_logprob", "gen_params", "doubt_score", "doubt_reason", "flags", "created_at")
     return {name: getattr(suggestion, name) for name in names}
 
 
@@ -277,7 +294,8 @@ def _video_facts(session: Session, video_ids: list[int]) -> dict[int, tuple[str,
 def _review_key(review: Review, video: tuple[str, bool], changes: dict[str, Any]) -> tuple:
     return review_key(review.dataset_id, status=changes.get("status", review.status), queue_label=review.queue_label,
                       video_label=video[0], split=review.split, readable=video[1], edited=review.edited,
-                      excluded=changes.get("excluded", review.excluded), parse_failed=review.parse_failed)
+                      excluded=changes.get("excluded", review.excluded), parse_failed=review.parse_failed,
+                      flag_bits=review.flag_bits)
 
 
 def record_refused_save(session: Session, review_id: int, reviewer: str, expected_version: int,

@@ -1,7 +1,8 @@
 """What a review's derived columns and counter key are, from its stored values, its suggestion and its video.
 
 Pure functions, no SQL: ``db.queries``, ``db.writes`` and ``db.review_queries`` call them on every write, so
-the queue columns of ``reviews`` (``queue_label``, ``queue_key``, ``edited``, ``parse_failed``, ``search_doc``)
+the queue columns of ``reviews`` (``queue_label``, ``queue_key``, ``edited``, ``parse_failed``, ``flag_bits``,
+``search_doc``)
 and the rows of ``dataset_counters`` always agree with the source of truth (the review's own fields, the
 suggestion it points at, the video). Tests recompute both from scratch after random operations.
 """
@@ -38,7 +39,8 @@ def derived_columns(review: Mapping[str, Any], suggestion: Optional[Mapping[str,
                     video: Mapping[str, Any]) -> dict[str, Any]:
     """The queue columns of a review whose stored values are ``review`` (label, four fields).
 
-    ``suggestion``: the one the review points at (doubt_score, parse_status, conclusion, four fields) or None;
+    ``suggestion``: the one the review points at (doubt_score, parse_status, flag_bits, conclusion, four fields) or
+    None;
     ``video``: dataset_id, external_id, split, label.
     """
     score = float((suggestion or {}).get("doubt_score") or 0.0)
@@ -49,17 +51,18 @@ def derived_columns(review: Mapping[str, Any], suggestion: Optional[Mapping[str,
         "queue_key": -score if score else 0.0,
         "edited": is_edited(review, suggestion),
         "parse_failed": bool(suggestion) and (suggestion or {}).get("parse_status") == "failed",
+        "flag_bits": int((suggestion or {}).get("flag_bits") or 0),
         "search_doc": search_document(video["external_id"], suggestion, review),
     }
 
 
 def review_key(dataset_id: int, *, status: str, queue_label: str, video_label: str, split: str, readable: bool,
-               edited: bool, excluded: bool, parse_failed: bool) -> tuple:
+               edited: bool, excluded: bool, parse_failed: bool, flag_bits: int) -> tuple:
     """The counter key (``db.models.COUNTER_KEY``, dataset first) of a video with a review."""
     return (dataset_id, status, queue_label, video_label, split, bool(readable), bool(edited), bool(excluded),
-            bool(parse_failed))
+            bool(parse_failed), int(flag_bits or 0))
 
 
 def video_key(dataset_id: int, *, label: str, split: str, readable: bool) -> tuple:
     """The counter key of a video without a review (no suggestion yet)."""
-    return (dataset_id, "none", label, label, split, bool(readable), False, False, False)
+    return (dataset_id, "none", label, label, split, bool(readable), False, False, False, 0)

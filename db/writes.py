@@ -21,6 +21,7 @@ from db.models import PARSE_STATUSES, Dataset, Review, Suggestion, Video, utcnow
 from db.review_state import PARSE_RANK, RATIONALE_FIELDS, derived_columns, review_key, video_key
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.review.doubt import doubt_of
+from rbft_core.review.flags import check_suggestion, expected_prompt, flag_bits
 
 __all__ = ["add_videos", "add_suggestions", "delete_videos", "delete_dataset", "VIDEO_DEFAULTS"]
 
@@ -31,7 +32,7 @@ VIDEO_DEFAULTS: dict[str, Any] = {
 }
 _SUGGESTION_DEFAULTS: dict[str, Any] = {
     **dict.fromkeys(RATIONALE_FIELDS, ""), "conclusion": "", "raw_text": "", "label_hint": True,
-    "mean_logprob": None, "gen_params": None,
+    "mean_logprob": None, "gen_params": None, "flags": None, "flag_bits": 0, "dimension_logprobs": None,
 }
 _REVIEW_NONE = {**dict.fromkeys(RATIONALE_FIELDS), "label": None}
 
@@ -98,14 +99,16 @@ def add_videos(session: Session, dataset_id: int, rows: Sequence[dict[str, Any]]
 
 
 def _context(session: Session, video_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Per video: the video, its dataset's labels, its review (or None) and the review's current suggestion."""
+    """Per video: the video, its dataset (labels, prompt), its review (or None) and the review's current suggestion."""
     out: dict[int, dict[str, Any]] = {}
     current = Suggestion.__table__.alias("current")
     for chunk in _chunks(video_ids):
         rows = session.execute(
             select(Video.id, Video.dataset_id, Video.external_id, Video.split, Video.label, Video.readable,
-                   Dataset.labels, Review.id.label("review_id"), Review.status, Review.version, Review.label.label("r_label"),
+                   Dataset.labels, Dataset.preset, Dataset.role, Dataset.task, Dataset.criteria,
+                   Review.id.label("review_id"), Review.status, Review.version, Review.label.label("r_label"),
                    Review.excluded, Review.suggestion_id, Review.queue_label, Review.edited, Review.parse_failed,
+                   Review.flag_bits,
                    *(getattr(Review, f).label(f"r_{f}") for f in RATIONALE_FIELDS), current.c.parse_status.label("s_parse"))
             .join(Dataset, Dataset.id == Video.dataset_id)
             .outerjoin(Review, Review.video_id == Video.id)
@@ -119,26 +122,38 @@ def _context(session: Session, video_ids: list[int]) -> dict[int, dict[str, Any]
                 review = {"id": row["review_id"], "status": row["status"], "version": row["version"],
                           "label": row["r_label"], "excluded": bool(row["excluded"]), "suggestion_id": row["suggestion_id"],
                           "queue_label": row["queue_label"], "edited": bool(row["edited"]),
-                          "parse_failed": bool(row["parse_failed"]), "parse_status": row["s_parse"],
+                          "parse_failed": bool(row["parse_failed"]), "flag_bits": int(row["flag_bits"] or 0),
+                          "parse_status": row["s_parse"],
                           **{f: row[f"r_{f}"] for f in RATIONALE_FIELDS}}
-            out[row["id"]] = {"video": video, "labels": list(row["labels"] or []), "review": review}
+            prompt = (row["preset"] or "", row["role"] or "", row["task"] or "", row["criteria"] or "")
+            out[row["id"]] = {"video": video, "labels": list(row["labels"] or []), "prompt": prompt, "review": review}
     return out
 
 
 def _doubt(fields: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Flags and doubt of a new suggestion (rows that bring their own doubt score keep it, without flags)."""
     if "doubt_score" in fields:
         return {}
     review = ctx["review"] or {}
-    doubt = doubt_of(parse_status=fields["parse_status"], fields={f: fields.get(f) for f in RATIONALE_FIELDS},
-                     conclusion=fields.get("conclusion") or "", label=review.get("label") or ctx["video"]["label"],
-                     labels=ctx["labels"], mean_logprob=fields.get("mean_logprob"))
-    return {"doubt_score": doubt.score, "doubt_reason": doubt.reason}
+    label = review.get("label") or ctx["video"]["label"]
+    texts = {f: fields.get(f) for f in RATIONALE_FIELDS}
+    preset, role, task, criteria = ctx["prompt"]
+    hint = label if fields.get("label_hint", True) else None
+    prompt = expected_prompt(preset, role, task, tuple(ctx["labels"]), criteria, hint)
+    flags = check_suggestion(fields=texts, conclusion=fields.get("conclusion") or "", label=label,
+                             labels=ctx["labels"], parse_status=fields["parse_status"], prompt=prompt,
+                             raw_text=fields.get("raw_text") or "", confidence=fields.get("dimension_logprobs"))
+    doubt = doubt_of(parse_status=fields["parse_status"], fields=texts, conclusion=fields.get("conclusion") or "",
+                     label=label, labels=ctx["labels"], mean_logprob=fields.get("mean_logprob"), flags=flags)
+    return {"doubt_score": doubt.score, "doubt_reason": doubt.reason, "flags": [f.to_dict() for f in flags],
+            "flag_bits": flag_bits(flags)}
 
 
 def _key(video: dict[str, Any], review: dict[str, Any]) -> tuple:
     return review_key(video["dataset_id"], status=review["status"], queue_label=review["queue_label"],
                       video_label=video["label"], split=video["split"], readable=video["readable"],
-                      edited=review["edited"], excluded=review["excluded"], parse_failed=review["parse_failed"])
+                      edited=review["edited"], excluded=review["excluded"], parse_failed=review["parse_failed"],
+                      flag_bits=review["flag_bits"])
 
 
 def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -162,6 +177,8 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
               for row in rows]
     for value in values:
         value["gen_params"] = dict(value["gen_params"] or {})
+        value["flags"] = list(value["flags"] or [])
+        value["dimension_logprobs"] = dict(value["dimension_logprobs"] or {})
     ids = _insert(session, Suggestion, values)
     new_reviews: dict[int, dict[str, Any]] = {}
     deltas: Counter = Counter()
@@ -190,7 +207,7 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
         deltas[_key(video, review)] += 1
     if new_reviews:
         columns = ("suggestion_id", "status", "version", "excluded", *_REVIEW_NONE, "dataset_id", "split",
-                   "queue_label", "queue_key", "edited", "parse_failed", "search_doc")
+                   "queue_label", "queue_key", "edited", "parse_failed", "flag_bits", "search_doc")
         inserts = [{"video_id": vid, "updated_at": now, **{c: r[c] for c in columns}} for vid, r in new_reviews.items()]
         session.execute(insert(Review.__table__), inserts)
     counters.apply(session, deltas)
@@ -218,7 +235,7 @@ def delete_videos(session: Session, dataset_id: int, video_ids: Sequence[int]) -
     for chunk in _chunks(list(video_ids)):
         rows = session.execute(
             select(Video.id, Video.label, Video.split, Video.readable, Review.id.label("review_id"), Review.status,
-                   Review.queue_label, Review.edited, Review.excluded, Review.parse_failed)
+                   Review.queue_label, Review.edited, Review.excluded, Review.parse_failed, Review.flag_bits)
             .outerjoin(Review, Review.video_id == Video.id)
             .where(Video.dataset_id == dataset_id, Video.id.in_(list(chunk)))
         ).mappings().all()
@@ -228,7 +245,7 @@ def delete_videos(session: Session, dataset_id: int, video_ids: Sequence[int]) -
                 deltas[video_key(dataset_id, label=row["label"], split=row["split"], readable=row["readable"])] -= 1
             else:
                 deltas[_key(video, {k: row[k] for k in ("status", "queue_label", "edited", "excluded",
-                                                        "parse_failed")})] -= 1
+                                                        "parse_failed", "flag_bits")})] -= 1
         session.execute(delete(Video).where(Video.dataset_id == dataset_id, Video.id.in_([r["id"] for r in rows]))
                         .execution_options(synchronize_session=False))
         gone += len(rows)

@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = ["LoadReport", "run_review_load", "run_collision", "check_against_db"]
 
-OPEN = ("todo", "", "", "any", False, "")  # status, label, split, edited, parse failed, search
+OPEN = ("todo", "", "", "any", False, "", "")  # status, label, split, edited, parse failed, search, flag
 NAMES = ("header", "video", "frames", "notice", "suggestion", "subjects", "attributes", "actions", "scenes",
          "label", "status", "diff", "history")
 

@@ -9,10 +9,12 @@ import gradio as gr
 
 from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review import workspace as review
+from rbft_core.review.flags import FLAG_CODES, FLAG_NAMES
 from ui.common import Updates, Values
 from ui.keys import label as key_label
 
-__all__ = ["ReviewFilters", "RationaleForm", "ReviewButtons", "filters_row", "rationale_form", "review_buttons"]
+__all__ = ["ReviewFilters", "RationaleForm", "ReviewButtons", "FLAG_CHOICES", "filters_row", "rationale_form",
+           "review_buttons"]
 
 
 @dataclass
@@ -25,6 +27,7 @@ class ReviewFilters:
     edited: gr.Dropdown
     parse_failed: gr.Checkbox
     search: gr.Textbox
+    flag: gr.Dropdown
 
 
 @dataclass
@@ -55,6 +58,11 @@ class ReviewButtons:
     regen: gr.Button
 
 
+# The automatic checks' flags (rbft_core.review.flags) as filter choices: (shown, value).
+FLAG_CHOICES = [("any", ""), ("any flag", "flagged"), ("no flag", "unflagged"),
+                *[(FLAG_NAMES[code], code) for code in FLAG_CODES]]
+
+
 def _button(text: str, elem_id: str, variant: str = "secondary") -> gr.Button:
     return gr.Button(key_label(text, elem_id), elem_id=elem_id, variant=variant, size="sm")
 
@@ -70,7 +78,8 @@ def filters_row() -> tuple[gr.Dropdown, ReviewFilters, gr.Textbox]:
             edited=gr.Dropdown(label="Edited", choices=list(review.EDITED_FILTERS), value="any", scale=1),
             parse_failed=gr.Checkbox(label="Parse failed only", value=False, scale=1),
             search=gr.Textbox(label=key_label("Search text, Enter", "rv-search"), placeholder="words in the rationale or id",
-                              scale=2, elem_id="rv-search"))
+                              scale=2, elem_id="rv-search"),
+            flag=gr.Dropdown(label="Flag", choices=FLAG_CHOICES, value="", scale=1, elem_id="rv-flag"))
         reviewer = gr.Textbox(label="Reviewer", placeholder="your name (login name when signed in)", scale=1,
                               elem_id="rv-reviewer")
     return dataset, filters, reviewer

@@ -7,6 +7,7 @@ from html import escape
 from typing import Any, Optional, Sequence
 
 from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.review.flags import FLAG_NAMES
 from rbft_core.review.workspace import ReviewItem, field_diff
 
 __all__ = ["header_html", "place_html", "suggestion_html", "status_html", "diff_html", "history_html", "counts_html",
@@ -58,8 +59,22 @@ def suggestion_html(item: ReviewItem) -> str:
     newer = ('<div class="rv-notice">This video has a newer suggestion than the one shown (a regeneration '
              'still finishing, or one that parsed worse and was not applied).</div>' if item.newer_suggestion_id else "")
     return (f'<div class="rv-suggestion"><div class="rv-meta">{" · ".join(meta)}</div>'
-            f'<div class="rv-doubt">Why it is here: {_e(sug.get("doubt_reason")) or "—"}</div>'
+            f'<div class="rv-doubt">Why it is here: {_why(sug)}</div>'
             f'<dl>{rows}{conclusion}</dl>{newer}</div>')
+
+
+def _why(sug: dict[str, Any]) -> str:
+    """Each automatic check that fired, with its reason (``rbft_core.review.flags``); else the doubt's reason (a
+    failed parse, the likelihood). The doubt reason of a flagged suggestion is its flags' reasons: not repeated."""
+    flags = [f for f in sug.get("flags") or [] if isinstance(f, dict)]
+    reason = _e(sug.get("doubt_reason")) or "—"
+    if not flags:
+        return reason
+    lead = reason if sug.get("parse_status") == "failed" else ""
+    items = "".join(f'<li class="rv-flag rv-flag-{_e(f.get("code"))}"><b>⚑ {_e(FLAG_NAMES.get(f.get("code"), f.get("code")))}'
+                    f'</b>: {_e(f.get("reason"))}</li>' for f in flags)
+    return f'{lead}<ul class="rv-flags">{items}</ul>'
+
 
 
 def status_html(item: ReviewItem, unsaved: bool = False) -> str:

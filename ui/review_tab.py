@@ -172,7 +172,8 @@ def on_open(tab: ReviewTab, db_url: Optional[str], values: Values) -> Updates:
         return {tab.state: None, **_blank(tab, "<i>No dataset yet: import videos in the Datasets tab.</i>", [])}
     flt = review.ReviewFilter(dataset=dataset, status=values[f.status] or "todo", label=values[f.label] or "",
                               split=values[f.split] or "", edited=values[f.edited] or "any",
-                              parse_failed=bool(values[f.parse_failed]), search=values[f.search] or "")
+                              parse_failed=bool(values[f.parse_failed]), search=values[f.search] or "",
+                              flag=values[f.flag] or "")
     return {tab.state: flt.to_dict(), **_item(tab, db_url, flt, review.neighbour(db_url, flt, None), [])}
 
 

@@ -17,6 +17,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -25,6 +26,7 @@ from db.engine import session_scope
 from rbft_core.data.frame_cache import default_frame_cache
 from rbft_core.data.video import sample_frames
 from rbft_core.errors import DataError
+from rbft_core.models.confidence import dimension_logprobs
 from rbft_core.models.loading import encode_prompts, load_vlm, sample_spec_for
 from rbft_core.models.prompts import (
     RATIONALE_PROMPT_VERSION,
@@ -117,8 +119,10 @@ def _sample_batch(items: Sequence[_Item], spec, cache):
     return ok, failed
 
 
-def generate_batch(lm, prompts: list[str], videos: list, max_new_tokens: int) -> list[tuple[str, float]]:
-    """Greedy generation; returns (text, mean log-probability per generated token) per video."""
+def generate_batch(lm, prompts: list[str], videos: list, max_new_tokens: int, *,
+                   with_confidence: bool = False) -> list[tuple]:
+    """Greedy generation; returns (text, mean log-probability per generated token) per video, and with
+    ``with_confidence`` a third item: each dimension's least likely token (``models.confidence``)."""
     import torch  # torch is heavy: loaded only when a model runs
 
 
@@ -147,8 +151,16 @@ def generate_batch(lm, prompts: list[str], videos: list, max_new_tokens: int) ->
         logp = row_scores[:length].float()
         mean = float(logp[torch.isfinite(logp)].mean()) if length else float("-inf")
         text = lm.processor.tokenizer.decode(row[:length], skip_special_tokens=True)
-        results.append((text, mean if math.isfinite(mean) else -99.0))
+        result = (text, mean if math.isfinite(mean) else -99.0)
+        if with_confidence:
+            fields = parse_rationale(text).rationale.dimensions()
+            result += (dimension_logprobs(row[:length], logp.tolist(), partial(_decode, lm.processor.tokenizer), fields),)
+        results.append(result)
     return results
+
+
+def _decode(tokenizer, ids) -> str:
+    return tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def _as_list(value) -> list:
@@ -157,7 +169,7 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _store(db_url, generated: list[tuple[_Item, str, float]], model_id: str, cfg: GenerateSpec, report, spec=None):
+def _store(db_url, generated: list[tuple[_Item, str, float, dict]], model_id: str, cfg: GenerateSpec, report, spec=None):
     params = {
         "num_frames": cfg.num_frames,
         "max_pixels": cfg.max_pixels,
@@ -168,11 +180,11 @@ def _store(db_url, generated: list[tuple[_Item, str, float]], model_id: str, cfg
     if spec is not None:  # the review page shows exactly these frames
         params["sample_spec"] = spec.to_dict()
     rows = []
-    for item, text, mean_logprob in generated:
+    for item, text, mean_logprob, confidence in generated:
         parsed = parse_rationale(text)
         rows.append({"video_id": item.video_id, "model_id": model_id, "prompt_version": RATIONALE_PROMPT_VERSION,
                      "label_hint": cfg.label_hint, "mean_logprob": mean_logprob, "gen_params": params,
-                     **parsed.to_fields()})
+                     "dimension_logprobs": confidence, **parsed.to_fields()})
         report.parse_status[parsed.status] += 1
     with session_scope(db_url) as session:  # one transaction (a few statements) per batch
         writes.add_suggestions(session, rows)
@@ -221,8 +233,9 @@ def generate_rationales(
             report.failed.extend(failed)
             if sampled:
                 prompts = [rationale_prompt(preset, it.label if cfg.label_hint else None) for it, _ in sampled]
-                outputs = generate_batch(lm, prompts, [v for _, v in sampled], cfg.max_new_tokens)
-                _store(db_url, [(it, t, lp) for (it, _), (t, lp) in zip(sampled, outputs)], model_id, cfg, report, spec)
+                outputs = generate_batch(lm, prompts, [v for _, v in sampled], cfg.max_new_tokens,
+                                         with_confidence=True)
+                _store(db_url, [(it, *out) for (it, _), out in zip(sampled, outputs)], model_id, cfg, report, spec)
             finished += len(batches[index])
             if progress:
                 progress(finished, total, Path(batches[index][-1].path).name)

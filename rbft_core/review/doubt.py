@@ -1,9 +1,11 @@
 """How doubtful a suggestion is: the review queue shows the most doubtful first, with the reason.
 
-Order: parse failures, then conclusions that contradict the label, then incomplete parses, then the
-rest; within each tier the lowest mean log-probability per token first. The result is one number
-(``score``, higher = review sooner) so the database can sort 20,000 rows with a plain ``ORDER BY``,
-computed once when the suggestion is stored (``db.queries.add_suggestion``).
+Order: parse failures first; then by the points of the suggestion's flags (``review.flags``, summed: a
+contradiction 4; an orphan attribute or action 3 and an unsure subject 3, the two signs of a wrong subject, the
+grounding Stage I learns; degenerate text 2; an empty dimension 1; a label word in the rationale 1); within the
+same points the lowest mean log-probability per token first. The result is one number
+(``score``, higher = review sooner: ``100 * points + likelihood term``, the term below 100) so the database sorts
+with a plain index, computed once when the suggestion is stored (``db.writes.add_suggestions``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from rbft_core.models.prompts import DIMENSIONS
-from rbft_core.models.rationale import named_labels
+from rbft_core.review.flags import Flag, check_suggestion
 
-__all__ = ["Doubt", "doubt_of", "LOW_LOGPROB"]
+__all__ = ["Doubt", "doubt_of", "LOW_LOGPROB", "FLAG_POINTS", "FAILED_POINTS"]
 
 # Below this mean log-probability per token the reason says "low likelihood".
 LOW_LOGPROB = -2.0
-_TIER_WIDTH = 100.0  # each tier spans [tier * 100, tier * 100 + 100): the likelihood term stays below 100
+_TIER_WIDTH = 100.0  # each point spans 100: the likelihood term stays below 100
+_MAX_REASON = 200  # suggestions.doubt_reason is VARCHAR(200)
+FLAG_POINTS = {"contradiction": 4, "orphan_subject": 3, "uncertain_subject": 3, "degenerate": 2, "empty_dimension": 1,
+               "label_leak": 1}
+FAILED_POINTS = sum(FLAG_POINTS.values()) + 1  # above any combination of flags
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ def _likelihood_reason(mean_logprob: Optional[float]) -> str:
     return f"likelihood {mean_logprob:.2f}/token"
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_REASON else text[:_MAX_REASON - 1] + "…"
+
+
 def doubt_of(
     *,
     parse_status: str,
@@ -49,15 +58,20 @@ def doubt_of(
     label: str,
     labels: Sequence[str],
     mean_logprob: Optional[float],
+    flags: Optional[Sequence[Flag]] = None,
 ) -> Doubt:
-    """The doubt score and the reason shown to the reviewer for one suggestion of a video labelled ``label``."""
+    """The doubt score and the reason shown to the reviewer for one suggestion of a video labelled ``label``.
+
+    ``flags``: the suggestion's flags when already computed (with the prompt); None computes them here without
+    the prompt-copy check.
+    """
     term = _likelihood_term(mean_logprob)
     if parse_status == "failed":
-        return Doubt(3 * _TIER_WIDTH + term, "parse failed")
-    named = named_labels(conclusion, list(labels)) if labels else []
-    if named and label.lower() not in named:
-        return Doubt(2 * _TIER_WIDTH + term, f"conclusion says {' / '.join(named)} but label is {label}")
-    missing = [dim for dim in DIMENSIONS if not (fields.get(dim) or "").strip()]
-    if parse_status == "partial" or missing:
-        return Doubt(1 * _TIER_WIDTH + term, f"incomplete parse (missing {', '.join(missing) or 'fields'})")
-    return Doubt(term, _likelihood_reason(mean_logprob))
+        return Doubt(FAILED_POINTS * _TIER_WIDTH + term, "parse failed")
+    if flags is None:
+        flags = check_suggestion(fields=fields, conclusion=conclusion, label=label, labels=labels,
+                                 parse_status=parse_status)
+    if not flags:
+        return Doubt(term, _likelihood_reason(mean_logprob))
+    points = sum(FLAG_POINTS.get(flag.code, 1) for flag in flags)
+    return Doubt(points * _TIER_WIDTH + term, _clip("; ".join(flag.reason for flag in flags)))

@@ -21,17 +21,20 @@ from db.review_queries import QueueFilter
 from rbft_core.errors import ConfigError, ConflictError, DataError
 from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review import media as review_media
+from rbft_core.review.flags import ALL_FLAG_BITS, FLAG_BITS, FLAG_CODES
 
 __all__ = [
-    "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
+    "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "FLAG_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
     "load_item", "queue_place", "queue_status", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
-    "bulk_accept_untouched", "bulk_exclude", "regenerate", "adopt_newest", "field_diff", "dataset_labels",
+    "bulk_accept_untouched", "bulk_exclude", "adopt_newest", "field_diff", "dataset_labels",
 ]
 
 MAX_FIELD_CHARS = 4000
 MAX_REVIEWER_CHARS = 200
 STATUS_FILTERS = ("todo", "pending", "draft", "accepted", "rejected", "all")
 EDITED_FILTERS = ("any", "edited", "untouched")
+FLAG_FILTERS = ("", "flagged", "unflagged", *FLAG_CODES)  # "": any; a code: suggestions with that flag
+_FLAG_SETS = {"": None, "flagged": ALL_FLAG_BITS, "unflagged": 0, **FLAG_BITS}
 ACTIONS = ("accept", "edit", "reject", "draft")
 Action = Literal["accept", "edit", "reject", "draft"]
 _STATUS_SETS: dict[str, Optional[tuple[str, ...]]] = {
@@ -43,7 +46,7 @@ _ACTION_STATUS = {"accept": "accepted", "edit": "accepted", "reject": "rejected"
 
 @dataclass(frozen=True)
 class ReviewFilter:
-    """Which items the queue holds. ``status`` "todo" is pending + draft; empty label/split/search: any."""
+    """Which items the queue holds. ``status`` "todo" is pending + draft; empty label/split/search/flag: any."""
 
     dataset: str
     status: str = "todo"
@@ -52,6 +55,7 @@ class ReviewFilter:
     edited: str = "any"
     parse_failed: bool = False
     search: str = ""
+    flag: str = ""
 
     def __post_init__(self) -> None:
         if not (self.dataset or "").strip():
@@ -62,6 +66,8 @@ class ReviewFilter:
             raise ConfigError(f"edited filter must be one of {', '.join(EDITED_FILTERS)}, got {self.edited!r}")
         if self.split not in ("", "train", "val", "test"):
             raise ConfigError(f"split filter must be train, val, test or empty, got {self.split!r}")
+        if self.flag not in FLAG_FILTERS:
+            raise ConfigError(f"flag filter must be empty or one of {', '.join(FLAG_FILTERS[1:])}, got {self.flag!r}")
         if len(self.search) > 200:
             raise ConfigError(f"search text is {len(self.search)} characters; use at most 200")
 
@@ -71,7 +77,8 @@ class ReviewFilter:
     def _query(self, dataset_id: int):
         edited = None if self.edited == "any" else self.edited == "edited"
         return QueueFilter(dataset_id=dataset_id, statuses=_STATUS_SETS[self.status], label=self.label,
-                           split=self.split, edited=edited, parse_failed=self.parse_failed, search=self.search)
+                           split=self.split, edited=edited, parse_failed=self.parse_failed, search=self.search,
+                           flags=_FLAG_SETS[self.flag])
 
 
 @dataclass

@@ -137,3 +137,28 @@ def test_video_ids_regenerates_only_those(db_url, dataset, tiny_model_dir):
         rows = s.scalars(select(Suggestion)).all()
         assert {r.video_id for r in rows} == {test_video} and len(rows) == 2
         assert rows[0].gen_params["sample_spec"]["num_frames"] == 8  # the review page shows these frames
+
+
+def test_each_dimension_keeps_its_least_likely_token(db_url, dataset, tiny_model_dir):
+    """Generation stores, per dimension found in the answer, its least likely token (the unsure-subject check reads
+    it); the mapping from tokens to values works with the model's real tokenizer (prefix decoding)."""
+    from transformers import AutoTokenizer
+
+    from rbft_core.models.confidence import dimension_logprobs
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    answer = '{"subjects": "a tabby cat", "attributes": "small", "actions": "sleeps", "scenes": "sofa"}'
+    ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    decode = lambda part: tokenizer.decode(part, skip_special_tokens=True)  # noqa: E731 - as generation decodes
+    cat = next(i for i in range(len(ids)) if decode(ids[:i + 1]).endswith("cat"))
+    lps = [-0.05] * len(ids)
+    lps[cat] = -2.0
+    fields = {"subjects": "a tabby cat", "attributes": "small", "actions": "sleeps", "scenes": "sofa"}
+    found = dimension_logprobs(ids, lps, decode, fields)
+    assert found["subjects"]["min_logprob"] == -2.0 and found["subjects"]["token"].endswith("cat")
+    assert found["scenes"]["min_logprob"] == -0.05 and set(found) == set(fields)
+
+    generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(batch_size=4, max_new_tokens=12))
+    with session_scope(db_url) as s:
+        rows = s.scalars(select(Suggestion)).all()
+        assert rows and all(isinstance(r.dimension_logprobs, dict) and isinstance(r.flags, list) for r in rows)

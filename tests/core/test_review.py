@@ -30,7 +30,7 @@ def _queue(db_url, flt):
 
 
 def test_doubt_rules():
-    common = dict(fields={d: "x" for d in ("subjects", "attributes", "actions", "scenes")}, labels=["normal", "abnormal"])
+    common = dict(fields=dict(subjects="a", attributes="b", actions="c", scenes="d"), labels=["normal", "abnormal"])
     failed = doubt_of(parse_status="failed", conclusion="", label="normal", mean_logprob=-0.1, **common)
     contra = doubt_of(parse_status="ok", conclusion="Clearly abnormal.", label="normal", mean_logprob=-0.1, **common)
     low = doubt_of(parse_status="ok", conclusion="normal", label="normal", mean_logprob=-3.24, **common)
@@ -66,6 +66,23 @@ def test_filters(db_url, world):
     assert _queue(db_url, ReviewFilter(dataset="homes", split="test")) == []
     with pytest.raises(ConfigError, match="status filter must be one of"):
         ReviewFilter(dataset="homes", status="done")
+
+
+def test_flag_filters_select_by_flag(db_url, world):
+    """The review world's flags: clip_2 failed (all dimensions empty), clip_0's conclusion contradicts its label."""
+    assert _queue(db_url, ReviewFilter(dataset="homes", flag="contradiction")) == [world["clip_0"]]
+    assert _queue(db_url, ReviewFilter(dataset="homes", flag="empty_dimension")) == [world["clip_2"]]
+    assert _queue(db_url, ReviewFilter(dataset="homes", flag="flagged")) == [world["clip_2"], world["clip_0"]]
+    assert _queue(db_url, ReviewFilter(dataset="homes", flag="unflagged")) == [world["clip_1"], world["clip_4"],
+                                                                              world["clip_3"]]
+    assert _queue(db_url, ReviewFilter(dataset="homes", flag="label_leak")) == []
+    assert _queue(db_url, ReviewFilter(dataset="homes", flag="flagged", search="hoodie")) == [world["clip_0"]]
+    assert review.queue_place(db_url, ReviewFilter(dataset="homes", flag="contradiction"), world["clip_0"]) == (1, 1)
+    item = review.load_item(db_url, world["clip_0"])
+    assert item.suggestion["flags"] == [{"code": "contradiction",
+                                         "reason": "conclusion says normal but label is abnormal"}]
+    with pytest.raises(ConfigError, match="flag filter must be empty or one of flagged, unflagged, contradiction"):
+        ReviewFilter(dataset="homes", flag="typo")
 
 
 def test_queue_status_is_place_length_and_counts_in_one_call(db_url, world):

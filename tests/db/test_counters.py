@@ -16,10 +16,13 @@ from db import review_queries as rq
 from db.models import Review, Suggestion, Video
 from db.review_state import RATIONALE_FIELDS, derived_columns
 from rbft_core.errors import ConflictError
+from rbft_core.review.flags import ALL_FLAG_BITS, FLAG_BITS, masks_with
 
 pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
 
-WORDS = ("man", "hoodie", "parcel", "dog", "door", "night", "porch", "courier", "van", "garden", "cat", "bike")
+# Some of these make flags (a dog in a hoodie, "unusual" naming a label, a word three times in a row).
+WORDS = ("man", "hoodie", "parcel", "dog", "door", "night", "porch", "courier", "van", "garden", "cat", "bike",
+         "unusual")
 LABELS = ["normal", "abnormal", "unclear"]
 
 
@@ -77,7 +80,8 @@ def _filter(rng: random.Random, dataset_id: int, with_search: bool = True) -> rq
         statuses=rng.choice([None, None, ("pending", "draft"), ("pending", "draft"), ("accepted",), ("rejected",)]),
         label=rng.choice(["", "", "", *LABELS]), split=rng.choice(["", "", "", "train", "test"]),
         edited=rng.choice([None, None, None, True, False]), parse_failed=rng.random() < 0.15,
-        search=rng.choice(["", "", "", "", "hood", "dog", "v0001", "cat porch"]) if with_search else "")
+        search=rng.choice(["", "", "", "", "hood", "dog", "v0001", "cat porch"]) if with_search else "",
+        flags=rng.choice([None, None, None, None, 0, ALL_FLAG_BITS, *FLAG_BITS.values()]))
 
 
 def _truth(session: Session, dataset_id: int) -> list[dict]:
@@ -89,7 +93,7 @@ def _truth(session: Session, dataset_id: int) -> list[dict]:
         sug = session.get(Suggestion, review.suggestion_id) if review.suggestion_id else None
         stored = {name: getattr(review, name) for name in (*RATIONALE_FIELDS, "label")}
         sugd = None if sug is None else {n: getattr(sug, n) for n in (*RATIONALE_FIELDS, "conclusion", "doubt_score",
-                                                                       "parse_status")}
+                                                                       "parse_status", "flag_bits")}
         vid = {"dataset_id": video.dataset_id, "external_id": video.external_id, "split": video.split,
                "label": video.label}
         out.append({"review": review, "expected": derived_columns(stored, sugd, vid)})
@@ -106,6 +110,8 @@ def _brute_queue(rows: list[dict], flt: rq.QueueFilter) -> list[int]:
         if (flt.label and e["queue_label"] != flt.label) or (flt.split and e["split"] != flt.split):
             continue
         if (flt.edited is not None and e["edited"] != flt.edited) or (flt.parse_failed and not e["parse_failed"]):
+            continue
+        if flt.flags is not None and e["flag_bits"] not in masks_with(flt.flags):
             continue
         tokens = re.findall(r"[^\W_]+", e["search_doc"].lower())
         if not all(any(t.startswith(w) for t in tokens) for w in words):
@@ -180,6 +186,8 @@ def test_counters_and_queue_match_a_recount_after_random_operations(session: Ses
             _check(session, rng, ds)
     _check(session, rng, ds)
     assert sum(counters.review_counts(session, d)["total"] for d in ds) > 40  # the run did real work
+    flagged = session.scalars(select(Suggestion.flag_bits)).all()
+    assert {bits & FLAG_BITS[c] != 0 for bits in flagged for c in ("orphan_subject", "label_leak")} == {True, False}
     writes.delete_dataset(session, ds[1])
     session.commit()
     assert counters.stored(session, ds[1]) == {}
@@ -195,7 +203,7 @@ def test_counts_read_the_counters(session: Session) -> None:
     counts = rq.review_counts(session, ds)
     assert (counts["total"], counts["pending"]) == (2, 2)
     assert q.dataset_counts(session, ds)["review_status"]["none"] == 1
-    counters.apply(session, {(ds, "pending", "normal", "normal", "train", True, False, False, False): 5})
+    counters.apply(session, {(ds, "pending", "normal", "normal", "train", True, False, False, False, 0): 5})
     assert rq.review_counts(session, ds)["pending"] >= 5
     assert counters.rebuild(session, ds) == counters.recount(session, ds)
     assert rq.review_counts(session, ds)["pending"] == 2

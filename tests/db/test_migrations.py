@@ -13,6 +13,7 @@ from sqlalchemy import inspect, text
 from db.engine import alembic_config, init_db, make_engine
 from db.models import Base
 from db.search import SEARCH_OBJECTS, include_object
+from rbft_core.review.doubt import FAILED_POINTS
 
 pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
 
@@ -135,11 +136,14 @@ def test_0005_fills_queue_columns_counters_and_search_from_existing_rows(empty_d
         conn.execute(text("INSERT INTO reviews (id, video_id, suggestion_id, subjects, label, status, excluded, version, "
                           "updated_at) VALUES (1, 1, 1, NULL, NULL, 'pending', FALSE, 1, '2025-01-01'), "
                           "(2, 2, 2, 'a woman with a zebra', 'abnormal', 'accepted', TRUE, 3, '2025-01-01')"))
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "0005")
         rows = conn.execute(text("SELECT id, dataset_id, split, queue_label, queue_key, edited, parse_failed "
                                  "FROM reviews ORDER BY id")).all()
+        command.upgrade(cfg, "head")  # 0006 recomputes the doubt (queue_key) with flags; the rest stays
+        keys = conn.execute(text("SELECT queue_key FROM reviews ORDER BY id")).scalars().all()
     assert [(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6])) for r in rows] == [
         (1, 1, "train", "abnormal", -300.5, False, True), (2, 1, "train", "abnormal", -2.5, True, False)]
+    assert keys == [-(FAILED_POINTS * 100 + 0.5), -400.5]  # parse failed; contradiction (label abnormal, "normal")
     with session_factory(url)() as s:
         assert counters.stored(s, 1) == counters.recount(s, 1)
         assert rq.review_counts(s, 1) == {"pending": 1, "draft": 0, "accepted": 0, "edited": 1, "rejected": 0,
@@ -147,3 +151,58 @@ def test_0005_fills_queue_columns_counters_and_search_from_existing_rows(empty_d
         found = rq.queue_neighbour(s, rq.QueueFilter(dataset_id=1, statuses=None, search="zebra"), None)
         assert found == 2
         assert rq.queue_neighbour(s, rq.QueueFilter(dataset_id=1, statuses=None, search="clip_1"), None) == 1
+
+
+def test_0006_flags_existing_suggestions_and_refills_queue_columns_and_counters(empty_db_url: str) -> None:
+    """Suggestions stored before 0006 are checked on upgrade: flags, bits, doubt; reviews and counters follow."""
+    from db import counters
+    from db import review_queries as rq
+    from db.engine import session_factory
+    from rbft_core.review.flags import FLAG_BITS
+
+    url = empty_db_url
+    cfg = alembic_config(url)
+    engine = make_engine(url)
+    texts = [("a dog", "medium, red jacket", "walking by", "porch, at night", "This is normal."),  # orphan
+             ("a person", "an abnormal man", "walking by", "driveway", "This is abnormal."),  # leak
+             ("a cat", "small, grey fur", "lying still", "backyard, during the day", "This is normal.")]  # clean
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        conn.execute(text("INSERT INTO datasets (id, name, preset, role, task, labels, criteria, created_at) "
+                          "VALUES (1, 'h', 'smart-home', '', '', '[\"normal\", \"abnormal\"]', '', '2025-01-01')"))
+        for i, (subjects, attributes, actions, scenes, conclusion) in enumerate(texts, 1):
+            label = "abnormal" if i == 2 else "normal"
+            conn.execute(text("INSERT INTO videos (id, dataset_id, external_id, path, source_root, sha256, size_bytes, "
+                              "split, label, readable, meta, created_at) VALUES (:i, 1, :e, '/v.mp4', '', :s, 0, "
+                              "'train', :label, TRUE, '{}', '2025-01-01')"),
+                         {"i": i, "e": f"clip_{i}", "s": f"{i:064x}", "label": label})
+            conn.execute(text("INSERT INTO suggestions (id, video_id, model_id, prompt_version, subjects, attributes, "
+                              "actions, scenes, conclusion, raw_text, parse_status, label_hint, mean_logprob, "
+                              "gen_params, doubt_score, doubt_reason, created_at) VALUES (:i, :i, 'm', 'p', :su, :at, "
+                              ":ac, :sc, :co, '', 'ok', TRUE, -0.5, '{}', 0.5, '', '2025-01-01')"),
+                         {"i": i, "su": subjects, "at": attributes, "ac": actions, "sc": scenes, "co": conclusion})
+            conn.execute(text("INSERT INTO reviews (id, video_id, suggestion_id, status, excluded, version, updated_at, "
+                              "dataset_id, split, queue_label, queue_key, edited, parse_failed, search_doc) VALUES "
+                              "(:i, :i, :i, 'pending', FALSE, 1, '2025-01-01', 1, 'train', :label, -0.5, FALSE, FALSE, "
+                              "'')"), {"i": i, "label": label})
+        conn.execute(text("INSERT INTO dataset_counters (dataset_id, status, label, video_label, split, readable, "
+                          "edited, excluded, parse_failed, n) VALUES (1, 'pending', 'normal', 'normal', 'train', TRUE, "
+                          "FALSE, FALSE, FALSE, 2), (1, 'pending', 'abnormal', 'abnormal', 'train', TRUE, FALSE, "
+                          "FALSE, FALSE, 1)"))
+        command.upgrade(cfg, "head")
+        sugg = conn.execute(text("SELECT flag_bits, doubt_score, doubt_reason FROM suggestions ORDER BY id")).all()
+        reviews = conn.execute(text("SELECT flag_bits, queue_key, suggestion_id FROM reviews ORDER BY id")).all()
+    assert [tuple(r) for r in sugg] == [
+        (FLAG_BITS["orphan_subject"], 300.5, 'attributes say "jacket" (a person\'s), but subjects name no person'),
+        (FLAG_BITS["label_leak"], 100.5, 'attributes names the label "abnormal"'),
+        (0, 0.5, "likelihood -0.50/token")]
+    assert [tuple(r) for r in reviews] == [(FLAG_BITS["orphan_subject"], -300.5, 1), (FLAG_BITS["label_leak"], -100.5, 2),
+                                           (0, -0.5, 3)]
+    with session_factory(url)() as s:
+        assert counters.stored(s, 1) == counters.recount(s, 1)
+        flagged = rq.QueueFilter(dataset_id=1, flags=FLAG_BITS["orphan_subject"])
+        assert rq.queue_neighbour(s, flagged, None) == 1 and rq.queue_place(s, flagged, 1) == (1, 1)
+        assert rq.queue_place(s, rq.QueueFilter(dataset_id=1, flags=0), 3) == (1, 1)
+        item = rq.review_item(s, 1)
+        assert item["suggestion"]["flags"] == [{"code": "orphan_subject", "reason": sugg[0][2]}]

@@ -12,6 +12,7 @@ from sqlalchemy import event
 from db import counters
 from db.engine import make_engine, session_scope
 from rbft_core.review import workspace as ws
+from rbft_core.review.flags import FLAG_BITS
 
 pytestmark = pytest.mark.both_backends
 
@@ -19,7 +20,11 @@ N = 200_000
 BIG_TABLES = ("reviews", "videos", "suggestions")
 
 # One dataset of N videos, one suggestion and one review each (70% pending, 10% draft, 15% accepted, 5% rejected;
-# a third abnormal; a fifth test; 10% edited; 1 in 97 parse failures; "zebra" in 1 of 1000 texts).
+# a third abnormal; a fifth test; 10% edited; 1 in 97 parse failures; "zebra" in 1 of 1000 texts; flags: 1 in 7
+# an orphan subject, 1 in 11 a contradiction and an orphan, 1 in 13 a label word).
+_ORPHAN, _CONTRA, _LEAK = FLAG_BITS["orphan_subject"], FLAG_BITS["contradiction"], FLAG_BITS["label_leak"]
+_FLAGS = (f"CASE WHEN g % 7 = 0 THEN {_ORPHAN} WHEN g % 11 = 0 THEN {_ORPHAN | _CONTRA} WHEN g % 13 = 0 THEN {_LEAK} "
+          "ELSE 0 END")
 _PG = [
     "INSERT INTO datasets (id, name, preset, role, task, labels, criteria, created_at) VALUES "
     "(1, 'big', 'smart-home', '', '', '[\"normal\", \"abnormal\"]', '', now())",
@@ -28,17 +33,17 @@ _PG = [
     "CASE WHEN g % 5 = 0 THEN 'test' ELSE 'train' END, CASE WHEN g % 3 = 0 THEN 'abnormal' ELSE 'normal' END, "
     "true, '{{}}', now() FROM generate_series(1, {n}) g",
     "INSERT INTO suggestions (id, video_id, model_id, prompt_version, subjects, attributes, actions, scenes, "
-    "conclusion, raw_text, parse_status, label_hint, mean_logprob, gen_params, doubt_score, doubt_reason, created_at) "
-    "SELECT g, g, 'm', 'p', 'a man in a hoodie', 'adult', 'walks up', 'porch', 'This is normal.', '', "
-    "CASE WHEN g % 97 = 0 THEN 'failed' ELSE 'ok' END, true, -0.5, '{{}}', (g * 7919 % 100000) / 100.0, '', now() "
-    "FROM generate_series(1, {n}) g",
+    "conclusion, raw_text, parse_status, label_hint, mean_logprob, gen_params, doubt_score, doubt_reason, flag_bits, "
+    "created_at) SELECT g, g, 'm', 'p', 'a man in a hoodie', 'adult', 'walks up', 'porch', 'This is normal.', '', "
+    "CASE WHEN g % 97 = 0 THEN 'failed' ELSE 'ok' END, true, -0.5, '{{}}', (g * 7919 % 100000) / 100.0, '', "
+    f"{_FLAGS}, now() FROM generate_series(1, {{n}}) g",
     "INSERT INTO reviews (id, video_id, suggestion_id, subjects, status, excluded, version, updated_at, dataset_id, split, "
-    "queue_label, queue_key, edited, parse_failed, search_doc) SELECT g, g, g, "
+    "queue_label, queue_key, edited, parse_failed, flag_bits, search_doc) SELECT g, g, g, "
     "CASE WHEN g % 10 = 7 THEN 'a woman in a coat' END, "
     "CASE WHEN g % 20 < 3 THEN 'accepted' WHEN g % 20 = 3 THEN 'rejected' WHEN g % 20 < 6 THEN 'draft' "
     "ELSE 'pending' END, false, 1, now(), 1, CASE WHEN g % 5 = 0 THEN 'test' ELSE 'train' END, "
     "CASE WHEN g % 3 = 0 THEN 'abnormal' ELSE 'normal' END, -((g * 7919 % 100000) / 100.0), g % 10 = 7, "
-    "g % 97 = 0, 'v' || lpad(g::text, 6, '0') || ' a man in a hoodie ' || "
+    f"g % 97 = 0, {_FLAGS}, 'v' || lpad(g::text, 6, '0') || ' a man in a hoodie ' || "
     "CASE WHEN g % 1000 = 7 THEN 'zebra' ELSE 'parcel' END FROM generate_series(1, {n}) g",
 ]
 _SQLITE = [s.replace("now()", "CURRENT_TIMESTAMP").replace("md5(g::text)", "printf('%064d', g)")
@@ -90,7 +95,10 @@ def test_every_queue_query_uses_an_index_at_200k(db_url: str, db_backend: str) -
         filters = [ws.ReviewFilter(dataset="big"), ws.ReviewFilter(dataset="big", status="all"),
                    ws.ReviewFilter(dataset="big", status="accepted", label="abnormal", split="test"),
                    ws.ReviewFilter(dataset="big", edited="edited"), ws.ReviewFilter(dataset="big", parse_failed=True),
-                   ws.ReviewFilter(dataset="big", search="zebra"), ws.ReviewFilter(dataset="big", search="v00012")]
+                   ws.ReviewFilter(dataset="big", search="zebra"), ws.ReviewFilter(dataset="big", search="v00012"),
+                   ws.ReviewFilter(dataset="big", flag="orphan_subject"), ws.ReviewFilter(dataset="big", flag="flagged"),
+                   ws.ReviewFilter(dataset="big", flag="unflagged", label="abnormal"),
+                   ws.ReviewFilter(dataset="big", flag="label_leak", search="zebra")]
         for flt in filters:
             first = ws.neighbour(db_url, flt, None)
             assert first is not None, flt

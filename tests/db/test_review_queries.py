@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from db import queries as q
 from db import review_queries as rq
 from rbft_core.errors import ConfigError
+from rbft_core.review.doubt import FAILED_POINTS
 
 pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on PostgreSQL
 
@@ -26,8 +27,10 @@ def test_add_suggestion_stores_doubt(session: Session) -> None:
     contra = q.add_suggestion(session, ids[0], model_id="m", prompt_version="p", subjects="a", attributes="b",
                               actions="c", scenes="d", conclusion="normal visit", parse_status="ok", mean_logprob=-0.5)
     failed = q.add_suggestion(session, ids[1], model_id="m", prompt_version="p", parse_status="failed")
-    assert contra.doubt_reason == "conclusion says normal but label is abnormal" and contra.doubt_score == 200.5
-    assert failed.doubt_reason == "parse failed" and failed.doubt_score == 300.0
+    assert contra.doubt_reason == "conclusion says normal but label is abnormal" and contra.doubt_score == 400.5
+    assert contra.flags == [{"code": "contradiction", "reason": contra.doubt_reason}] and contra.flag_bits == 1
+    assert failed.doubt_reason == "parse failed" and failed.doubt_score == FAILED_POINTS * 100
+    assert [f["code"] for f in failed.flags] == ["empty_dimension"]
 
 
 def test_queue_neighbour_is_keyset_in_doubt_order(session: Session) -> None:

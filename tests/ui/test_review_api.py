@@ -15,7 +15,7 @@ from tests.review_world import free_port, make_review_world
 pytestmark = pytest.mark.both_backends  # the DB paths run on SQLite and on PostgreSQL
 
 
-OPEN = ("todo", "", "", "any", False, "")  # status, label, split, edited, parse failed, search
+OPEN = ("todo", "", "", "any", False, "", "")  # status, label, split, edited, parse failed, search, flag
 
 
 @pytest.fixture
@@ -60,9 +60,14 @@ def test_open_edit_accept_reject_through_the_api(served):
     assert item["video"] and len(item["frames"]) == 8 and item["frames"][0]["caption"] == "t=0.12 s"
     assert "parse failed" in item["suggestion"] and "pending <b>3</b>" in item["counts"]
 
+    assert "Why it is here: parse failed" in item["suggestion"]
+    assert "⚑ empty dimension</b>: all four dimensions are empty" in item["suggestion"]
+
     edited = ["a cat", "small, grey", "walks past", "porch, day"]
     item = _item(client.predict("carol", *edited, "abnormal", api_name="/review_edit"))
     assert "clip_0" in item["header"]
+    assert ("⚑ conclusion contradicts the label</b>: conclusion says normal but label is abnormal"
+            in item["suggestion"])
     item = _item(client.predict("carol", *_fields(item), api_name="/review_reject"))
     assert "clip_1" in item["header"]
     item = _item(client.predict("carol", *_fields(item), api_name="/review_accept"))
@@ -73,6 +78,12 @@ def test_open_edit_accept_reject_through_the_api(served):
     back = _item(client.predict("carol", "", "", "", "", None, "clip_2", api_name="/review_jump"))
     assert [back["subjects"], back["scenes"]] == ["a cat", "porch, day"] and "by carol" in back["history"]
     assert "<ins>a cat</ins>" in back["diff"]
+
+
+def test_the_flag_filter_opens_a_queue_of_that_flag(served):
+    url, ids = served
+    item = _item(_client(url).predict("homes", *OPEN[:-1], "contradiction", api_name="/review_open"))
+    assert "clip_0" in item["header"] and "1 of 1 in this filter" in item["place"]
 
 
 def test_next_autosaves_a_draft_and_previous_goes_back(served):

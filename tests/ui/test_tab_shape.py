@@ -107,7 +107,7 @@ API = {
     "datasets_failed_page": (["selected", "failed_page"], ["failed", "failed_page"]),
     "datasets_poll": (["job", "selected"], ["job", "timer", "progress", "table", "selected", *DETAILS]),
     "review_open": (["dataset", *[f"filters.{f}" for f in ("status", "label", "split", "edited", "parse_failed",
-                                                          "search")]], ["state", *ITEM]),
+                                                          "search", "flag")]], ["state", *ITEM]),
     **{f"review_{name}": (CONTEXT, ITEM) for name in ("accept", "edit", "reject", "next", "prev", "skip")},
     "review_jump": ([*CONTEXT, "jump"], ITEM),
     "review_revert": (["review_id"], [*[f"fields.{d}" for d in DIMENSIONS], "diff"]),
