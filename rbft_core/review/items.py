@@ -9,7 +9,7 @@ from db.review_queries import QueueFilter
 from rbft_core.errors import ConfigError
 
 __all__ = ["MAX_FIELD_CHARS", "MAX_REVIEWER_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "ACTIONS", "Action",
-           "ACTION_STATUS", "ReviewFilter", "ReviewItem"]
+           "ACTION_STATUS", "ReviewFilter", "ReviewItem", "reviewer_name"]
 
 MAX_FIELD_CHARS = 4000
 MAX_REVIEWER_CHARS = 200
@@ -92,3 +92,11 @@ class ReviewItem:
     # several reviews per item (rbft_core.review.responses): the final review's status and the responses submitted
     final_status: str = ""
     submitted: int = 0
+
+
+def reviewer_name(name: Optional[str]) -> str:
+    """Who saves: the login, else the name typed, else "anonymous"; at most ``MAX_REVIEWER_CHARS``."""
+    name = (name or "").strip() or "anonymous"
+    if len(name) > MAX_REVIEWER_CHARS:
+        raise ConfigError(f"reviewer name is {len(name)} characters; use at most {MAX_REVIEWER_CHARS}")
+    return name

@@ -26,11 +26,11 @@ from rbft_core.review.items import (
     ACTIONS,
     EDITED_FILTERS,
     MAX_FIELD_CHARS,
-    MAX_REVIEWER_CHARS,
     STATUS_FILTERS,
     Action,
     ReviewFilter,
     ReviewItem,
+    reviewer_name,
 )
 
 __all__ = [
@@ -165,10 +165,7 @@ def history(db_url: Optional[str], review_id: int) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------ saving
 def _reviewer(name: Optional[str]) -> str:
-    name = (name or "").strip() or "anonymous"
-    if len(name) > MAX_REVIEWER_CHARS:
-        raise ConfigError(f"reviewer name is {len(name)} characters; use at most {MAX_REVIEWER_CHARS}")
-    return name
+    return reviewer_name(name)
 
 
 def _changes(item: ReviewItem, fields: dict[str, Optional[str]], label: Optional[str]) -> dict[str, Any]:
