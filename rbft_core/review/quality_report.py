@@ -28,7 +28,7 @@ from rbft_core.review.quality import (
     label_kappa, latest_responses, responses_to_reliability,
 )
 from rbft_core.review.quality_text import (
-    CHAR_SIMILARITY_METHOD, TEXT_ALPHA_METHOD, TOKEN_F1_METHOD, text_alpha, text_similarity,
+    CHAR_SIMILARITY_METHOD, MAX_EXACT_PAIRS, TEXT_ALPHA_METHOD, TOKEN_F1_METHOD, text_alpha, text_similarity,
 )
 from rbft_core.review.quality_work import (
     ACCEPTANCE_METHOD, CONCLUSION_METHOD, EDIT_METHOD, MAX_ITEM_S, THROUGHPUT_METHOD, by_model, by_reviewer,
@@ -41,11 +41,14 @@ SCHEMA = "rbft.quality/1"
 
 
 def quality_report(items: Sequence[ItemRecord], dimensions: Sequence[str], *, max_item_s: float = MAX_ITEM_S,
-                   bin_s: Optional[float] = None, include_reliability: bool = False) -> dict[str, Any]:
+                   bin_s: Optional[float] = None, max_pairs: int = MAX_EXACT_PAIRS,
+                   include_reliability: bool = False) -> dict[str, Any]:
     """Every quality metric of ``items`` over the rationale ``dimensions`` (see the module for the shape).
 
     ``max_item_s``: the idle cap for seconds per item; ``bin_s``: the bin of the throughput over time (None:
-    chosen from the span); ``include_reliability``: add the label reliability data ``krippendorff.alpha`` reads.
+    chosen from the span); ``max_pairs``: above this many pairs of distinct answers, text alpha's expected
+    disagreement is estimated from that many random pairs (``quality_text.alpha_with_distance``);
+    ``include_reliability``: add the label reliability data ``krippendorff.alpha`` reads.
     """
     dims = check_dimensions(dimensions)
     items = list(items)
@@ -65,7 +68,7 @@ def quality_report(items: Sequence[ItemRecord], dimensions: Sequence[str], *, ma
                    "cohen_kappa": {**kappa.to_dict(), "reviewers": list(pair)},
                    "kappa_by_pair": [{"reviewers": [a, b], **k.to_dict()} for a, b, k in kappa_by_pair(items)]},
         "text": {d: {**{name: s.to_dict() for name, s in text_similarity(items, d).items()},
-                     "alpha": text_alpha(items, d).to_dict()} for d in dims},
+                     "alpha": text_alpha(items, d, max_pairs).to_dict()} for d in dims},
         "edits": {"dimensions": {d: e.to_dict() for d, e in edit_metrics(items, dims).items()},
                   "conclusion_changed": conclusion_changes(items).to_dict()},
         "throughput": {
