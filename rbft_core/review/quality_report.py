@@ -9,7 +9,7 @@ Shape (``schema`` "rbft.quality/1"; every number may be null where undefined, wi
      "labels": {"alpha": Agreement, "cohen_kappa": Agreement + "reviewers": [a, b],
                 "kappa_by_pair": [{"reviewers": [a, b], ...Agreement}]},
      "text": {dimension: {"token_f1": MeanScore, "char_similarity": MeanScore, "alpha": Agreement}},
-     "edits": {"dimensions": {dimension: DimensionEdits.to_dict()}, "conclusion_changed": Share},
+     "edits": {"dimensions": {dimension: DimensionEdits.to_dict()}, "conclusion_changed": {"n_items", "n_changed", "share"}},
      "throughput": {"by_reviewer": [{"reviewer", ...Throughput}],
                     "by_model": [{"model_id", "prompt_version", ...Throughput}]},
      "over_time": throughput_over_time(...),

@@ -21,12 +21,12 @@ from typing import Any, Callable, Optional, Sequence
 
 from rbft_core.errors import ConfigError
 from rbft_core.review.quality import (
-    ItemRecord, Response, check_dimensions, latest_responses, normalise_text, response_value,
+    LABEL_FIELD, ItemRecord, Response, check_dimensions, latest_responses, normalise_text, response_value,
 )
 from rbft_core.review.quality_text import text_distance
 
 __all__ = [
-    "DimensionEdits", "Share", "Throughput", "EDIT_METHOD", "CONCLUSION_METHOD", "THROUGHPUT_METHOD",
+    "DimensionEdits", "Changed", "Throughput", "EDIT_METHOD", "CONCLUSION_METHOD", "THROUGHPUT_METHOD",
     "ACCEPTANCE_METHOD", "MAX_ITEM_S", "MAX_BINS", "edit_metrics", "conclusion_changes", "accepted_unchanged",
     "throughput", "by_reviewer", "by_model", "throughput_over_time",
 ]
@@ -74,16 +74,18 @@ class DimensionEdits:
 
 
 @dataclass(frozen=True)
-class Share:
+class Changed:
+    """How many of ``n_items`` compared items changed."""
+
     n_items: int
-    n_true: int
+    n_changed: int
 
     @property
     def share(self) -> Optional[float]:
-        return self.n_true / self.n_items if self.n_items else None
+        return self.n_changed / self.n_items if self.n_items else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_items": self.n_items, "n_changed": self.n_true, "share": self.share}
+        return {"n_items": self.n_items, "n_changed": self.n_changed, "share": self.share}
 
 
 def edit_metrics(items: Sequence[ItemRecord], dimensions: Sequence[str]) -> dict[str, DimensionEdits]:
@@ -102,7 +104,7 @@ def edit_metrics(items: Sequence[ItemRecord], dimensions: Sequence[str]) -> dict
     return {d: DimensionEdits(d, tuple(v)) for d, v in distances.items()}
 
 
-def conclusion_changes(items: Sequence[ItemRecord]) -> Share:
+def conclusion_changes(items: Sequence[ItemRecord]) -> Changed:
     """Items whose final label differs from the label their suggestion concluded (both known)."""
     compared = changed = 0
     for item in items:
@@ -111,7 +113,7 @@ def conclusion_changes(items: Sequence[ItemRecord]) -> Share:
         if suggested and final:
             compared += 1
             changed += suggested != final
-    return Share(compared, changed)
+    return Changed(compared, changed)
 
 
 def accepted_unchanged(response: Response, item: ItemRecord, dimensions: Sequence[str]) -> Optional[bool]:
@@ -132,7 +134,7 @@ def accepted_unchanged(response: Response, item: ItemRecord, dimensions: Sequenc
             return False
     if response.conclusion is not None and normalise_text(response.conclusion) != normalise_text(s.conclusion):
         return False
-    label, concluded = response_value(response, "label"), normalise_text(s.label or "")
+    label, concluded = response_value(response, LABEL_FIELD), normalise_text(s.label or "")
     return not (label and concluded and label != concluded)
 
 

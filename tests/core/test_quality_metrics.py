@@ -265,7 +265,7 @@ def test_edit_metrics_by_hand():
 def test_conclusion_changes_by_hand():
     # compared: item 0 (abnormal -> normal, changed), item 1 (abnormal -> abnormal); the rest lack a label
     share = conclusion_changes(_edited_items())
-    assert (share.n_items, share.n_true, share.share) == (2, 1, 0.5)
+    assert share.to_dict() == {"n_items": 2, "n_changed": 1, "share": 0.5}
 
 
 def test_accepted_unchanged():
