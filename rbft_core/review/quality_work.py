@@ -27,7 +27,7 @@ from rbft_core.review.quality_text import text_distance
 
 __all__ = [
     "DimensionEdits", "Changed", "Throughput", "EDIT_METHOD", "CONCLUSION_METHOD", "THROUGHPUT_METHOD",
-    "ACCEPTANCE_METHOD", "MAX_ITEM_S", "MAX_BINS", "edit_metrics", "conclusion_changes", "accepted_unchanged",
+    "ACCEPTANCE_METHOD", "MAX_ITEM_S", "MAX_BINS", "HISTOGRAM_BINS", "edit_metrics", "conclusion_changes", "accepted_unchanged",
     "throughput", "by_reviewer", "by_model", "throughput_over_time",
 ]
 
