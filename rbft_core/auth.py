@@ -122,5 +122,6 @@ def can_adjudicate(db_url: Optional[str], username: Optional[str], dataset: str,
     admins) may."""
     role = require_role(db_url, username, "adjudicator", f"adjudicating {dataset}")
     if role != "admin" and assigned and username not in assigned:
+        flags = " ".join(f"--adjudicator {name}" for name in [*assigned, username])
         raise ConfigError(f"adjudication of dataset {dataset} is assigned to {', '.join(assigned)}, not to {username}; "
-                          f"an admin can add you (`rbft review-settings {dataset} --adjudicator {username}`)")
+                          f"an admin can add you (`rbft review-settings {dataset} {flags}`)")
