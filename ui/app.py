@@ -18,7 +18,7 @@ from rbft_core.jobs.runner import recover_jobs
 from rbft_core.locks import hold_app_lock
 from rbft_core.review.media import media_dirs
 from rbft_core.settings import IMPORT_ROOTS_ENV, data_dir, database_url, import_roots
-from ui import adjudicate_tab, datasets_tab, export_tab, inspect_tab, review_tab, train_tab
+from ui import adjudicate_tab, datasets_tab, export_tab, inspect_tab, quality_tab, review_tab, train_tab
 from ui.adjudicate_render import CSS as ADJUDICATE_CSS
 from ui.common import Tab
 from ui.guard import FileGuard, OriginGuard, clean_old_files
@@ -49,6 +49,7 @@ TABS: tuple[tuple[str, Callable[[], Tab]], ...] = (
     ("Datasets", datasets_tab.build_datasets_tab),
     ("Review", review_tab.build_review_tab),
     ("Adjudicate", adjudicate_tab.build_adjudicate_tab),
+    ("Quality", quality_tab.build_quality_tab),
     ("Train", train_tab.build_train_tab),
     ("Inspect", inspect_tab.build_inspect_tab),
     ("Export", export_tab.build_export_tab),

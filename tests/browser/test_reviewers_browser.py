@@ -110,13 +110,13 @@ def test_two_reviewers_answer_and_the_adjudicator_writes_what_stage_one_trains_o
     responses = cara.inner_text("#adj-responses")
     assert "ann" in responses and "bob" in responses and "a man in a dark hoodie" in responses
     assert cara.locator("#adj-responses ins").count() >= 2  # word diffs against the suggestion
+    ARTIFACTS.mkdir(exist_ok=True)
+    cara.screenshot(path=str(ARTIFACTS / "adjudicate.png"), full_page=True)
     cara.click("#adj-use")  # start from the first response (ann's) for every field ...
     cara.wait_for_function("document.querySelector('#adj-subjects textarea').value === 'a man in a hoodie'")
     cara.locator("#adj-scenes textarea").fill("front porch, daylight")  # ... and merge bob's scene by hand
     cara.click("#adj-accept")
     _wait_text(cara, "#adj-header", "Nothing to adjudicate")
-    ARTIFACTS.mkdir(exist_ok=True)
-    cara.screenshot(path=str(ARTIFACTS / "adjudicate.png"), full_page=True)
 
     final = workspace.load_item(app["db_url"], rid)
     assert final.status == "accepted" and final.reviewer == "cara"
@@ -126,3 +126,29 @@ def test_two_reviewers_answer_and_the_adjudicator_writes_what_stage_one_trains_o
     assert example.origin == "human" and "a man in a hoodie" in example.target
     assert "front porch, daylight" in example.target and "dark hoodie" not in example.target
     assert not (ann.dialogs or bob.dialogs or cara.dialogs)
+
+
+def test_the_quality_view_shows_alpha_and_the_plots(app, browser):
+    from rbft_core.review import responses, workspace
+
+    for clip, labels in (("clip_0", ("abnormal", "normal")), ("clip_1", ("normal", "normal"))):
+        rid = app["ids"][clip]
+        item = workspace.load_item(app["db_url"], rid)
+        for who, label in zip(("ann", "bob"), labels):
+            mine = responses.load(app["db_url"], rid, who)
+            responses.save(app["db_url"], rid, expected_version=mine.version, reviewer=who, action="accept",
+                           fields=item.fields, label=label)
+    boss = _sign_in(browser, app["url"], "boss")
+    _tab(boss, "Quality", "#q-show")
+    boss.click("#q-show")
+    _wait_text(boss, "#q-summary", "Krippendorff")
+    alpha = boss.inner_text("#q-summary .q-alpha")
+    assert "over 3 items" in alpha and "n/a" not in alpha  # clip_0, clip_1 and the adjudicated clip_2
+    assert "Cohen's kappa (ann vs bob)" in boss.inner_text("#q-summary")
+    for plot in ("#q-agreement", "#q-edits", "#q-throughput"):
+        boss.wait_for_function("s => { const i = document.querySelector(s + ' img'); return i && i.complete && "
+                               "i.naturalWidth > 200; }", arg=plot, timeout=20_000)
+    assert "subjects" in boss.inner_text("#q-dimensions") and "ann" in boss.inner_text("#q-reviewers")
+    ARTIFACTS.mkdir(exist_ok=True)
+    boss.screenshot(path=str(ARTIFACTS / "quality.png"), full_page=True)
+    assert not boss.dialogs

@@ -126,6 +126,7 @@ API = {
     **{f"adjudicate_{a}": (["dataset", "review_id", "version", "picked", "adjudicator",
                             *[f"fields.{d}" for d in DIMENSIONS], "label"], ADJ_ITEM) for a in ("accept", "reject")},
     **{f"adjudicate_{d}": (["dataset", "review_id"], ADJ_ITEM) for d in ("next", "prev")},
+    "quality_show": (["dataset"], ["summary", "dimensions", "reviewers", "models", "agreement", "edits", "throughput"]),
     "train_check": (LAUNCH, ["readiness", "per_class"]),
     "train_command": (["action", *LAUNCH], ["command", "config"]),
     # the Stop button comes last: enabled only while a job runs, labelled with the job it stops (issue #18)
