@@ -110,7 +110,8 @@ def save_response(session: Session, *, video_id: int, reviewer: str, expected_ve
     """Write ``reviewer``'s response (``expected_version`` 0: their first) and move the item on when it has k.
 
     A second response by the same reviewer is impossible: the first save inserts, every later one compares and
-    sets the version of that same row. Raises ``ConflictError`` when the row moved on meanwhile.
+    sets the version of that same row. Raises ``ConflictError`` when the row moved on meanwhile. ``shown_at``: when
+    the page showed the item for this save (kept with ``saved_at``: the time the latest save took).
     """
     _check(status, label, rationale)
     review = lock_review(session, video_id)
@@ -129,7 +130,7 @@ def save_response(session: Session, *, video_id: int, reviewer: str, expected_ve
         result = session.execute(update(ReviewResponse).where(ReviewResponse.id == row_id,
                                                               ReviewResponse.version == expected_version)
                                  .values(version=ReviewResponse.version + 1, **values,
-                                         **({"shown_at": shown} if shown and not current["shown_at"] else {}))
+                                         **({"shown_at": shown} if shown else {}))
                                  .execution_options(synchronize_session=False))
         if result.rowcount != 1:
             raise _conflict(video_id, reviewer, expected_version, response_of(session, video_id, reviewer))
