@@ -23,8 +23,9 @@ from ui.adjudicate_render import CSS as ADJUDICATE_CSS
 from ui.common import Tab
 from ui.guard import FileGuard, OriginGuard, clean_old_files
 from ui.guide import build_guide, tab_id
-from ui.keys import shortcut_js
+from ui.keys import KEYS_CSS, shortcut_js
 from ui.media import serve_dirs
+from ui.player import PLAYER_CSS, player_js
 from ui.review_render import CSS
 from ui.typing_keeper import KEPT_CSS, typing_keeper_js
 
@@ -35,12 +36,13 @@ UPLOAD_MAX_AGE_S = 24 * 3600.0  # Gradio's upload folder keeps a file this long 
 
 
 def page_assets() -> dict:
-    """The js and css ``launch()`` needs (Gradio 6 takes them there): keyboard shortcuts, the unsaved-typing
-    keeper, review styles."""
+    """The js and css ``launch()`` needs (Gradio 6 takes them there): keyboard shortcuts and their help overlay, the
+    player's controls, the unsaved-typing keeper, review styles."""
 
     serve_dirs(*media_dirs())  # frame strips and previews load without a copy into Gradio's cache
-    js = f"() => {{ ({shortcut_js().strip()})(); ({typing_keeper_js().strip()})(); }}"
-    return {"js": js, "css": CSS + KEPT_CSS + ADJUDICATE_CSS}
+    scripts = (shortcut_js(), player_js(), typing_keeper_js())
+    js = "() => { " + " ".join(f"({script.strip()})();" for script in scripts) + " }"
+    return {"js": js, "css": CSS + KEPT_CSS + KEYS_CSS + PLAYER_CSS + ADJUDICATE_CSS}
 
 
 # (title, builder) of every tab, in page order. A builder lays the tab out and returns its dataclass of

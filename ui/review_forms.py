@@ -69,7 +69,8 @@ def filters_row() -> tuple[gr.Dropdown, ReviewFilters, gr.Textbox]:
             split=gr.Dropdown(label="Split", choices=[("any", ""), "train", "val", "test"], value="", scale=1),
             edited=gr.Dropdown(label="Edited", choices=list(review.EDITED_FILTERS), value="any", scale=1),
             parse_failed=gr.Checkbox(label="Parse failed only", value=False, scale=1),
-            search=gr.Textbox(label="Search text", placeholder="words in the rationale or id", scale=2))
+            search=gr.Textbox(label=key_label("Search text, Enter", "rv-search"), placeholder="words in the rationale or id",
+                              scale=2, elem_id="rv-search"))
         reviewer = gr.Textbox(label="Reviewer", placeholder="your name (login name when signed in)", scale=1,
                               elem_id="rv-reviewer")
     return dataset, filters, reviewer

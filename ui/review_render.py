@@ -4,7 +4,7 @@ that contains markup or script is shown as text, never run."""
 from __future__ import annotations
 
 from html import escape
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review.diffs import field_diff
@@ -20,10 +20,12 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def header_html(item: ReviewItem) -> str:
-    # data-*: which review and version the page shows, for the browser's unsaved-typing keeper (ui/typing_keeper.py)
+def header_html(item: ReviewItem, frame_times_s: Sequence[float] = ()) -> str:
+    # data-*: which review and version the page shows, for the browser's unsaved-typing keeper (ui/typing_keeper.py),
+    # and the exact times of the frames the model sees, for the player's frame step (ui/player.py)
+    frames = " ".join(f"{float(t):.6f}" for t in frame_times_s)
     opened = (f'data-review="{item.review_id}" data-version="{item.version}" data-dataset="{_e(item.dataset)}" '
-              f'data-video="{_e(item.external_id)}"')
+              f'data-video="{_e(item.external_id)}" data-frames="{frames}"')
     return (f'<div class="rv-header" {opened}>{_e(item.dataset)} › <b>Video {_e(item.video_id)}</b> · <code>{_e(item.external_id)}</code> · '
             f'{_e(item.split)} · label <b>{_e(item.video_label)}</b></div>')
 

@@ -27,6 +27,7 @@ from ui import review_render as render
 from ui.common import Events, Updates, Values, components
 from ui.keys import label as key_label
 from ui.media import serve
+from ui.player import player_bar_html
 from ui.review_forms import (
     RationaleForm,
     ReviewButtons,
@@ -54,6 +55,7 @@ class ReviewTab:
     place: gr.HTML
     notice: gr.HTML
     video: gr.Video
+    player: gr.HTML  # speed, frame step, keys: browser-side only (ui/player.py)
     frames: gr.Gallery
     suggestion: gr.HTML
     fields: RationaleForm
@@ -143,7 +145,7 @@ def _item(tab: ReviewTab, db_url: Optional[str], flt: review.ReviewFilter, revie
     serve(db_url, media.video, *[path for path, _ in media.frames])
     review.warm_next(db_url, flt, review_id)
     return {tab.review_id: item.review_id, tab.version: item.version, tab.nav: nav,
-            tab.header: render.header_html(item), tab.video: media.video, tab.frames: media.frames,
+            tab.header: render.header_html(item, media.times_s), tab.video: media.video, tab.frames: media.frames,
             tab.notice: render.notice_html(media.notice), tab.suggestion: render.suggestion_html(item),
             **tab.fields.fill(item.fields), tab.label: gr.Dropdown(choices=item.labels, value=item.label),
             tab.status: render.status_html(item), tab.diff: render.diff_html(item),
@@ -359,6 +361,7 @@ def build_review_tab() -> ReviewTab:
             header, place = gr.HTML(elem_id="rv-header"), gr.HTML(elem_id="rv-place")
             notice = gr.HTML(elem_id="rv-notice")
             video = gr.Video(label="Video", interactive=False, height=300, elem_id="rv-video")
+            player = gr.HTML(player_bar_html(), elem_id="rv-player")
             frames = gr.Gallery(label="Frames the model sees", columns=4, height=290, object_fit="contain",
                                 allow_preview=True, elem_id="rv-frames")
         with gr.Column(scale=4, min_width=300):
@@ -378,7 +381,8 @@ def build_review_tab() -> ReviewTab:
             gr.Markdown("**History** (newest first)")
             history = gr.HTML(elem_id="rv-history")
     return ReviewTab(dataset=dataset, filters=filters, reviewer=reviewer, counts=counts, bulk_accept=bulk_accept,
-                     bulk_exclude=bulk_exclude, header=header, place=place, notice=notice, video=video, frames=frames,
+                     bulk_exclude=bulk_exclude, header=header, place=place, notice=notice, video=video, player=player,
+                     frames=frames,
                      suggestion=suggestion, fields=form, label=label, status=status, buttons=buttons, jump=jump,
                      diff=diff, job=job, history=history, state=gr.State(None), review_id=gr.State(None),
                      version=gr.State(None), nav=gr.State([]), regen=gr.State(None), timer=gr.Timer(2.0, active=False),

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from rbft_core.errors import ModelError
 
-__all__ = ["encode_video_features", "serve_video_features", "served_pixels"]
+__all__ = ["encode_video_features", "merge_video_features", "serve_video_features", "served_pixels"]
 
 
 def _video_module(model):
@@ -81,6 +81,16 @@ def encode_video_features(model, pixel_values_videos, video_grid_thw, *, groups_
     if not hasattr(parts[0], "keys"):  # older transformers: a tuple of per-video tensors
         return _merge(parts, video_of_part, len(grid))
     return kind(**{k: _merge([p[k] for p in parts], video_of_part, len(grid)) for k in parts[0]})
+
+
+def merge_video_features(parts: list) -> Any:
+    """Outputs of ``encode_video_features`` for one video each -> the output for all of them, in that order."""
+    if not parts:
+        raise ModelError("no video features to merge")
+    if not hasattr(parts[0], "keys"):
+        return _merge(parts, list(range(len(parts))), len(parts))
+    return type(parts[0])(**{k: _merge([p[k] for p in parts], list(range(len(parts))), len(parts))
+                             for k in parts[0]})
 
 
 @contextmanager

@@ -56,6 +56,7 @@ class ItemMedia:
     video: Optional[str] = None  # a browser-playable file, or None
     frames: list[tuple[str, str]] = field(default_factory=list)  # (jpeg path, "t=1.25 s")
     notice: str = ""
+    times_s: list[float] = field(default_factory=list)  # each frame's exact time, for the player's frame step
 
 
 def media_dirs() -> list[Path]:
@@ -192,21 +193,22 @@ def _write_thumbs(sampled, paths: list[Path]) -> None:
             raise
 
 
-def _frames(path: Optional[Path], sha256: str, spec) -> list[tuple[str, str]]:
-    """(jpeg, caption) per sampled frame; from the frame cache alone when ``path`` is None."""
+def _frames(path: Optional[Path], sha256: str, spec) -> tuple[list[tuple[str, str]], list[float]]:
+    """(jpeg, caption) per sampled frame and the frames' times; from the frame cache alone when ``path`` is None."""
 
     cache = default_frame_cache() if _HEX.match(sha256 or "") else None
     if path is None:
         sampled = cache.get(sha256, spec) if cache is not None else None
         if sampled is None:
-            return []
+            return [], []
     else:
         sampled = sample_frames(path, spec, sha256=sha256 if cache is not None else None, cache=cache)
     key = sha256 if cache is not None else f"nohash-{abs(hash(str(path))):x}"
     paths = _thumb_paths(key, spec, sampled.num_frames)
     if not all(p.exists() for p in paths):
         _write_thumbs(sampled, paths)
-    return [(str(p), f"t={t:.2f} s") for p, t in zip(paths, sampled.timestamps_s)]
+    times = [float(t) for t in sampled.timestamps_s]
+    return [(str(p), f"t={t:.2f} s") for p, t in zip(paths, times)], times
 
 
 def item_media(video_path: str, sha256: str, gen_params: Optional[dict[str, Any]]) -> ItemMedia:
@@ -214,11 +216,11 @@ def item_media(video_path: str, sha256: str, gen_params: Optional[dict[str, Any]
     spec = sample_spec_of(gen_params)
     path = Path(video_path)
     if not path.is_file():
-        frames = _frames(None, sha256, spec)
+        frames, times = _frames(None, sha256, spec)
         cached = " Frames below come from the cache." if frames else ""
-        return ItemMedia(None, frames, f"The video file {path} is missing from disk (moved or deleted after "
-                                       "import). Restore it at that path or re-import the dataset; the rationale "
-                                       f"can still be reviewed.{cached}")
+        notice = (f"The video file {path} is missing from disk (moved or deleted after import). Restore it at that "
+                  f"path or re-import the dataset; the rationale can still be reviewed.{cached}")
+        return ItemMedia(None, frames, notice, times)
     media = ItemMedia()
     try:
         media.video = _preview(path, sha256)
@@ -228,7 +230,7 @@ def item_media(video_path: str, sha256: str, gen_params: Optional[dict[str, Any]
     except (DataError, OSError, RuntimeError, ValueError) as exc:
         media.notice = f"The video {path.name} cannot be played in the browser ({exc})."
     try:
-        media.frames = _frames(path, sha256, spec)
+        media.frames, media.times_s = _frames(path, sha256, spec)
     except (DataError, OSError, RuntimeError, ValueError) as exc:
         media.notice = (media.notice + " " if media.notice else "") + f"Its frames cannot be read ({exc})."
     return media

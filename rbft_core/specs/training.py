@@ -58,6 +58,9 @@ class TrainSpec(Spec):
     max_steps: int = setting(0, "stop after this many optimiser steps (0: from epochs)", label="max steps")
     save_steps: int = setting(0, "checkpoint every N steps (0: only at the end)", label="save steps")
     gradient_checkpointing: bool = setting(False, "recompute activations to save memory (slower)")
+    vision_cache_mb: int = setting(1024, "with a frozen vision tower: keep each video's vision features for the "
+                                   "run instead of encoding it every step (0: off)", label="vision cache",
+                                   unit="MB")
     seed: int = setting(0, "seed of the data order and LoRA initialisation")
     rationale_source: RationaleSource = setting("reviewed", "Stage-I targets: model suggestions, reviewed text, or "
                                                 "a mix", label="rationale source")
@@ -85,6 +88,8 @@ class TrainSpec(Spec):
             (0 <= self.warmup_ratio < 1, f"warmup_ratio must be within [0, 1), got {self.warmup_ratio}"),
             (self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}"),
             (self.save_steps >= 0, f"save_steps must be >= 0, got {self.save_steps}"),
+            (self.vision_cache_mb >= 0, f"vision_cache_mb must be >= 0 (0 turns the cache off), got "
+                                        f"{self.vision_cache_mb}"),
             (0 <= self.human_share <= 1, f"human_share must be within [0, 1], got {self.human_share}"),
             (not (self.stage == 1 and self.init_from), "init_from is for Stage II only (Stage I starts from the base)"),
             (bool(self.dataset), "dataset must be given"),

@@ -34,7 +34,7 @@ from rbft_core.settings import data_dir
 from rbft_core.specs import load_spec
 from rbft_core.specs.training import TrainSpec
 from rbft_core.task_context import Progress, StopCheck
-from rbft_core.training import sft_data
+from rbft_core.training import lean_step, sft_data
 from rbft_core.training.train_loop import run_trainer
 
 __all__ = ["StageResult", "train_stage", "load_run_spec", "save_run_spec", "new_run_id", "load_run_model",
@@ -219,6 +219,11 @@ def train_stage(db_url: Optional[str], cfg: TrainSpec, *, resume: bool = False, 
         spec = sample_spec_for(lm.processor, num_frames=cfg.num_frames, fps=cfg.fps, max_frames=cfg.max_frames,
                                max_pixels=cfg.max_pixels)
         collator = sft_data.VideoSFTCollator(lm.processor, spec, default_frame_cache())
+        lean, why_not = lean_step.use_lean_step(lm.model, cfg)
+        if lean:  # the processor and the frozen vision tower run once per video, not once per step
+            collator = lean_step.LeanCollator(collator, lean_step.FeatureStore(cfg.vision_cache_mb * 2**20))
+        else:
+            log.info("each step encodes its videos again: %s", why_not)
         outcome = run_trainer(lm, cfg, examples, collator, run_dir, resume=resume, eval_examples=eval_examples,
                               progress=progress, should_stop=should_stop)
     except BaseException as exc:

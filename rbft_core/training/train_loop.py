@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rbft_core.models.model_sampling import write_model_sampling
+from rbft_core.training.lean_step import LeanCollator, lean_trainer_class
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
 
 __all__ = ["Outcome", "run_trainer", "latest_checkpoint"]
@@ -181,6 +182,9 @@ def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = Fa
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    store = collator.store if isinstance(collator, LeanCollator) else None
+    if store is not None:
+        Trainer = lean_trainer_class(Trainer)
     if world_size > 1:
         collator = _RecordingCollator(collator, run_dir / f"data_order_rank{rank}.jsonl")
     log_writer, stop_check = _callbacks(run_dir, world_size, progress, should_stop)
@@ -197,6 +201,7 @@ def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = Fa
         PrinterCallback,  # transformers is heavy: loaded only when a model runs
     )
 
+    trainer.feature_store = store
     trainer.remove_callback(PrinterCallback)  # our LogWriter writes train.log; keep stdout quiet
     checkpoint = latest_checkpoint(run_dir) if resume else None
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -208,4 +213,7 @@ def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = Fa
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     metrics["global_step"] = trainer.state.global_step
     metrics["resumed_from"] = checkpoint.name if checkpoint else None
+    if store is not None:  # videos through the vision tower (the plain path: every video of every step)
+        metrics["vision_encodings"] = store.encoded
+        metrics["vision_cache_mb"] = round(store.bytes / 2**20, 2)
     return Outcome(status=status, global_step=trainer.state.global_step, metrics=metrics)

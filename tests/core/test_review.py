@@ -188,6 +188,9 @@ def test_media_has_frames_with_timestamps(db_url, world):
     media = review_media.item_media(item.video_path, item.sha256, item.suggestion["gen_params"])
     assert media.video and not media.notice
     assert len(media.frames) == 8 and media.frames[0][1].startswith("t=") and media.frames[0][1].endswith(" s")
+    # the exact times go to the player's frame step (the captions are rounded)
+    assert [f"t={t:.2f} s" for t in media.times_s] == [caption for _path, caption in media.frames]
+    assert media.times_s == sorted(media.times_s) and 0 < media.times_s[0] < media.times_s[-1] < 2.0
 
 
 def test_deleted_video_still_opens_with_a_notice(db_url, world):
@@ -197,7 +200,7 @@ def test_deleted_video_still_opens_with_a_notice(db_url, world):
     __import__("os").remove(item.video_path)
     media = review_media.item_media(item.video_path, item.sha256, params)
     assert media.video is None and "missing from disk" in media.notice and "re-import" in media.notice
-    assert len(media.frames) == 8  # from the frame cache
+    assert len(media.frames) == 8 and len(media.times_s) == 8  # from the frame cache
 
 
 def test_regenerate_starts_a_generate_job_for_one_video(db_url, world, monkeypatch):
