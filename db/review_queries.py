@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from sqlalchemy import and_, exists, func, insert, select, true, tuple_, union_all, update
+from sqlalchemy import and_, exists, func, insert, literal, select, true, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
 from db import counters
@@ -201,15 +201,19 @@ def queue_place(session: Session, flt: QueueFilter, review_id: Optional[int]) ->
 
 
 def _answered_in_filter(session: Session, flt: QueueFilter) -> int:
-    """How many items of the filter's segments ``flt.exclude_reviewer`` has answered (read through that reviewer's
-    responses: ix_review_responses_dataset_reviewer, then one primary-key probe of ``reviews`` each)."""
+    """How many items of the filter ``flt.exclude_reviewer`` has answered: that reviewer's responses
+    (ix_review_responses_dataset_reviewer), each item checked by one probe of its review. A correlated scalar
+    subquery on purpose: PostgreSQL keeps it per response instead of hashing the whole queue, so the cost follows
+    the reviewer's answers, not the dataset."""
     if not flt.exclude_reviewer:
         return 0
     mine = dataclasses.replace(flt, exclude_reviewer="")
-    stmt = (select(func.count()).select_from(ReviewResponse).join(Review, Review.video_id == ReviewResponse.video_id)
+    item = _filtered(select(literal(1)).select_from(Review).where(Review.video_id == ReviewResponse.video_id), mine,
+                     _dialect(session)).scalar_subquery()
+    stmt = (select(func.count()).select_from(ReviewResponse)
             .where(ReviewResponse.dataset_id == flt.dataset_id, ReviewResponse.reviewer == flt.exclude_reviewer,
-                   ReviewResponse.status.in_(SUBMITTED)))
-    return int(session.scalar(_filtered(stmt, mine, _dialect(session))) or 0)
+                   ReviewResponse.status.in_(SUBMITTED), item == 1))
+    return int(session.scalar(stmt) or 0)
 
 
 def review_item(session: Session, review_id: int) -> dict[str, Any]:
