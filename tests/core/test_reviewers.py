@@ -182,3 +182,27 @@ def test_roles_decide_who_adjudicates_and_who_sets_k(db_url, world):
         auth.add_user(db_url, "short", "reviewer", "pw")
     with pytest.raises(ConfigError, match="role must be one of reviewer, adjudicator, admin"):
         auth.add_user(db_url, "odd", "owner", "long enough pw")
+
+
+def test_users_and_review_settings_from_the_cli(db_url, world, capsys, monkeypatch):
+    import io
+    import json
+
+    from rbft_core.cli.main import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
+    assert main(["users", "add", "cara", "--role", "adjudicator", "--password-stdin", "--db", db_url]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "add", "dan", "--password-stdin", "--db", db_url]) == 2
+    assert "at least 8 characters" in capsys.readouterr().err
+    assert main(["users", "list", "--json", "--db", db_url]) == 0
+    assert json.loads(capsys.readouterr().out) == {"users": [{"name": "cara", "role": "adjudicator"}]}
+    assert auth.role_of(db_url, "cara") == "adjudicator" and auth.role_of(db_url, None) == "admin"
+    assert main(["review-settings", "homes", "--k", "2", "--adjudicator", "cara", "--json", "--db", db_url]) == 0
+    assert json.loads(capsys.readouterr().out) == {"reviews_per_item": 2, "adjudicators": ["cara"]}
+    assert main(["review-settings", "homes", "--k", "0", "--db", db_url]) == 2
+    assert "reviews per item must be between 1 and 20, got 0" in capsys.readouterr().err
+    assert main(["users", "role", "cara", "admin", "--db", db_url]) == 0 and auth.role_of(db_url, "cara") == "admin"
+    assert main(["users", "remove", "cara", "--db", db_url]) == 0
+    with pytest.raises(ConfigError, match="has no admin yet"):  # --auth db needs someone to sign in as admin
+        auth.login_checker(db_url)
