@@ -20,8 +20,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=None, help="data directory (default: RBFT_DATA_DIR or ./data)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
     parser.add_argument("--auth", default=os.environ.get("RBFT_AUTH"),
-                        help="user:pass (default: RBFT_AUTH, which keeps the password out of the process list); "
-                             "required to bind a non-local address or --share")
+                        help="user:pass (one login, an admin), or db: the logins added with `rbft users add NAME "
+                             "--role reviewer|adjudicator|admin` (default: RBFT_AUTH, which keeps a password out of "
+                             "the process list); required to bind a non-local address or --share")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-local --host or --share without --auth (anyone who reaches it can review)")
     parser.add_argument("--import-root", action="append", default=[], metavar="FOLDER",

@@ -31,6 +31,9 @@ from db.review_state import RATIONALE_FIELDS
 __all__ = ["Deltas", "apply", "stored", "recount", "rebuild", "dataset_counts", "label_counts", "review_counts",
            "queue_segments", "totals", "KEY_COLUMNS"]
 
+# Statuses every count lists (0 when unused); "ready" (several reviews per item) appears only where it occurs, so
+# datasets with one reviewer per item count exactly as before.
+LISTED_STATUSES = tuple(s for s in REVIEW_STATUSES if s != "ready")
 Deltas = Counter  # key tuple (dataset_id, *COUNTER_KEY) -> change in count
 KEY_COLUMNS = ("dataset_id", *COUNTER_KEY)
 _TABLE = DatasetCounter.__table__
@@ -109,7 +112,7 @@ def dataset_counts(session: Session, dataset_id: int) -> dict[str, Any]:
     labels: Counter[str] = Counter()
     splits: Counter[str] = Counter()
     label_split: dict[str, Counter[str]] = {}
-    statuses = dict.fromkeys((*REVIEW_STATUSES, "none"), 0)
+    statuses = dict.fromkeys((*LISTED_STATUSES, "none"), 0)
     unreadable = 0
     for row in _rows(session, dataset_id):
         n = row["n"]
@@ -188,8 +191,9 @@ def queue_segments(session: Session, dataset_id: int, *, statuses: Optional[Sequ
 def totals(session: Session) -> dict[str, int]:
     """Over every dataset: ``datasets``, ``videos`` and videos per review status (``none``: no suggestion yet),
     read from the counters (one grouped sum, whatever the number of videos)."""
-    by_status = dict.fromkeys((*REVIEW_STATUSES, "none"), 0)
+    by_status = dict.fromkeys((*LISTED_STATUSES, "none"), 0)
     for status, n in session.execute(select(_TABLE.c.status, func.sum(_TABLE.c.n)).group_by(_TABLE.c.status)):
-        by_status[status] = by_status.get(status, 0) + int(n or 0)
+        if n or status in by_status:
+            by_status[status] = by_status.get(status, 0) + int(n or 0)
     datasets = int(session.scalar(select(func.count()).select_from(Dataset)) or 0)
     return {"datasets": datasets, "videos": sum(by_status.values()), **by_status}

@@ -2,8 +2,10 @@
 
 The model's output and the human's version are separate records:
 ``Suggestion`` rows are immutable model output; ``Review`` is the human version of one
-video's rationale (one row per video, optimistic locking through ``version``); every change
-to a review appends a ``ReviewRevision``.
+video's rationale (one row per video, optimistic locking through ``version``), the final text that trains;
+every change to a review appends a ``ReviewRevision``. With several reviewers per item (``Dataset.
+reviews_per_item`` > 1) each reviewer's answer is a ``ReviewResponse`` (one per video and reviewer, its own
+``version`` and ``ResponseRevision`` history) and an adjudicator writes the ``Review`` from them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ __all__ = [
     "Suggestion",
     "Review",
     "ReviewRevision",
+    "ReviewResponse",
+    "ResponseRevision",
+    "User",
     "Job",
     "Run",
     "Prediction",
@@ -42,10 +47,15 @@ __all__ = [
     "DatasetCounter",
     "COUNTER_KEY",
     "REVIEW_STATUSES",
+    "RESPONSE_STATUSES",
+    "ROLES",
     "JOB_STATUSES",
 ]
 
-REVIEW_STATUSES = ("pending", "draft", "accepted", "rejected")
+# "ready": every response a dataset asks for is in (reviews_per_item > 1); the item waits for its adjudicator.
+REVIEW_STATUSES = ("pending", "draft", "ready", "accepted", "rejected")
+RESPONSE_STATUSES = ("draft", "accepted", "rejected")  # accepted / rejected: submitted (counts towards k)
+ROLES = ("reviewer", "adjudicator", "admin")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 PARSE_STATUSES = ("ok", "partial", "failed")
 
@@ -80,6 +90,10 @@ class Dataset(Base):
     labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
     criteria: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # How many reviewers answer each item (k); above 1 an adjudicator writes the final review from the responses.
+    reviews_per_item: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Logins an admin assigned to adjudicate this dataset (empty: any adjudicator or admin).
+    adjudicators: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
     videos: Mapped[list["Video"]] = relationship(back_populates="dataset", cascade="all, delete-orphan")
 
@@ -226,6 +240,60 @@ class ReviewRevision(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     review: Mapped[Review] = relationship(back_populates="revisions")
+
+
+class ReviewResponse(Base):
+    """One reviewer's answer for one video: never a second row for the same reviewer (a second save edits it).
+
+    ``rationale`` holds the full text the reviewer stands behind, keyed by dimension name (dimensions are data);
+    ``suggestion_id`` the suggestion they were shown; ``shown_at`` .. ``saved_at`` the time they spent on it.
+    """
+
+    __tablename__ = "review_responses"
+    __table_args__ = (
+        # "not yet reviewed by me" is one probe of this index per queue entry; also an item's responses
+        UniqueConstraint("video_id", "reviewer", name="uq_review_responses_video_reviewer"),
+        Index("ix_review_responses_dataset_reviewer", "dataset_id", "reviewer"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    suggestion_id: Mapped[Optional[int]] = mapped_column(ForeignKey("suggestions.id", ondelete="SET NULL"))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    rationale: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    label: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    shown_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ResponseRevision(Base):
+    """Append-only history of one response (apart from ``ReviewRevision``: its versions count the response's saves,
+    and the final review's history, which the review page reads by version, stays the final review's own)."""
+
+    __tablename__ = "response_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("review_responses.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """A login of the web app (``--auth db``): salted scrypt hash, never the password; role from ``ROLES``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="reviewer")
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Job(Base):

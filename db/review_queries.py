@@ -12,11 +12,12 @@ dataset. A free-text search goes through the search index (``db.search``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from sqlalchemy import and_, func, insert, select, true, tuple_, union_all, update
+from sqlalchemy import and_, exists, func, insert, literal, select, true, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
 from db import counters
@@ -24,6 +25,7 @@ from db.models import (
     Dataset,
     ImportRun,
     Review,
+    ReviewResponse,
     ReviewRevision,
     Suggestion,
     Video,
@@ -37,6 +39,8 @@ from rbft_core.review.flags import masks_with
 
 __all__ = [
     "QueueFilter",
+    "SUBMITTED",
+    "answered_by",
     "queue_neighbour",
     "queue_place",
     "review_item",
@@ -65,10 +69,25 @@ class QueueFilter:
     parse_failed: bool = False
     search: str = ""
     flags: Optional[int] = None
+    # Several reviewers per item: leave out the items this reviewer has submitted a response for ("" keeps them)
+    exclude_reviewer: str = ""
 
     def flag_masks(self) -> Optional[list[int]]:
         """The ``flag_bits`` values this filter takes (None: any)."""
         return None if self.flags is None else masks_with(self.flags)
+
+
+SUBMITTED = ("accepted", "rejected")  # response statuses that count towards an item's k responses
+
+
+def answered_by(reviewer: str) -> Any:
+    """The review's video has a submitted response by ``reviewer``: one probe of uq_review_responses_video_reviewer."""
+    return exists().where(ReviewResponse.video_id == Review.video_id, ReviewResponse.reviewer == reviewer,
+                          ReviewResponse.status.in_(SUBMITTED))
+
+
+def _not_mine(flt: "QueueFilter") -> Any:
+    return ~answered_by(flt.exclude_reviewer) if flt.exclude_reviewer else true()
 
 
 _ORDER = (Review.queue_key, Review.video_id)
@@ -101,6 +120,8 @@ def _filtered(stmt: Any, flt: QueueFilter, dialect: str) -> Any:
         stmt = stmt.where(col(Review.parse_failed) == True)  # noqa: E712 - SQL, indexable
     if flt.flags is not None:
         stmt = stmt.where(col(Review.flag_bits).in_(flt.flag_masks()))
+    if flt.exclude_reviewer:
+        stmt = stmt.where(_not_mine(flt))
     return restrict(stmt, dialect, words) if words else stmt
 
 
@@ -148,7 +169,8 @@ def queue_neighbour(session: Session, flt: QueueFilter, review_id: Optional[int]
     best: Optional[tuple] = None
     segments = [segment for segment, _n in _segments(session, flt)]
     for start in range(0, len(segments), _SEGMENT_CHUNK):
-        seeks = [select(*columns).where(Review.dataset_id == flt.dataset_id, _in_segment(segment), _after(key, backwards))
+        seeks = [select(*columns).where(Review.dataset_id == flt.dataset_id, _in_segment(segment), _after(key, backwards),
+                                        _not_mine(flt))
                  .order_by(*order).limit(1) for segment in segments[start:start + _SEGMENT_CHUNK]]
         rows = session.execute(union_all(*[s.subquery().select() for s in seeks]) if len(seeks) > 1 else seeks[0]).all()
         for row in rows:
@@ -175,11 +197,11 @@ def queue_place(session: Session, flt: QueueFilter, review_id: Optional[int]) ->
                                  .where(Review.id == review_id))
         return (int(ahead or 0) + 1 if present else 0), size
     segments = _segments(session, flt)
-    size = sum(n for _segment, n in segments)
+    size = sum(n for _segment, n in segments) - _answered_in_filter(session, flt)
     if key is None:
         return 0, size
     own = session.execute(select(Review.flag_bits, Review.status, Review.queue_label, Review.split, Review.edited,
-                                 Review.parse_failed).where(Review.id == review_id)).first()
+                                 Review.parse_failed).where(Review.id == review_id, _not_mine(flt))).first()
     names = {segment for segment, _n in segments}
     if own is None:
         return 0, size
@@ -189,26 +211,42 @@ def queue_place(session: Session, flt: QueueFilter, review_id: Optional[int]) ->
     ahead = 0
     for start in range(0, len(segments), _SEGMENT_CHUNK):
         counts = [select(func.count().label("n")).select_from(Review)
-                  .where(Review.dataset_id == flt.dataset_id, _in_segment(segment), _after(key, True))
+                  .where(Review.dataset_id == flt.dataset_id, _in_segment(segment), _after(key, True), _not_mine(flt))
                   for segment, _n in segments[start:start + _SEGMENT_CHUNK]]
         ahead += sum(int(n or 0) for n in session.scalars(union_all(*counts) if len(counts) > 1 else counts[0]))
     return ahead + 1, size
 
 
+def _answered_in_filter(session: Session, flt: QueueFilter) -> int:
+    """How many items of the filter ``flt.exclude_reviewer`` has answered: that reviewer's responses
+    (ix_review_responses_dataset_reviewer), each item checked by one probe of its review. A correlated scalar
+    subquery on purpose: PostgreSQL keeps it per response instead of hashing the whole queue, so the cost follows
+    the reviewer's answers, not the dataset."""
+    if not flt.exclude_reviewer:
+        return 0
+    mine = dataclasses.replace(flt, exclude_reviewer="")
+    item = _filtered(select(literal(1)).select_from(Review).where(Review.video_id == ReviewResponse.video_id), mine,
+                     _dialect(session)).scalar_subquery()
+    stmt = (select(func.count()).select_from(ReviewResponse)
+            .where(ReviewResponse.dataset_id == flt.dataset_id, ReviewResponse.reviewer == flt.exclude_reviewer,
+                   ReviewResponse.status.in_(SUBMITTED), item == 1))
+    return int(session.scalar(stmt) or 0)
+
+
 def review_item(session: Session, review_id: int) -> dict[str, Any]:
     """One review with its video, suggestion and dataset as a plain dict (no ORM objects leave here)."""
     row = session.execute(
-        _base([Review, Video, Suggestion, Dataset.name, Dataset.labels, Review.edited])
+        _base([Review, Video, Suggestion, Dataset.name, Dataset.labels, Review.edited, Dataset.reviews_per_item])
         .join(Dataset, Dataset.id == Video.dataset_id)
         .where(Review.id == review_id)
         .execution_options(populate_existing=True)
     ).first()
     if row is None:
         raise DataError(f"review {review_id} not found; it may belong to a deleted dataset, reload the page")
-    review, video, suggestion, dataset, labels, edited = row
+    review, video, suggestion, dataset, labels, edited, k = row
     return {"review": review_snapshot(review) | {"id": review.id}, "video": _video_dict(video),
             "suggestion": _suggestion_dict(suggestion), "dataset": dataset, "labels": list(labels or []),
-            "edited": bool(edited)}
+            "edited": bool(edited), "reviews_per_item": int(k or 1)}
 
 
 def _video_dict(video: Video) -> dict[str, Any]:

@@ -12,12 +12,14 @@ from sqlalchemy.engine import make_url
 from starlette.middleware import Middleware
 
 from db.engine import init_db
+from rbft_core.auth import AUTH_FROM_DB, login_checker
 from rbft_core.errors import ConfigError
 from rbft_core.jobs.runner import recover_jobs
 from rbft_core.locks import hold_app_lock
 from rbft_core.review.media import media_dirs
 from rbft_core.settings import IMPORT_ROOTS_ENV, data_dir, database_url, import_roots
-from ui import datasets_tab, export_tab, inspect_tab, review_tab, train_tab
+from ui import adjudicate_tab, datasets_tab, export_tab, inspect_tab, quality_tab, review_tab, train_tab
+from ui.adjudicate_render import CSS as ADJUDICATE_CSS
 from ui.common import Tab
 from ui.guard import FileGuard, OriginGuard, clean_old_files
 from ui.guide import build_guide, tab_id
@@ -40,7 +42,7 @@ def page_assets() -> dict:
     serve_dirs(*media_dirs())  # frame strips and previews load without a copy into Gradio's cache
     scripts = (shortcut_js(), player_js(), typing_keeper_js())
     js = "() => { " + " ".join(f"({script.strip()})();" for script in scripts) + " }"
-    return {"js": js, "css": CSS + KEPT_CSS + KEYS_CSS + PLAYER_CSS}
+    return {"js": js, "css": CSS + KEPT_CSS + KEYS_CSS + PLAYER_CSS + ADJUDICATE_CSS}
 
 
 # (title, builder) of every tab, in page order. A builder lays the tab out and returns its dataclass of
@@ -48,6 +50,8 @@ def page_assets() -> dict:
 TABS: tuple[tuple[str, Callable[[], Tab]], ...] = (
     ("Datasets", datasets_tab.build_datasets_tab),
     ("Review", review_tab.build_review_tab),
+    ("Adjudicate", adjudicate_tab.build_adjudicate_tab),
+    ("Quality", quality_tab.build_quality_tab),
     ("Train", train_tab.build_train_tab),
     ("Inspect", inspect_tab.build_inspect_tab),
     ("Export", export_tab.build_export_tab),
@@ -92,14 +96,19 @@ def check_exposure(host: str, *, auth: Optional[str], share: bool, insecure: boo
                           "(or pass --insecure to serve it without a password)")
 
 
-def parse_auth(auth: Optional[str]) -> Optional[tuple[str, str]]:
-    """``user:pass`` -> (user, pass). The message never repeats the value: it holds a password."""
+def parse_auth(auth: Optional[str], db_url: Optional[str] = None) -> Optional[tuple[str, str] | Callable]:
+    """``user:pass`` -> (user, pass): one login, an admin. ``db`` -> a check against the users table (``rbft users
+    add NAME --role ROLE``; reviewers, adjudicators, admins). The message never repeats the value: it holds a
+    password."""
 
     if not auth:
         return None
+    if auth == AUTH_FROM_DB:
+        return login_checker(db_url)
     user, _, password = auth.partition(":")
     if not user or not password:
-        raise ConfigError("--auth (or RBFT_AUTH) must be user:pass with both parts non-empty")
+        raise ConfigError("--auth (or RBFT_AUTH) must be user:pass with both parts non-empty, or db (the logins "
+                          "added with `rbft users add`)")
     return user, password
 
 
@@ -123,11 +132,11 @@ def launch(*, host: str, port: int, db_url: Optional[str], share: bool, auth: Op
            allowed_origins: Sequence[str] = ()) -> int:
 
     check_exposure(host, auth=auth, share=share, insecure=insecure)
-    credentials = parse_auth(auth)
     if import_root:  # the tabs and the jobs they start read it from the environment
         os.environ[IMPORT_ROOTS_ENV] = os.pathsep.join(str(p) for p in import_root)
     import_roots()  # resolves (and so checks) the setting before anything starts
     init_db(db_url)
+    credentials = parse_auth(auth, db_url)  # after init_db: ``db`` reads the users table
     with hold_app_lock(db_url):  # `rbft restore` refuses while this is held
         recover_jobs(db_url)  # jobs whose process died while the app was down; live ones are left running
         assets = page_assets()

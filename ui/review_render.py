@@ -8,7 +8,8 @@ from typing import Any, Optional, Sequence
 
 from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review.flags import FLAG_NAMES
-from rbft_core.review.workspace import ReviewItem, field_diff
+from rbft_core.review.diffs import field_diff
+from rbft_core.review.items import ReviewItem
 
 __all__ = ["header_html", "place_html", "suggestion_html", "status_html", "diff_html", "history_html", "counts_html",
            "empty_html", "notice_html", "job_html"]
@@ -85,6 +86,11 @@ def status_html(item: ReviewItem, unsaved: bool = False) -> str:
     who = f" · v{item.version} by {item.reviewer} at {item.updated_at}" if item.reviewer else f" · v{item.version}"
     excluded = ' · <span class="rv-excluded">excluded from training</span>' if item.excluded else ""
     pending = ' · <span class="rv-unsaved">unsaved changes</span>' if unsaved else ""
+    if item.reviews_per_item > 1:  # the reviewer's own response; the final text is the adjudicator's
+        mine = item.status if item.version else "not answered yet"
+        return (f'<div class="rv-status">your response <b class="rv-st-{_e(item.status)}">{_e(mine)}</b> · {marker}'
+                f'{label} · <span class="rv-k">{item.submitted} of {item.reviews_per_item} responses submitted</span>'
+                f' · final <b>{_e(item.final_status)}</b>{excluded}{_e(who)}{pending}</div>')
     return (f'<div class="rv-status">status <b class="rv-st-{_e(item.status)}">{_e(item.status)}</b> · '
             f'{marker}{label}{excluded}{_e(who)}{pending}</div>')
 
@@ -128,7 +134,9 @@ def history_html(rows: list[dict[str, Any]]) -> str:
 def counts_html(counts: dict[str, int]) -> str:
     names = ("pending", "accepted", "edited", "rejected")
     parts = [f'<span class="rv-c-{n}">{n} <b>{counts.get(n, 0)}</b></span>' for n in names]
-    extra = f" (drafts {counts.get('draft', 0)}) · excluded {counts.get('excluded', 0)} · total {counts.get('total', 0)}"
+    ready = f" · ready for adjudication {counts['ready']}" if counts.get("ready") else ""
+    extra = (f" (drafts {counts.get('draft', 0)}){ready} · excluded {counts.get('excluded', 0)} · "
+             f"total {counts.get('total', 0)}")
     return '<div class="rv-counts">' + " · ".join(parts) + _e(extra) + "</div>"
 
 

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import partial
 from typing import Optional
 
 import gradio as gr
 
+from rbft_core.auth import require_role
 from rbft_core.errors import ConfigError, ConflictError
 from rbft_core.jobs.runner import job_status
 from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review import media as review_media
+from rbft_core.review import responses
 from rbft_core.review import workspace as review
 from rbft_core.tabs import review as review_logic
 from ui import review_render as render
@@ -69,18 +72,19 @@ class ReviewTab:
     nav: gr.State  # visited review ids, for "Previous"
     regen: gr.State  # {"job", "review"} of a regeneration running
     timer: gr.Timer
+    shown: gr.State  # {"review", "at"}: when the open item was shown (its response records the time to save)
 
     def item_outputs(self) -> list:
         """What every navigation shows (the API returns them in this order, gr.State left out): the item, then its
         place in the queue and the dataset's counts, all in one response."""
         return [self.review_id, self.version, self.nav, self.header, self.video, self.frames, self.notice,
                 self.suggestion, *components(self.fields), self.label, self.status, self.diff, self.history,
-                self.place, self.counts]
+                self.place, self.counts, self.shown]
 
     def context(self) -> list:
         """What every save and move reads: reviewer, typed fields and label (the API's inputs)."""
         return [self.state, self.review_id, self.version, self.nav, self.reviewer, *components(self.fields),
-                self.label]
+                self.label, self.shown]
 
     def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
         ev = Events(self, db_url)
@@ -93,20 +97,29 @@ class ReviewTab:
               api_visibility="private")
 
 
+def _login(request: Optional[gr.Request]) -> Optional[str]:
+    return getattr(request, "username", None) if request is not None else None
+
+
 def _who(request: Optional[gr.Request], typed: Optional[str]) -> str:
-    user = getattr(request, "username", None) if request is not None else None
-    return user or (typed or "").strip() or "anonymous"
+    return _login(request) or (typed or "").strip() or "anonymous"
 
 
-def _filter(state: Optional[dict]) -> review.ReviewFilter:
+def _filter(state: Optional[dict], who: str = "") -> review.ReviewFilter:
+    """The open queue, worked by ``who`` (with several reviews per item, their "todo" leaves out what they answered)."""
     if not state:
         raise ConfigError("no dataset open; pick one in the Dataset box")
-    return review.ReviewFilter(**state)
+    return review.ReviewFilter(**{**state, **({"reviewer": who} if who else {})})
+
+
+def _shown_at(tab: ReviewTab, values: Values) -> Optional[str]:
+    shown = values[tab.shown] or {}
+    return shown.get("at") if shown.get("review") == values[tab.review_id] else None
 
 
 # -------------------------------------------------------------------------------------- rendering
 def _blank(tab: ReviewTab, header: str, nav: list, progress: Optional[Updates] = None) -> Updates:
-    return {tab.review_id: None, tab.version: None, tab.nav: nav, tab.header: header, tab.video: None,
+    return {tab.review_id: None, tab.version: None, tab.nav: nav, tab.header: header, tab.video: None, tab.shown: None,
             tab.frames: [], tab.notice: "", tab.suggestion: "", **tab.fields.fill(dict.fromkeys(DIMENSIONS, "")),
             tab.label: gr.Dropdown(choices=[], value=None), tab.status: "", tab.diff: "", tab.history: "",
             **(progress or {tab.place: "", tab.counts: ""})}
@@ -126,7 +139,7 @@ def _item(tab: ReviewTab, db_url: Optional[str], flt: review.ReviewFilter, revie
     and counts."""
     if review_id is None:
         return _blank(tab, render.empty_html(flt.dataset), nav, _progress(tab, db_url, flt, None))
-    item = review.load_item(db_url, review_id)
+    item = responses.load(db_url, review_id, flt.reviewer)
     params = (item.suggestion or {}).get("gen_params")
     media = review_media.item_media(item.video_path, item.sha256, params)
     serve(db_url, media.video, *[path for path, _ in media.frames])
@@ -137,7 +150,7 @@ def _item(tab: ReviewTab, db_url: Optional[str], flt: review.ReviewFilter, revie
             **tab.fields.fill(item.fields), tab.label: gr.Dropdown(choices=item.labels, value=item.label),
             tab.status: render.status_html(item), tab.diff: render.diff_html(item),
             tab.history: render.history_html(review.history(db_url, review_id)),
-            **_progress(tab, db_url, flt, item.review_id)}
+            tab.shown: {"review": item.review_id, "at": datetime.now(timezone.utc).isoformat()}, **_progress(tab, db_url, flt, item.review_id)}
 
 
 def _go(tab: ReviewTab, db_url, flt, current: Optional[int], nav: list, *, backwards: bool = False) -> Updates:
@@ -154,8 +167,8 @@ def _autosave(tab: ReviewTab, db_url, values: Values, who: str) -> None:
     """Save a draft before moving on. A stale draft (someone saved meanwhile) does not block moving on:
     it is refused, kept in the history, and the reviewer is told."""
     try:
-        review.autosave(db_url, values[tab.review_id], expected_version=values[tab.version], reviewer=who,
-                        fields=tab.fields.read(values), label=values[tab.label])
+        responses.autosave(db_url, values[tab.review_id], expected_version=values[tab.version], reviewer=who,
+                           fields=tab.fields.read(values), label=values[tab.label], shown_at=_shown_at(tab, values))
     except ConflictError as exc:
         gr.Warning(html.escape(str(exc), quote=False), duration=None)
 
@@ -165,15 +178,16 @@ def _label_filter(labels: list[str]) -> gr.Dropdown:
 
 
 # --------------------------------------------------------------------------------------- handlers
-def on_open(tab: ReviewTab, db_url: Optional[str], values: Values) -> Updates:
-    """Apply the dataset and filters: the queue starts at its most doubtful item."""
+def on_open(tab: ReviewTab, db_url: Optional[str], values: Values, *, request: gr.Request) -> Updates:
+    """Apply the dataset and filters: the queue starts at its most doubtful item (for the signed-in reviewer: among
+    the items they have not answered, where the dataset asks for several reviews per item)."""
     dataset, f = values[tab.dataset], tab.filters
     if not dataset:
         return {tab.state: None, **_blank(tab, "<i>No dataset yet: import videos in the Datasets tab.</i>", [])}
     flt = review.ReviewFilter(dataset=dataset, status=values[f.status] or "todo", label=values[f.label] or "",
                               split=values[f.split] or "", edited=values[f.edited] or "any",
                               parse_failed=bool(values[f.parse_failed]), search=values[f.search] or "",
-                              flag=values[f.flag] or "")
+                              flag=values[f.flag] or "", reviewer=_login(request) or "")
     return {tab.state: flt.to_dict(), **_item(tab, db_url, flt, review.neighbour(db_url, flt, None), [])}
 
 
@@ -195,28 +209,32 @@ def on_dataset(tab: ReviewTab, db_url: Optional[str], values: Values) -> Updates
 
 
 def on_act(tab: ReviewTab, db_url: Optional[str], values: Values, *, action: str, request: gr.Request) -> Updates:
-    """Accept as is / save edit / reject, then open the next item in the queue."""
-    flt, review_id = _filter(values[tab.state]), values[tab.review_id]
+    """Accept as is / save edit / reject (the review, or with several reviews per item the reviewer's own response),
+    then open the next item in the queue."""
+    who = _who(request, values[tab.reviewer])
+    flt, review_id = _filter(values[tab.state], who), values[tab.review_id]
     if review_id is None:
         raise gr.Error("no item is open; change the filter or press Next (Alt+N)")
-    review.save(db_url, review_id, expected_version=values[tab.version], reviewer=_who(request, values[tab.reviewer]),
-                action=action, fields=tab.fields.read(values), label=values[tab.label])
+    responses.save(db_url, review_id, expected_version=values[tab.version], reviewer=who, action=action,
+                   fields=tab.fields.read(values), label=values[tab.label], shown_at=_shown_at(tab, values))
     return _go(tab, db_url, flt, review_id, values[tab.nav])
 
 
 def on_move(tab: ReviewTab, db_url: Optional[str], values: Values, *, direction: str, request: gr.Request) -> Updates:
     """next / prev save a draft first when the text changed; skip leaves the item exactly as stored."""
-    flt, review_id = _filter(values[tab.state]), values[tab.review_id]
+    who = _who(request, values[tab.reviewer])
+    flt, review_id = _filter(values[tab.state], who), values[tab.review_id]
     if review_id is not None and direction != "skip":
-        _autosave(tab, db_url, values, _who(request, values[tab.reviewer]))
+        _autosave(tab, db_url, values, who)
     return _go(tab, db_url, flt, review_id, values[tab.nav], backwards=direction == "prev")
 
 
 def on_jump(tab: ReviewTab, db_url: Optional[str], values: Values, *, request: gr.Request) -> Updates:
-    flt, review_id, nav = _filter(values[tab.state]), values[tab.review_id], values[tab.nav]
+    who = _who(request, values[tab.reviewer])
+    flt, review_id, nav = _filter(values[tab.state], who), values[tab.review_id], values[tab.nav]
     target = review.find_item(db_url, flt.dataset, values[tab.jump])
     if review_id is not None:
-        _autosave(tab, db_url, values, _who(request, values[tab.reviewer]))
+        _autosave(tab, db_url, values, who)
         nav = (nav + [review_id])[-NAV_LIMIT:]
     return _item(tab, db_url, flt, target, nav)
 
@@ -230,11 +248,11 @@ def on_revert(tab: ReviewTab, db_url: Optional[str], values: Values) -> Updates:
     return {**tab.fields.fill(suggested), tab.diff: render.diff_html(item, suggested)}
 
 
-def on_diff(tab: ReviewTab, db_url: Optional[str], values: Values) -> Updates:
+def on_diff(tab: ReviewTab, db_url: Optional[str], values: Values, *, request: gr.Request) -> Updates:
     """Diff and status marker for what is typed now (on blur of a field)."""
     if values[tab.review_id] is None:
         return {}
-    item = review.load_item(db_url, values[tab.review_id])
+    item = responses.load(db_url, values[tab.review_id], _who(request, values[tab.reviewer]))
     typed, label = tab.fields.read(values), values[tab.label]
     unsaved = any((typed[d] or "").strip() != (item.fields[d] or "").strip() for d in DIMENSIONS) or label != item.label
     return {tab.diff: render.diff_html(item, typed), tab.status: render.status_html(item, unsaved=unsaved)}
@@ -271,13 +289,15 @@ def on_regen_tick(tab: ReviewTab, db_url: Optional[str], values: Values, *, requ
             _autosave(tab, db_url, values, who)
         note = _ADOPTED[review.adopt_newest(db_url, regen["review"], who)]
         if open_here:
-            shown = _item(tab, db_url, _filter(state), review_id, values[tab.nav])
+            shown = _item(tab, db_url, _filter(state, who), review_id, values[tab.nav])
     return {tab.regen: None, tab.timer: gr.Timer(active=False), tab.job: render.job_html(status, note), **shown}
 
 
 def on_bulk(tab: ReviewTab, db_url: Optional[str], values: Values, *, kind: str, request: gr.Request) -> Updates:
-    """Accept every untouched item in the filter, or exclude every item in the filter from training."""
-    flt, who = _filter(values[tab.state]), _who(request, values[tab.reviewer])
+    """Accept every untouched item in the filter, or exclude every item in the filter from training (admins)."""
+    who = _who(request, values[tab.reviewer])
+    flt = _filter(values[tab.state], who)
+    require_role(db_url, _login(request), "admin", "a bulk action")
     if kind == "accept":
         n = review.bulk_accept_untouched(db_url, flt, who)
         gr.Info(f"accepted {n} untouched items in this filter")
@@ -314,7 +334,7 @@ def _wire_edits(ev: Events, tab: ReviewTab) -> None:
     ev.on(tab.buttons.revert.click, on_revert, [tab.review_id], [*components(tab.fields), tab.diff],
           api_name="review_revert")
     for comp in typed:
-        ev.on(comp.blur, on_diff, [tab.review_id, *typed], [tab.diff, tab.status], api_visibility="private",
+        ev.on(comp.blur, on_diff, [tab.review_id, tab.reviewer, *typed], [tab.diff, tab.status], api_visibility="private",
               trigger_mode="always_last", show_progress="hidden")
 
 
@@ -365,4 +385,5 @@ def build_review_tab() -> ReviewTab:
                      frames=frames,
                      suggestion=suggestion, fields=form, label=label, status=status, buttons=buttons, jump=jump,
                      diff=diff, job=job, history=history, state=gr.State(None), review_id=gr.State(None),
-                     version=gr.State(None), nav=gr.State([]), regen=gr.State(None), timer=gr.Timer(2.0, active=False))
+                     version=gr.State(None), nav=gr.State([]), regen=gr.State(None), timer=gr.Timer(2.0, active=False),
+                     shown=gr.State(None))

@@ -14,7 +14,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 from db.engine import init_db
-from rbft_core.cli import admin, tasks, train
+from rbft_core.cli import admin, review, tasks, train
 from rbft_core.cli.tasks import TqdmProgress
 from rbft_core.data.catalog import dataset_overview
 from rbft_core.demo import DemoConfig, build_demo, prepare_demo
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.register(sub, _common)
     train.register(sub, _common)
     admin.register(sub, _common)
+    review.register(sub, _common)
     return parser
 
 

@@ -9,103 +9,37 @@ The UI (ui/review_tab.py) calls only this module; the media (player, frame strip
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Optional
+from dataclasses import replace
+from typing import Any, Optional
 
 from db import queries
+from db import response_queries as rsq
 from db import review_queries as rq
 from db.engine import session_scope
 from db.review_queries import QueueFilter
 from rbft_core.errors import ConfigError, ConflictError, DataError
 from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review import media as review_media
-from rbft_core.review.flags import ALL_FLAG_BITS, FLAG_BITS, FLAG_CODES
+from rbft_core.review.diffs import field_diff, normalise as _normalise
+from rbft_core.review.items import (
+    ACTION_STATUS,
+    ACTIONS,
+    EDITED_FILTERS,
+    FLAG_FILTERS,
+    MAX_FIELD_CHARS,
+    STATUS_FILTERS,
+    Action,
+    ReviewFilter,
+    ReviewItem,
+    reviewer_name,
+)
 
 __all__ = [
     "MAX_FIELD_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "FLAG_FILTERS", "ACTIONS", "ReviewFilter", "ReviewItem",
     "load_item", "queue_place", "queue_status", "neighbour", "warm_next", "find_item", "dataset_names", "review_counts", "history", "save", "autosave",
     "bulk_accept_untouched", "bulk_exclude", "adopt_newest", "field_diff", "dataset_labels",
+    "prepare_save", "effective_text", "store", "ACTION_STATUS",
 ]
-
-MAX_FIELD_CHARS = 4000
-MAX_REVIEWER_CHARS = 200
-STATUS_FILTERS = ("todo", "pending", "draft", "accepted", "rejected", "all")
-EDITED_FILTERS = ("any", "edited", "untouched")
-FLAG_FILTERS = ("", "flagged", "unflagged", *FLAG_CODES)  # "": any; a code: suggestions with that flag
-_FLAG_SETS = {"": None, "flagged": ALL_FLAG_BITS, "unflagged": 0, **FLAG_BITS}
-ACTIONS = ("accept", "edit", "reject", "draft")
-Action = Literal["accept", "edit", "reject", "draft"]
-_STATUS_SETS: dict[str, Optional[tuple[str, ...]]] = {
-    "todo": ("pending", "draft"), "pending": ("pending",), "draft": ("draft",), "accepted": ("accepted",),
-    "rejected": ("rejected",), "all": None,
-}
-_ACTION_STATUS = {"accept": "accepted", "edit": "accepted", "reject": "rejected", "draft": "draft"}
-
-
-@dataclass(frozen=True)
-class ReviewFilter:
-    """Which items the queue holds. ``status`` "todo" is pending + draft; empty label/split/search/flag: any."""
-
-    dataset: str
-    status: str = "todo"
-    label: str = ""
-    split: str = ""
-    edited: str = "any"
-    parse_failed: bool = False
-    search: str = ""
-    flag: str = ""
-
-    def __post_init__(self) -> None:
-        if not (self.dataset or "").strip():
-            raise ConfigError("no dataset chosen; pick one in the Dataset box (import videos first if it is empty)")
-        if self.status not in STATUS_FILTERS:
-            raise ConfigError(f"status filter must be one of {', '.join(STATUS_FILTERS)}, got {self.status!r}")
-        if self.edited not in EDITED_FILTERS:
-            raise ConfigError(f"edited filter must be one of {', '.join(EDITED_FILTERS)}, got {self.edited!r}")
-        if self.split not in ("", "train", "val", "test"):
-            raise ConfigError(f"split filter must be train, val, test or empty, got {self.split!r}")
-        if self.flag not in FLAG_FILTERS:
-            raise ConfigError(f"flag filter must be empty or one of {', '.join(FLAG_FILTERS[1:])}, got {self.flag!r}")
-        if len(self.search) > 200:
-            raise ConfigError(f"search text is {len(self.search)} characters; use at most 200")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def _query(self, dataset_id: int):
-        edited = None if self.edited == "any" else self.edited == "edited"
-        return QueueFilter(dataset_id=dataset_id, statuses=_STATUS_SETS[self.status], label=self.label,
-                           split=self.split, edited=edited, parse_failed=self.parse_failed, search=self.search,
-                           flags=_FLAG_SETS[self.flag])
-
-
-@dataclass
-class ReviewItem:
-    """Everything the review page shows about one video, as plain values."""
-
-    review_id: int
-    version: int
-    status: str
-    excluded: bool
-    reviewer: Optional[str]
-    updated_at: Optional[str]
-    dataset: str
-    labels: list[str]
-    video_id: int
-    external_id: str
-    split: str
-    video_label: str
-    label: str
-    video_path: str
-    sha256: str
-    fields: dict[str, str]
-    suggestion: Optional[dict[str, Any]]
-    edited: bool
-    newer_suggestion_id: Optional[int] = None
-    stored: dict[str, Optional[str]] = field(default_factory=dict)
-
 
 def _session(db_url: Optional[str]):
     return session_scope(db_url)
@@ -113,6 +47,10 @@ def _session(db_url: Optional[str]):
 
 def _dataset_id(session, name: str) -> int:
     return queries.get_dataset(session, name).id
+
+
+def _queue(session, flt: "ReviewFilter") -> QueueFilter:
+    return flt.query(queries.get_dataset(session, flt.dataset))
 
 
 def dataset_names(db_url: Optional[str]) -> list[str]:
@@ -135,8 +73,8 @@ def _item(row: dict[str, Any], newer: Optional[int]) -> ReviewItem:
         video_id=video["id"], external_id=video["external_id"], split=video["split"], video_label=video["label"],
         label=review["label"] or video["label"], video_path=video["path"], sha256=video["sha256"],
         fields={dim: stored[dim] if stored[dim] is not None else suggested[dim] for dim in DIMENSIONS},
-        suggestion=suggestion, edited=row["edited"], stored=stored,
-        newer_suggestion_id=newer if suggestion is None or (newer and newer != suggestion["id"]) else None,
+        suggestion=suggestion, edited=row["edited"], stored=stored, reviews_per_item=row["reviews_per_item"],
+        final_status=review["status"], newer_suggestion_id=newer if suggestion is None or (newer and newer != suggestion["id"]) else None,
     )
 
 
@@ -152,7 +90,7 @@ def queue_place(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[in
     """(place of ``review_id`` in the queue, 0 when not in it; queue length)."""
 
     with _session(db_url) as s:
-        return rq.queue_place(s, flt._query(_dataset_id(s, flt.dataset)), review_id)
+        return rq.queue_place(s, _queue(s, flt), review_id)
 
 
 def queue_status(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int]) -> dict[str, Any]:
@@ -163,9 +101,9 @@ def queue_status(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[i
     """
 
     with _session(db_url) as s:
-        dataset_id = _dataset_id(s, flt.dataset)
-        place, size = rq.queue_place(s, flt._query(dataset_id), review_id)
-        return {"place": place, "size": size, "counts": rq.review_counts(s, dataset_id)}
+        query = _queue(s, flt)
+        place, size = rq.queue_place(s, query, review_id)
+        return {"place": place, "size": size, "counts": rq.review_counts(s, query.dataset_id)}
 
 
 def neighbour(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int], *,
@@ -173,7 +111,7 @@ def neighbour(db_url: Optional[str], flt: ReviewFilter, review_id: Optional[int]
     """The next (previous) review in the queue after ``review_id``, wrapping around; None when empty."""
 
     with _session(db_url) as s:
-        query = flt._query(_dataset_id(s, flt.dataset))
+        query = _queue(s, flt)
         found = rq.queue_neighbour(s, query, review_id, backwards=backwards)
         if found is None and review_id is not None:  # past the end: start again (skipped items come back)
             found = rq.queue_neighbour(s, query, None, backwards=backwards)
@@ -227,15 +165,8 @@ def history(db_url: Optional[str], review_id: int) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------------ saving
-def _normalise(text: Optional[str]) -> str:
-    return (text or "").replace("\r\n", "\n").strip()
-
-
 def _reviewer(name: Optional[str]) -> str:
-    name = (name or "").strip() or "anonymous"
-    if len(name) > MAX_REVIEWER_CHARS:
-        raise ConfigError(f"reviewer name is {len(name)} characters; use at most {MAX_REVIEWER_CHARS}")
-    return name
+    return reviewer_name(name)
 
 
 def _changes(item: ReviewItem, fields: dict[str, Optional[str]], label: Optional[str]) -> dict[str, Any]:
@@ -258,18 +189,29 @@ def _changes(item: ReviewItem, fields: dict[str, Optional[str]], label: Optional
     return changes
 
 
-def _store(db_url: Optional[str], item: ReviewItem, expected_version: int, reviewer: str, changes: dict,
-           note: Optional[str] = None) -> None:
+def store(db_url: Optional[str], item: ReviewItem, expected_version: int, reviewer: str, changes: dict,
+          note: Optional[str] = None, *, mirror: Optional[dict[str, Any]] = None) -> None:
+    """Save ``changes`` to the review (a refused save is kept in its history). ``mirror`` ({"shown_at": ...}): one
+    reviewer per item, the same text is kept as that reviewer's response too (time per item, quality figures)."""
     try:
         with _session(db_url) as s:
-            queries.save_review(s, item.review_id, expected_version=expected_version, reviewer=reviewer, note=note,
-                                **changes)
+            review = queries.save_review(s, item.review_id, expected_version=expected_version, reviewer=reviewer,
+                                         note=note, **changes)
+            if mirror is not None:
+                rsq.mirror_response(s, review, reviewer, *effective_text(item, changes), mirror.get("shown_at"))
     except ConflictError as exc:
         current = getattr(exc, "current", {}) or {}
         with _session(db_url) as s:
             rq.record_refused_save(s, item.review_id, reviewer, expected_version, current,
                                    getattr(exc, "attempted", changes))
         raise ConflictError(_conflict_message(item, expected_version, current)) from exc
+
+
+def effective_text(item: ReviewItem, changes: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The full text and label that ``changes`` (None: the suggestion's text, the video's label) stand for."""
+    suggested = item.suggestion or {}
+    text = {dim: changes[dim] if changes.get(dim) is not None else _normalise(suggested.get(dim)) for dim in DIMENSIONS}
+    return text, changes.get("label") or item.video_label
 
 
 def _conflict_message(item: ReviewItem, expected_version: int, current: dict[str, Any]) -> str:
@@ -284,23 +226,37 @@ def _conflict_message(item: ReviewItem, expected_version: int, current: dict[str
             "re-apply your edit and save again.")
 
 
-def save(db_url: Optional[str], review_id: int, *, expected_version: int, reviewer: Optional[str], action: Action,
-         fields: dict[str, Optional[str]], label: Optional[str]) -> None:
-    """Save the reviewer's fields and label with the status ``action`` implies.
-
-    "accept" accepts the suggestion as is and is refused when the fields differ from it (use "edit").
-    """
+def prepare_save(item: ReviewItem, action: str, fields: dict[str, Optional[str]], label: Optional[str]) -> dict:
+    """The review columns a save with ``action`` writes (status included), checked: limits, label set, and "accept"
+    only when the text is the suggestion's as is (else "edit")."""
     if action not in ACTIONS:
         raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
-    item = load_item(db_url, review_id)
     changes = _changes(item, fields, label)
-    if action == "accept":
-        changed = [dim for dim in DIMENSIONS if changes[dim] is not None]
-        if changed:
-            raise ConfigError(f"the text differs from the suggestion in {', '.join(changed)}, so it is not "
-                              "'as is': press Save edit (Alt+S) to keep your text, or Revert (Alt+Z) to restore "
-                              "the suggestion")
-    _store(db_url, item, expected_version, _reviewer(reviewer), {**changes, "status": _ACTION_STATUS[action]})
+    changed = [dim for dim in DIMENSIONS if changes[dim] is not None]
+    if action == "accept" and changed:
+        raise ConfigError(f"the text differs from the suggestion in {', '.join(changed)}, so it is not "
+                          "'as is': press Save edit (Alt+S) to keep your text, or Revert (Alt+Z) to restore "
+                          "the suggestion")
+    return {**changes, "status": ACTION_STATUS[action]}
+
+
+def _one_reviewer(item: ReviewItem) -> None:
+    if item.reviews_per_item > 1:
+        raise ConfigError(f"dataset {item.dataset} asks for {item.reviews_per_item} reviews per item: a reviewer's "
+                          "save is their own response (rbft_core.review.responses), the final text the adjudicator's")
+
+
+def save(db_url: Optional[str], review_id: int, *, expected_version: int, reviewer: Optional[str], action: Action,
+         fields: dict[str, Optional[str]], label: Optional[str], shown_at: Optional[str] = None) -> None:
+    """Save the reviewer's fields and label with the status ``action`` implies (one reviewer per item).
+
+    "accept" accepts the suggestion as is and is refused when the fields differ from it (use "edit").
+    ``shown_at``: when the item was shown to this reviewer (their response records the time it took).
+    """
+    item = load_item(db_url, review_id)
+    _one_reviewer(item)
+    store(db_url, item, expected_version, _reviewer(reviewer), prepare_save(item, action, fields, label),
+          mirror={"shown_at": shown_at})
 
 
 def _seen_at(db_url: Optional[str], item: ReviewItem, version: int) -> Optional[dict[str, str]]:
@@ -325,28 +281,35 @@ def _untouched_since(db_url: Optional[str], item: ReviewItem, expected_version: 
 
 
 def autosave(db_url: Optional[str], review_id: int, *, expected_version: int, reviewer: Optional[str],
-             fields: dict[str, Optional[str]], label: Optional[str]) -> bool:
+             fields: dict[str, Optional[str]], label: Optional[str], shown_at: Optional[str] = None) -> bool:
     """Save a draft when the fields or label differ from the stored version; True when something was saved.
 
     Moving on from an item someone else saved meanwhile saves nothing (and records no refused revision) when
     the reviewer typed nothing: the page still holds the text of ``expected_version``, which is not an edit.
     """
     item = load_item(db_url, review_id)
+    _one_reviewer(item)
     if expected_version != item.version and _untouched_since(db_url, item, expected_version, fields, label):
         return False
     changes = _changes(item, fields, label)
     stored = {**item.stored, "label": None if item.label == item.video_label else item.label}
     if all(changes[name] == stored[name] for name in (*DIMENSIONS, "label")):
         return False
-    _store(db_url, item, expected_version, _reviewer(reviewer), {**changes, "status": "draft"})
+    store(db_url, item, expected_version, _reviewer(reviewer), {**changes, "status": "draft"},
+          mirror={"shown_at": shown_at})
     return True
 
 
 def bulk_accept_untouched(db_url: Optional[str], flt: ReviewFilter, reviewer: Optional[str]) -> int:
-    """Accept every pending or draft item in the queue whose text and label are the model's; returns the count."""
+    """Accept every pending or draft item in the queue whose text and label are the model's; returns the count.
+    Refused where several reviewers answer each item: there the adjudicator writes every final text."""
 
     with _session(db_url) as s:
-        return rq.bulk_update(s, flt._query(_dataset_id(s, flt.dataset)), _reviewer(reviewer), untouched_only=True,
+        dataset = queries.get_dataset(s, flt.dataset)
+        if dataset.reviews_per_item > 1:
+            raise ConfigError(f"dataset {dataset.name} asks for {dataset.reviews_per_item} reviews per item, so "
+                              "nothing is accepted in bulk: each item is finalised in the Adjudicate tab")
+        return rq.bulk_update(s, replace(flt, reviewer="").query(dataset), _reviewer(reviewer), untouched_only=True,
                               only_statuses=("pending", "draft"), status="accepted")
 
 
@@ -354,7 +317,7 @@ def bulk_exclude(db_url: Optional[str], flt: ReviewFilter, reviewer: Optional[st
     """Exclude (or include again) every item in the queue from training; returns the count changed."""
 
     with _session(db_url) as s:
-        return rq.bulk_update(s, flt._query(_dataset_id(s, flt.dataset)), _reviewer(reviewer), excluded=excluded)
+        return rq.bulk_update(s, _queue(s, replace(flt, reviewer="")), _reviewer(reviewer), excluded=excluded)
 
 
 _PARSE_RANK = {"failed": 0, "partial": 1, "ok": 2}
@@ -388,26 +351,5 @@ def adopt_newest(db_url: Optional[str], review_id: int, reviewer: Optional[str])
             changes[dim] = None if kept == _normalise(newest.get(dim)) else kept
         note = (f"regenerated: the new suggestion {item.newer_suggestion_id} is shown beside the review; the "
                 f"{item.status} text is kept as it was (fields that were the model's text now hold that text)")
-    _store(db_url, item, item.version, _reviewer(reviewer), changes, note=note)
+    store(db_url, item, item.version, _reviewer(reviewer), changes, note=note)
     return "adopted"
-
-
-# ------------------------------------------------------------------------------------------------ diffs
-_TOKEN = re.compile(r"\s+|[^\s]+")
-
-
-def field_diff(before: Optional[str], after: Optional[str]) -> list[tuple[str, str]]:
-    """Word-level difference as ("=" | "-" | "+", text) pieces (difflib); empty when the texts are equal."""
-    a, b = _TOKEN.findall(_normalise(before)), _TOKEN.findall(_normalise(after))
-    if a == b:
-        return []
-    pieces: list[tuple[str, str]] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            pieces.append(("=", "".join(a[i1:i2])))
-            continue
-        if i2 > i1:
-            pieces.append(("-", "".join(a[i1:i2])))
-        if j2 > j1:
-            pieces.append(("+", "".join(b[j1:j2])))
-    return pieces

@@ -153,6 +153,49 @@ def test_0005_fills_queue_columns_counters_and_search_from_existing_rows(empty_d
         assert rq.queue_neighbour(s, rq.QueueFilter(dataset_id=1, statuses=None, search="clip_1"), None) == 1
 
 
+def test_0007_adds_responses_users_and_k_leaving_existing_rows_as_they_were(empty_db_url: str) -> None:
+    """Datasets from before 0007 ask for one review per item (nothing changes for them); their rows stay as they
+    were, and going back down to 0005 and up again keeps them."""
+    url = empty_db_url
+    cfg = alembic_config(url)
+    engine = make_engine(url)
+    review_columns = "id, video_id, suggestion_id, subjects, label, status, excluded, version, reviewer, queue_key"
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        conn.execute(text("INSERT INTO datasets (id, name, preset, role, task, labels, criteria, created_at) "
+                          "VALUES (1, 'h', 'smart-home', '', '', '[\"normal\", \"abnormal\"]', '', '2025-01-01')"))
+        conn.execute(text("INSERT INTO videos (id, dataset_id, external_id, path, source_root, sha256, size_bytes, "
+                          "split, label, readable, meta, created_at) VALUES (1, 1, 'v', '/v.mp4', '', 'ab', 0, "
+                          "'train', 'abnormal', TRUE, '{}', '2025-01-01')"))
+        conn.execute(text("INSERT INTO suggestions (id, video_id, model_id, prompt_version, subjects, attributes, "
+                          "actions, scenes, conclusion, raw_text, parse_status, label_hint, mean_logprob, gen_params, "
+                          "doubt_score, doubt_reason, created_at) VALUES (1, 1, 'm', 'p', 'a', 'b', 'c', 'd', '', '', "
+                          "'ok', TRUE, -0.5, '{}', 2.5, '', '2025-01-01')"))
+        conn.execute(text("INSERT INTO reviews (id, video_id, suggestion_id, subjects, label, status, excluded, version, "
+                          "reviewer, updated_at, dataset_id, split, queue_label, queue_key, edited, parse_failed, "
+                          "search_doc) VALUES (1, 1, 1, 'a dog', 'normal', 'accepted', FALSE, 4, 'ann', '2025-01-01', "
+                          "1, 'train', 'normal', -2.5, TRUE, FALSE, 'v a dog')"))
+        before = conn.execute(text(f"SELECT {review_columns} FROM reviews")).all()
+        command.upgrade(cfg, "head")
+        assert conn.execute(text("SELECT reviews_per_item, adjudicators FROM datasets")).one()[0] == 1
+        assert conn.execute(text(f"SELECT {review_columns} FROM reviews")).all() == before
+        assert conn.execute(text("SELECT count(*) FROM videos")).scalar() == 1  # no dataset rebuild, no cascade
+        conn.execute(text("INSERT INTO review_responses (dataset_id, video_id, suggestion_id, reviewer, rationale, "
+                          "label, status, version, saved_at, created_at) VALUES (1, 1, 1, 'bob', '{}', 'normal', "
+                          "'accepted', 1, '2025-01-02', '2025-01-02')"))
+        command.downgrade(cfg, "0005")
+        assert conn.execute(text(f"SELECT {review_columns} FROM reviews")).all() == before
+        command.upgrade(cfg, "head")
+        assert conn.execute(text("SELECT count(*) FROM suggestions")).scalar() == 1
+    from db import queries
+    from db.engine import session_factory
+
+    with session_factory(url)() as s:
+
+        assert queries.get_dataset(s, "h").adjudicators == [] and queries.get_dataset(s, "h").reviews_per_item == 1
+
+
 def test_0006_flags_existing_suggestions_and_refills_queue_columns_and_counters(empty_db_url: str) -> None:
     """Suggestions stored before 0006 are checked on upgrade: flags, bits, doubt; reviews and counters follow."""
     from db import counters

@@ -226,6 +226,7 @@ def test_typing_during_a_regeneration_is_saved_before_the_item_reloads(tmp_path,
     typed = {**item.fields, "scenes": "half a sentence the reviewer is typi"}
     values = {tab.regen: {"job": 7, "review": rid}, tab.state: review.ReviewFilter(dataset="homes").to_dict(),
               tab.review_id: rid, tab.version: item.version, tab.nav: [], tab.reviewer: "ida", tab.label: item.label,
+              tab.shown: {"review": rid, "at": "2026-01-01T10:00:00+00:00"},
               **{getattr(tab.fields, dim): typed[dim] for dim in DIMENSIONS}}
     out = review_tab.on_regen_tick(tab, db_url, values, request=None)
 

@@ -84,9 +84,13 @@ def test_every_event_goes_through_the_one_adapter(app):
 
 
 # ----------------------------------------------------------------------------------- the API order
+# "shown" (a gr.State, not sent to API callers): when the item was shown, for its response's time per item
 ITEM = ["review_id", "version", "nav", "header", "video", "frames", "notice", "suggestion",
-        *[f"fields.{d}" for d in DIMENSIONS], "label", "status", "diff", "history", "place", "counts"]
-CONTEXT = ["state", "review_id", "version", "nav", "reviewer", *[f"fields.{d}" for d in DIMENSIONS], "label"]
+        *[f"fields.{d}" for d in DIMENSIONS], "label", "status", "diff", "history", "place", "counts", "shown"]
+CONTEXT = ["state", "review_id", "version", "nav", "reviewer", *[f"fields.{d}" for d in DIMENSIONS], "label",
+           "shown"]
+ADJ_ITEM = ["review_id", "version", "picked", "header", "place", "video", "suggestion", "responses", "source",
+            *[f"fields.{d}" for d in DIMENSIONS], "label", "history"]
 LAUNCH = ["dataset", "model", "source", "share", "baselines", "hint", "targets", "merger",
           *[f"stage1.{k}" for k in STAGE_FIELDS], *[f"stage2.{k}" for k in STAGE_FIELDS]]
 LIVE = ["job", "points", "timer", "progress", "loss", "log"]
@@ -115,6 +119,14 @@ API = {
     "review_regen_poll": (["regen", *CONTEXT], ["regen", "timer", "job", *ITEM]),
     "review_bulk_accept": (["state", "review_id", "nav", "reviewer"], ITEM),
     "review_bulk_exclude": (["state", "review_id", "nav", "reviewer"], ITEM),
+    "adjudicate_open": (["dataset"], ["settings", "k", "assigned", *ADJ_ITEM]),
+    "adjudicate_settings": (["dataset", "adjudicator", "k", "assigned"], ["settings", "k", "assigned", *ADJ_ITEM]),
+    "adjudicate_use": (["review_id", "source", "dimension", *[f"fields.{d}" for d in DIMENSIONS]],
+                       ["picked", *[f"fields.{d}" for d in DIMENSIONS]]),
+    **{f"adjudicate_{a}": (["dataset", "review_id", "version", "picked", "adjudicator",
+                            *[f"fields.{d}" for d in DIMENSIONS], "label"], ADJ_ITEM) for a in ("accept", "reject")},
+    **{f"adjudicate_{d}": (["dataset", "review_id"], ADJ_ITEM) for d in ("next", "prev")},
+    "quality_show": (["dataset"], ["summary", "dimensions", "reviewers", "models", "agreement", "edits", "throughput"]),
     "train_check": (LAUNCH, ["readiness", "per_class"]),
     "train_command": (["action", *LAUNCH], ["command", "config"]),
     # the Stop button comes last: enabled only while a job runs, labelled with the job it stops (issue #18)
