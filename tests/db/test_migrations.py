@@ -155,7 +155,7 @@ def test_0005_fills_queue_columns_counters_and_search_from_existing_rows(empty_d
 
 def test_0007_adds_responses_users_and_k_leaving_existing_rows_as_they_were(empty_db_url: str) -> None:
     """Datasets from before 0007 ask for one review per item (nothing changes for them); their rows stay as they
-    were, and going back down to 0005 and up again keeps them."""
+    were, and going back down to 0006 and up again keeps them."""
     url = empty_db_url
     cfg = alembic_config(url)
     engine = make_engine(url)
@@ -176,6 +176,7 @@ def test_0007_adds_responses_users_and_k_leaving_existing_rows_as_they_were(empt
                           "reviewer, updated_at, dataset_id, split, queue_label, queue_key, edited, parse_failed, "
                           "search_doc) VALUES (1, 1, 1, 'a dog', 'normal', 'accepted', FALSE, 4, 'ann', '2025-01-01', "
                           "1, 'train', 'normal', -2.5, TRUE, FALSE, 'v a dog')"))
+        command.upgrade(cfg, "0006")  # 0006 recomputes queue_key with flags; 0007 must leave every row as it is
         before = conn.execute(text(f"SELECT {review_columns} FROM reviews")).all()
         command.upgrade(cfg, "head")
         assert conn.execute(text("SELECT reviews_per_item, adjudicators FROM datasets")).one()[0] == 1
@@ -184,7 +185,7 @@ def test_0007_adds_responses_users_and_k_leaving_existing_rows_as_they_were(empt
         conn.execute(text("INSERT INTO review_responses (dataset_id, video_id, suggestion_id, reviewer, rationale, "
                           "label, status, version, saved_at, created_at) VALUES (1, 1, 1, 'bob', '{}', 'normal', "
                           "'accepted', 1, '2025-01-02', '2025-01-02')"))
-        command.downgrade(cfg, "0005")
+        command.downgrade(cfg, "0006")
         assert conn.execute(text(f"SELECT {review_columns} FROM reviews")).all() == before
         command.upgrade(cfg, "head")
         assert conn.execute(text("SELECT count(*) FROM suggestions")).scalar() == 1
