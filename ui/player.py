@@ -76,7 +76,9 @@ _JS = """
     const v = video();
     if (!v || !Number.isFinite(t)) return;
     v.pause();
-    v.currentTime = t + PAST;
+    // Not to where it already is: a strip click seeks, then the preview's selection follows to the same frame, and
+    // Chromium takes a second seek into the last frame past it, to the end of the video (the step back then stays).
+    if (Math.abs(v.currentTime - (t + PAST)) > 1e-5) v.currentTime = t + PAST;
     show();
   };
   const step = (direction) => {

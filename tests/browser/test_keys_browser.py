@@ -1,18 +1,27 @@
 """Every keyboard shortcut of the Review tab, pressed in a real browser, with its effect checked (issue #15, part 5).
 
 ``CHECKS`` holds one check per entry of ``ui.keys.SHORTCUTS``; ``tests/ui/test_keys.py`` fails when a shortcut has
-none. Each check runs in a fresh browser context (its own session and localStorage) against one app serving two
-datasets: ``homes`` (three clips; no check saves anything in it, so its queue is always clip_2, clip_0, clip_1) and
-``writes`` (six clips; the accept / save / reject checks act on whichever item it shows first).
+none. One app serves two datasets: ``homes`` (three clips; no check saves anything in it, so its queue is always
+clip_2, clip_0, clip_1) and ``writes`` (six clips; the accept / save / reject checks act on whichever item it shows
+first, so each decides on an item of its own).
+
+The checks share one browser page (a page load costs seconds; a check, about one). Before each check ``_reset`` puts
+back everything a check may change, and proves it did: the browser's store (typing drafts, the chosen speed), the
+help overlay, the strip's preview, the focus, the video (paused at 0 s, 1x), and the queue, re-opened on ``homes``
+(the re-open saves nothing, unlike Next / Previous / Jump) with clip_2's stored text in the fields. So each check
+starts where a fresh page would, in any order and alone. Should a reset fail (a check left the page broken), the
+next check gets a fresh page instead.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review import workspace as review
 from tests.review_world import SUGGESTIONS, make_review_world, start_app, stop_app
 from ui.keys import SHORTCUTS, help_rows
@@ -21,11 +30,14 @@ from ui.player import RATES
 pytestmark = pytest.mark.browser
 
 VIDEO = "document.querySelector('#rv-video video')"
+SEARCH = "#rv-search :is(textarea, input)"
+JUMP = "#rv-jump :is(textarea, input)"
 CLIP_0 = dict((ext, fields) for ext, _label, fields in SUGGESTIONS)["clip_0"]
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
+    """(URL, database URL, clip_2 as stored) of one app serving ``homes`` and ``writes`` to the whole module."""
     from db.engine import dispose_engines, init_db
 
     root = tmp_path_factory.mktemp("keys-app")
@@ -34,34 +46,120 @@ def app(tmp_path_factory):
     os.environ["RBFT_DATA_DIR"] = str(root / "data")
     try:
         init_db(db_url)
-        make_review_world(db_url, root / "homes")
-        make_review_world(db_url, root / "writes", dataset="writes", extra=3)
+        # the app starts (about 10 s) while the datasets are built beside it: no page is loaded before both are done
+        with ThreadPoolExecutor(1) as pool:
+            built = pool.submit(lambda: (make_review_world(db_url, root / "homes"),
+                                         make_review_world(db_url, root / "writes", dataset="writes", extra=3)))
+            proc, url = start_app(db_url, root / "data")
+            try:
+                homes, _writes = built.result()
+            except BaseException:
+                stop_app(proc)
+                raise
         dispose_engines()
-        proc, url = start_app(db_url, root / "data")
     finally:
         if old is None:
             os.environ.pop("RBFT_DATA_DIR", None)
         else:
             os.environ["RBFT_DATA_DIR"] = old
-    yield url, db_url
+    item = review.load_item(db_url, homes["clip_2"])  # the first item of the homes queue, as stored
+    first = {"review": item.review_id, "fields": {d: item.fields[d] or "" for d in DIMENSIONS}, "label": item.label}
+    yield url, db_url, first
     stop_app(proc)
 
 
+class _Shared:
+    """The module's one page, opened as each check used to get its own: a fresh context on the Review tab of
+    ``homes``, its first item (clip_2) shown and its video loaded."""
+
+    def __init__(self, browser, url: str):
+        self.browser, self.url, self.page, self.video_src = browser, url, None, ""
+
+    def open(self) -> None:
+        self.close()
+        context = self.browser.new_context(viewport={"width": 1600, "height": 1150})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.goto(self.url)
+        page.get_by_role("tab", name="Review").click()
+        _wait_header(page, "clip_2")
+        _wait_video(page)
+        self.page, self.video_src = page, page.evaluate(f"() => {VIDEO}.currentSrc")
+
+    def close(self) -> None:
+        if self.page is not None:
+            self.page.context.close()
+            self.page = None
+
+
+@pytest.fixture(scope="module")
+def shared(app, browser):
+    shared = _Shared(browser, app[0])
+    shared.open()
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
-def page(app, browser):
-    """A fresh context on the Review tab of ``homes``, its first item (clip_2) shown and its video loaded."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1150})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.goto(app[0])
-    page.get_by_role("tab", name="Review").click()
-    _wait_header(page, "clip_2")
-    _wait_video(page)
+def page(shared, app):
+    """The shared page put back as a fresh one opens (``_reset``); a page a check left broken is opened anew."""
+    try:
+        _reset(shared, app[2])
+    except Exception:
+        shared.open()
+        _reset(shared, app[2])
+    page = shared.page
     yield page
     assert not page.errors
-    context.close()
+
+
+def _reset(shared: _Shared, first: dict) -> None:
+    """Put back everything a check may change, then re-open the ``homes`` queue and wait until the page shows what a
+    fresh one does; ``first`` is clip_2's review id, fields and label as stored.
+
+    A marker goes into the subjects field first (set by script: no listener takes it for typing); the re-open's
+    answer replaces it, so the fields checked below are the answer's, not what the last check left."""
+    page = shared.page
+    page.errors.clear()
+    on_homes = page.evaluate("""() => {
+        localStorage.clear();  // the typing keeper's drafts (ui/typing_keeper.py) and the chosen speed (ui/player.py)
+        const overlay = document.getElementById('rv-keys-overlay');
+        if (overlay) overlay.hidden = true;
+        document.querySelector("#rv-frames .preview button[aria-label='Close']")?.click();  // the strip's preview
+        document.activeElement?.blur?.();
+        const area = document.querySelector('#rv-subjects textarea');
+        area.value = '(reset)';
+        area.dispatchEvent(new Event('input', {bubbles: true}));
+        return document.querySelector('#rv-dataset input').value === 'homes';
+    }""")
+    page.fill(JUMP, "")
+    page.fill(SEARCH, "")
+    if on_homes:
+        page.press(SEARCH, "Enter")  # re-opens the queue at its first item; saves nothing (Next / Jump would)
+    else:
+        _choose_dataset(page, "homes")  # so does choosing a dataset
+    page.wait_for_function("""f => {
+        const h = document.querySelector('#rv-header .rv-header[data-review]');
+        const value = (d) => document.querySelector(`#rv-${d} textarea`)?.value;
+        return h && +h.dataset.review === f.review && h.dataset.dataset === 'homes'
+            && Object.entries(f.fields).every(([d, t]) => value(d) === t)
+            && document.querySelector('#rv-label input')?.value === f.label
+            && (document.querySelector('#rv-place')?.innerText || '').includes('1 of 3')
+            && !document.querySelector('#rv-frames .preview');
+    }""", arg=first)
+    page.evaluate("() => document.activeElement?.blur?.()")  # the cursor outside any field
+    page.wait_for_function(f"""src => {{  // clip_2's video, loaded, paused at 0 s, at 1x
+        const v = {VIDEO};
+        if (!v || v.currentSrc !== src || v.readyState < 2) return false;
+        v.pause(); v.defaultPlaybackRate = 1; v.playbackRate = 1;
+        if (v.currentTime !== 0) v.currentTime = 0;
+        return !v.seeking && v.paused && v.currentTime === 0
+            && document.getElementById('rv-vid-rate')?.innerText === '1x';
+    }}""", arg=shared.video_src)
+    assert page.evaluate("() => !document.activeElement?.closest?.('input, textarea, select')")
+    assert _overlay_hidden(page)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
