@@ -126,7 +126,7 @@ def run_project(prep: setup.Prepared, args, rep: int, cache: str) -> dict:
         shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True, exist_ok=True)
     run_id = f"rep{rep}-{cache}"
-    cmd = setup.project_command(prep, args.project_python, data, run_id, args.device)
+    cmd = setup.project_command(prep, args.project_python, data, run_id, args.device) + args.project_flag
     env = setup.run_env(args.threads)
     env["PYTHONPATH"] = os.pathsep.join([str(args.project_root), *filter(None, [os.environ.get("PYTHONPATH")])])
     result = measure(cmd, env, data / f"{run_id}.log", args.timeout, Path(args.project_root), args.device)
@@ -202,6 +202,9 @@ def parse_args(argv=None):
     parser.add_argument("--project-python", default=sys.executable, help="python of the project (default: this one)")
     parser.add_argument("--project-root", default=str(REPO),
                         help="checkout whose rbft_core the project side runs (default: this one; for A/B runs)")
+    parser.add_argument("--project-flag", action="append", default=[],
+                        help="an extra `rbft train` flag for the project side, e.g. --project-flag=--vision-cache-mb=0 "
+                             "--project-flag=--no-trim-heap (the 'before' of a change; repeatable)")
     parser.add_argument("--out", default=str(REPO / "bench" / "out" / "train-bench"), help="work folder")
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per training process (default 3600)")
@@ -219,6 +222,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                            "device": args.device, "load_at_start": os.getloadavg()},
+               "project_flags": args.project_flag,
                "versions": {"project": versions(args.project_python, ["torch", "transformers", "peft", "accelerate"]),
                             "llamafactory": versions(args.lf_python, ["llamafactory", "torch", "transformers", "peft",
                                                                       "accelerate"])}}

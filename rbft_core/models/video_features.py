@@ -20,10 +20,11 @@ from typing import Any, Iterator
 
 from rbft_core.errors import ModelError
 
-__all__ = ["encode_video_features", "merge_video_features", "serve_video_features", "served_pixels"]
+__all__ = ["encode_video_features", "merge_video_features", "split_video_features", "serve_video_features",
+           "served_pixels", "video_module"]
 
 
-def _video_module(model):
+def video_module(model):
     """The module whose forward calls ``self.get_video_features`` (``Qwen*VLModel``, under any wrappers)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     inner = getattr(base, "model", None)
@@ -68,7 +69,7 @@ def encode_video_features(model, pixel_values_videos, video_grid_thw, *, groups_
     """
     if groups_per_chunk < 1:
         raise ModelError(f"groups_per_chunk must be >= 1, got {groups_per_chunk}")
-    inner = _video_module(model)
+    inner = video_module(model)
     grid = video_grid_thw.to("cpu")
     parts, video_of_part, kind = [], [], None
     for index, first, last, chunk_grid in _chunks(grid, groups_per_chunk):
@@ -81,6 +82,33 @@ def encode_video_features(model, pixel_values_videos, video_grid_thw, *, groups_
     if not hasattr(parts[0], "keys"):  # older transformers: a tuple of per-video tensors
         return _merge(parts, video_of_part, len(grid))
     return kind(**{k: _merge([p[k] for p in parts], video_of_part, len(grid)) for k in parts[0]})
+
+
+def split_video_features(output: Any) -> list:
+    """``get_video_features`` of several videos -> one output per video (what ``merge_video_features`` joins).
+
+    ``pooler_output`` holds one tensor per video; tensors and lists of tensors beside it (Qwen3-VL's deepstack
+    levels) are split by those videos' token counts; the unmerged patch states are dropped."""
+    pooled = output["pooler_output"]
+    sizes = [int(t.shape[0]) for t in pooled]
+    fields = {k: v for k, v in output.items() if k not in ("last_hidden_state", "pooler_output")}
+    videos = []
+    for index, tensor in enumerate(pooled):
+        one: dict[str, Any] = {"pooler_output": (tensor,)}
+        for key, value in fields.items():
+            if value is not None:
+                one[key] = _one_video(value, sizes, index)
+        videos.append(type(output)(**one))
+    return videos
+
+
+def _one_video(value: Any, sizes: list[int], index: int) -> Any:
+    """Video ``index``'s part of a field: a per-video tuple's entry, a tensor's rows, a list's parts in turn."""
+    if isinstance(value, tuple):
+        return (value[index],)
+    if isinstance(value, list):
+        return [_one_video(v, sizes, index) for v in value]
+    return value.split(sizes)[index]
 
 
 def merge_video_features(parts: list) -> Any:
@@ -96,7 +124,7 @@ def merge_video_features(parts: list) -> Any:
 @contextmanager
 def serve_video_features(model, features) -> Iterator[None]:
     """Within the block, the model's ``get_video_features`` returns ``features`` instead of encoding pixels."""
-    inner = _video_module(model)
+    inner = video_module(model)
 
     def served(pixel_values_videos, video_grid_thw=None, **kwargs):
         return features

@@ -61,8 +61,8 @@ class TrainSpec(Spec):
     vision_cache_mb: int = setting(1024, "with a frozen vision tower: keep each video's vision features for the "
                                    "run instead of encoding it every step (0: off)", label="vision cache",
                                    unit="MB")
-    trim_heap: bool = setting(True, "give freed memory back to the OS after each step (glibc malloc_trim): lower "
-                              "peak RSS on CPU", label="trim heap")
+    trim_heap: bool = setting(True, "give freed memory back to the OS when the heap has grown by 64 MB since the "
+                              "last time (glibc malloc_trim): lower peak RSS on CPU", label="trim heap")
     seed: int = setting(0, "seed of the data order and LoRA initialisation")
     rationale_source: RationaleSource = setting("reviewed", "Stage-I targets: model suggestions, reviewed text, or "
                                                 "a mix", label="rationale source")

@@ -26,7 +26,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from rbft_core.models.video_features import encode_video_features, merge_video_features
+from rbft_core.models.video_features import merge_video_features, split_video_features, video_module
 from rbft_core.training.sft_data import IGNORE_INDEX, Example, VideoSFTCollator
 
 __all__ = ["FeatureStore", "LeanCollator", "use_lean_step", "example_key", "LEAN_FAMILIES"]
@@ -103,7 +103,7 @@ class _Encoded:
 
 
 class LeanCollator:
-    """Batches from per-example encodings (computed once) and stored vision features (encoded once): no pixels
+    """Batches from per-example encodings and stored vision features, both made once per example: no pixels
     reach the training step, so none stay alive through the language model's forward and backward."""
 
     def __init__(self, inner: VideoSFTCollator, store: FeatureStore, model):
@@ -113,38 +113,38 @@ class LeanCollator:
         # inside the model's forward
         self.context: Callable[[], Any] = contextlib.nullcontext
 
-    def _encode(self, example: Example) -> tuple[_Encoded, Any]:
-        batch = self.inner([example])
-        seconds = batch.get("second_per_grid_ts")
-        encoded = _Encoded({k: batch[k][0] for k in _TEXT_KEYS if k in batch}, batch["video_grid_thw"],
-                           seconds if seconds is None or hasattr(seconds, "shape") else None)
-        return encoded, batch["pixel_values_videos"]
-
-    def _vision(self, encoded: _Encoded, pixels) -> Any:
+    def _encode(self, examples: Sequence[Example]) -> tuple[list[_Encoded], list[Any]]:
+        """The examples through the batched processor and the vision tower once (as the plain step does), split
+        per example: token rows without their padding, each video's own features."""
         import torch  # torch is heavy: loaded only when a model runs
 
+        batch = self.inner(list(examples))
+        seconds, grid = batch.get("second_per_grid_ts"), batch["video_grid_thw"]
+        encoded = []
+        for row in range(len(examples)):
+            length = int(batch["attention_mask"][row].sum())  # right padding: the row's own tokens come first
+            encoded.append(_Encoded({k: batch[k][row, :length].clone() for k in _TEXT_KEYS if k in batch},
+                                    grid[row:row + 1], seconds[row:row + 1] if hasattr(seconds, "shape") else None))
         device = next(self.model.parameters()).device
         with torch.no_grad(), self.context():
-            features = encode_video_features(self.model, pixels.to(device), encoded.grid.to(device))
-        self.store.encoded += 1
-        return features
+            out = video_module(self.model).get_video_features(batch["pixel_values_videos"].to(device),
+                                                             grid.to(device))
+        self.store.encoded += len(examples)
+        return encoded, split_video_features(out)
 
     def __call__(self, examples: Sequence[Example]) -> dict:
         import torch  # torch is heavy: loaded only when a model runs
 
-        rows, parts = [], []
-        for example in examples:
-            key = example_key(example)
-            encoded, features = self.encoded.get(key), self.store.get(key)
-            if encoded is None or features is None:
-                fresh, pixels = self._encode(example)
-                encoded = self.encoded.setdefault(key, fresh)
-                if features is None:
-                    features = self._vision(encoded, pixels)
-                    self.store.put(key, features)
-                del pixels
-            rows.append(encoded)
-            parts.append(features)
+        keys = [example_key(e) for e in examples]
+        parts = [self.store.get(k) for k in keys]
+        missing = [i for i, part in enumerate(parts) if part is None or keys[i] not in self.encoded]
+        if missing:
+            fresh, features = self._encode([examples[i] for i in missing])
+            for i, encoded, feature in zip(missing, fresh, features):
+                self.encoded.setdefault(keys[i], encoded)
+                self.store.put(keys[i], feature)
+                parts[i] = feature
+        rows = [self.encoded[k] for k in keys]
         width = max(int(r.text["input_ids"].shape[0]) for r in rows)
         batch: dict[str, Any] = {}
         for name in rows[0].text:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rbft_core.models.model_sampling import write_model_sampling
-from rbft_core.training.heap import heap_trimmer
+from rbft_core.training.heap import GrowthTrimmer, heap_trimmer
 from rbft_core.training.lean_step import LeanCollator
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
 
@@ -119,7 +119,7 @@ def _callbacks(run_dir: Path, world_size: int, progress, should_stop, trim_heap:
                 control.should_training_stop = True
 
     class TrimHeap(TrainerCallback):
-        """After each optimiser step: freed activations go back to the OS (``training/heap.py``)."""
+        """After an optimiser step that left the heap grown: freed memory goes back to the OS (``training/heap.py``)."""
 
         def __init__(self, trim):
             self.trim = trim
@@ -128,7 +128,7 @@ def _callbacks(run_dir: Path, world_size: int, progress, should_stop, trim_heap:
             self.trim()
 
     trim = heap_trimmer() if trim_heap else None
-    return LogWriter(), StopCheck, ([TrimHeap(trim)] if trim else [])
+    return LogWriter(), StopCheck, ([TrimHeap(GrowthTrimmer(trim))] if trim else [])
 
 
 def _arguments(cfg, run_dir: Path, has_eval: bool):

@@ -10,7 +10,7 @@ from rbft_core.models.loading import load_vlm, sample_spec_for
 from rbft_core.models.tiny import TinySpec, build_tiny_model
 from rbft_core.specs.training import TrainSpec
 from rbft_core.training import lean_step, train_loop
-from rbft_core.training.heap import heap_trimmer
+from rbft_core.training.heap import GrowthTrimmer, heap_trimmer
 from rbft_core.training.sft_data import VideoSFTCollator, build_examples
 from rbft_core.training.train import train_stage, wrap_lora
 
@@ -80,6 +80,7 @@ def test_a_training_run_is_the_same_with_and_without_the_store(world_dataset, ti
     name, url = world_dataset
     trims = []
     monkeypatch.setattr(train_loop, "heap_trimmer", lambda: lambda: trims.append(1))
+    monkeypatch.setattr(train_loop, "GrowthTrimmer", lambda trim: trim)  # every step asks (growth policy: below)
     runs = {}
     for cache_mb in (0, 64):  # the plain run also leaves the heap alone: trimming changes no number either
         cfg = TrainSpec(dataset=name, model=str(tiny_model_dir), stage=1, run_id=f"cache-{cache_mb}", epochs=2,
@@ -143,3 +144,16 @@ def test_the_c_library_trim_is_found_on_linux():
         trim = heap_trimmer()
         assert callable(trim)
         trim()  # returns nothing, raises nothing
+
+
+def test_the_heap_is_trimmed_only_after_it_grew_by_the_margin():
+    sizes = iter([100, 150, 160, 171, 120, 150, 180])
+    trims = []
+    grow = GrowthTrimmer(lambda: trims.append(1), margin=64, rss=lambda: next(sizes))
+    for _ in range(3):  # 100 becomes the floor; 150 and 160 are within 64 of it
+        grow()
+    assert trims == []
+    grow()  # 171 > 100 + 64: trim; the floor becomes the size read after it (120)
+    assert trims == [1] and grow.floor == 120
+    grow(), grow()  # 150, 180: within 64 of the new floor
+    assert trims == [1] and grow.trims == 1
