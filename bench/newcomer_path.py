@@ -66,8 +66,9 @@ def review(page, items: int) -> dict:
     page.get_by_role("tab", name="Review").click()
     page.wait_for_selector("#rv-header b", timeout=60_000)
     edited = 0
+    shown = "() => document.querySelector('#rv-header [data-review]')?.dataset.review || ''"
     for i in range(items):
-        header = _text(page, "#rv-header")
+        review_id = page.evaluate(shown)
         if i % 5 == 4:  # an expert fixes one rationale in five and saves it
             box = page.locator("#rv-subjects textarea")
             box.fill(box.input_value() + " (checked by the expert)")
@@ -75,8 +76,8 @@ def review(page, items: int) -> dict:
             edited += 1
         else:
             page.keyboard.press("Alt+A")
-        page.wait_for_function("(h) => (document.querySelector('#rv-header')?.innerText || '') !== h", arg=header,
-                               timeout=180_000)
+        # the next item is open when the header names another review (its text also shows Gradio's spinner)
+        page.wait_for_function(f"(r) => ({shown})() !== r && ({shown})() !== ''", arg=review_id, timeout=180_000)
     return {"reviewed": items, "edited": edited, "counts": _text(page, "#rv-counts").strip()[:300]}
 
 
