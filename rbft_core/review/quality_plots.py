@@ -6,7 +6,7 @@ safe in the app's worker threads)."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,8 @@ def throughput_figure(report: dict[str, Any]):
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no saved responses", ha="center", va="center", transform=ax.transAxes)
+    if len(starts) == 1 and bin_s:  # one bin: show that bin's own span, not matplotlib's default years
+        ax.set_xlim(starts[0] - timedelta(seconds=bin_s), starts[0] + timedelta(seconds=2 * bin_s))
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     return fig

@@ -111,6 +111,36 @@ def test_screenshots_of_every_tab(demo_world, start_app, page, data_dir):
     page.locator("#export-download").wait_for(state="visible", timeout=120_000)
     _shot(page, "export")
 
+    _two_reviewers_answer(url, name)
+    _open(page, "Quality")
+    page.click("#q-show")
+    _wait_text(page, "#q-summary", "Krippendorff")
+    for plot in ("#q-agreement", "#q-edits", "#q-throughput"):
+        page.wait_for_function("s => { const i = document.querySelector(s + ' img'); return i && i.complete && "
+                               "i.naturalWidth > 200; }", arg=plot, timeout=30_000)
+    _shot(page, "quality")
+
+
+def _two_reviewers_answer(url: str, name: str) -> None:
+    """The dataset asks for two reviews per item; ann and bob answer the pending items (labels apart on one)."""
+    from rbft_core.review import adjudication, responses, workspace
+
+    adjudication.change_settings(url, name, "admin", reviews_per_item=2)
+    pending = workspace.neighbour(url, workspace.ReviewFilter(dataset=name, status="pending"), None)
+    done = 0
+    while pending is not None and done < 4:
+        item = workspace.load_item(url, pending)
+        for who in ("ann", "bob"):
+            mine = responses.load(url, pending, who)
+            fields = dict(item.fields)
+            if who == "bob" and done % 2:
+                fields["scenes"] = (fields.get("scenes") or "") + ", seen from the street"
+            label = item.label if who == "ann" or done != 1 else next(lb for lb in item.labels if lb != item.label)
+            responses.save(url, pending, expected_version=mine.version, reviewer=who, action="edit", fields=fields,
+                           label=label)
+        done += 1
+        pending = workspace.neighbour(url, workspace.ReviewFilter(dataset=name, status="pending"), None)
+
 
 def test_screenshot_of_a_live_training_curve(world_dataset, tiny_model_dir, start_app, page, data_dir):
     """A direct SFT run started from the page, pictured while its loss curve grows, then stopped."""
