@@ -125,10 +125,10 @@ class LeanCollator:
             length = int(batch["attention_mask"][row].sum())  # right padding: the row's own tokens come first
             encoded.append(_Encoded({k: batch[k][row, :length].clone() for k in _TEXT_KEYS if k in batch},
                                     grid[row:row + 1], seconds[row:row + 1] if hasattr(seconds, "shape") else None))
-        device = next(self.model.parameters()).device
+        inner = video_module(self.model)
+        device = next(inner.visual.parameters()).device  # the vision tower's own (a model may span devices)
         with torch.no_grad(), self.context():
-            out = video_module(self.model).get_video_features(batch["pixel_values_videos"].to(device),
-                                                             grid.to(device))
+            out = inner.get_video_features(batch["pixel_values_videos"].to(device), grid.to(device))
         self.store.encoded += len(examples)
         return encoded, split_video_features(out)
 
