@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 
-__all__ = ["SUGGESTIONS", "XSS", "make_review_world", "free_port", "start_app", "stop_app"]
+__all__ = ["SUGGESTIONS", "XSS", "make_review_world", "queue_order", "free_port", "start_app", "stop_app"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GEN_PARAMS = {"num_frames": 8, "max_pixels": 128 * 28 * 28, "max_new_tokens": 160, "do_sample": False}
@@ -150,3 +150,15 @@ def stop_app(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def queue_order(db_url: str, flt) -> list[int]:
+    """The review ids of a queue in order, walked with ``neighbour`` until it wraps around."""
+    from rbft_core.review import workspace
+
+    order, current = [], None
+    while True:
+        current = workspace.neighbour(db_url, flt, current)
+        if current is None or current in order:
+            return order
+        order.append(current)

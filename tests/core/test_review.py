@@ -10,7 +10,7 @@ from rbft_core.review import media as review_media
 from rbft_core.review.doubt import doubt_of
 from rbft_core.errors import ConfigError, ConflictError, DataError
 from rbft_core.review.workspace import ReviewFilter
-from tests.review_world import SUGGESTIONS, make_review_world
+from tests.review_world import SUGGESTIONS, make_review_world, queue_order as _queue
 
 pytestmark = pytest.mark.both_backends  # review logic runs on SQLite and on PostgreSQL
 
@@ -18,15 +18,6 @@ pytestmark = pytest.mark.both_backends  # review logic runs on SQLite and on Pos
 @pytest.fixture
 def world(tmp_path, db_url, data_dir):
     return make_review_world(db_url, tmp_path / "w", extra=2)
-
-
-def _queue(db_url, flt):
-    order, current = [], None
-    while True:
-        current = review.neighbour(db_url, flt, current)
-        if current is None or current in order:
-            return order
-        order.append(current)
 
 
 def test_doubt_rules():

@@ -13,7 +13,7 @@ from rbft_core.errors import ConfigError, ConflictError, DataError
 from rbft_core.review import adjudication, responses
 from rbft_core.review import workspace as review
 from rbft_core.review.workspace import ReviewFilter
-from tests.review_world import SUGGESTIONS, make_review_world
+from tests.review_world import SUGGESTIONS, make_review_world, queue_order as _queue
 
 pytestmark = pytest.mark.both_backends
 
@@ -23,15 +23,6 @@ TEXT = {dim: SUGGESTIONS[0][2][dim] for dim in ("subjects", "attributes", "actio
 @pytest.fixture
 def world(tmp_path, db_url, data_dir):
     return make_review_world(db_url, tmp_path / "w")
-
-
-def _queue(db_url, flt):
-    order, current = [], None
-    while True:
-        current = review.neighbour(db_url, flt, current)
-        if current is None or current in order:
-            return order
-        order.append(current)
 
 
 def _answer(db_url, rid, who, action="edit", version=0, shown_at="2026-01-01T10:00:00+00:00", **fields):
