@@ -144,7 +144,8 @@ def _doubt(fields: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
                              labels=ctx["labels"], parse_status=fields["parse_status"], prompt=prompt,
                              raw_text=fields.get("raw_text") or "", confidence=fields.get("dimension_logprobs"))
     doubt = doubt_of(parse_status=fields["parse_status"], fields=texts, conclusion=fields.get("conclusion") or "",
-                     label=label, labels=ctx["labels"], mean_logprob=fields.get("mean_logprob"), flags=flags)
+                     label=label, labels=ctx["labels"], mean_logprob=fields.get("mean_logprob"), flags=flags,
+                     confidence=fields.get("dimension_logprobs"))
     return {"doubt_score": doubt.score, "doubt_reason": doubt.reason, "flags": [f.to_dict() for f in flags],
             "flag_bits": flag_bits(flags)}
 

@@ -8,7 +8,7 @@ review queue filters by flag through an integer of bits (``flag_bits``) kept on 
 |---|---|
 | ``contradiction`` | the conclusion names another label and not the video's (whole words; "not abnormal" names no label, and with two labels it means the other one) |
 | ``orphan_subject`` | an attribute or action belongs to a subject the subjects dimension does not name (``subject_check``) |
-| ``uncertain_subject`` | the model gave a token of its subjects less than even odds (``models.confidence``, stored at generation) |
+| ``uncertain_subject`` | the model gave a token of its subjects less than even odds (``models.confidence``, stored at generation); the reason gives the whole subject's probability too, which the doubt scores |
 | ``degenerate`` | a loop, a dimension repeated, text copied from the prompt, another language or script (``text_checks``) |
 | ``empty_dimension`` | a dimension is empty or a placeholder ("n/a", "none", "-") |
 | ``label_leak`` | a dimension names a label word or a synonym of one (``LABEL_SYNONYMS``): the label hint leaking into what should be visual evidence |
@@ -153,12 +153,18 @@ def _leak(fields: Mapping[str, Optional[str]], labels: Sequence[str]) -> Optiona
     return None
 
 
-def _unsure(confidence: Optional[Mapping[str, Mapping]]) -> Optional[str]:
+def _unsure(confidence: Optional[Mapping[str, Mapping]], subjects_text: str) -> Optional[str]:
     subjects = (confidence or {}).get("subjects") or {}
     low = subjects.get("min_logprob")
     if low is None or low >= UNSURE_LOGPROB:
         return None
-    return f'the model was unsure of the subject ("{subjects.get("token", "")}" at p = {math.exp(low):.2f})'
+    token = f'"{subjects.get("token", "")}" at p = {math.exp(low):.2f}'
+    whole = subjects.get("logprob")
+    if whole is None:  # stored before the whole subject's log-probability was kept
+        return f"the model was unsure of the subject ({token})"
+    text = subjects_text.strip()
+    text = text if len(text) <= 40 else text[:39] + "…"
+    return f'the model was unsure of the subject ("{text}" at p = {math.exp(min(whole, 0.0)):.2f}; {token})'
 
 
 def check_suggestion(*, fields: Mapping[str, Optional[str]], conclusion: str, label: str, labels: Sequence[str],
@@ -178,7 +184,7 @@ def check_suggestion(*, fields: Mapping[str, Optional[str]], conclusion: str, la
         found["contradiction"] = _contradiction(conclusion, label, labels) if labels else None
         orphans = orphan_reasons(texts)
         found["orphan_subject"] = "; ".join(orphans) or None
-        found["uncertain_subject"] = _unsure(confidence)
+        found["uncertain_subject"] = _unsure(confidence, texts["subjects"])
         found["degenerate"] = "; ".join(degenerate_reasons(texts, prompt, raw_text, conclusion)) or None
         found["label_leak"] = _leak(texts, labels) if labels else None
     return [Flag(code, found[code]) for code in FLAG_CODES if found.get(code)]
