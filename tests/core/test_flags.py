@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from rbft_core.models.prompts import get_preset, rationale_prompt
-from rbft_core.review.doubt import FAILED_POINTS, doubt_of
+from rbft_core.review.doubt import FAILED_POINTS, FLAG_POINTS, SUBJECT_POINTS, doubt_of
 from rbft_core.review.flags import (
     ALL_FLAG_BITS,
     FLAG_BITS,
@@ -185,6 +187,19 @@ def test_a_subject_token_below_even_odds_is_unsure():
     assert flags(-1.6) == {"uncertain_subject": 'the model was unsure of the subject ("cat" at p = 0.20)'}
     assert flags(-0.6) == {}  # p = 0.55: more likely than not; other dimensions do not count
     assert _flags() == {}  # no confidence recorded (older suggestions): not judged
+    whole = {"subjects": {"min_logprob": -1.6, "token": "cat", "logprob": -1.8}}  # the sum, kept since
+    found = check_suggestion(fields=CLEAN, conclusion="normal", label="normal", labels=LABELS, confidence=whole)
+    assert [f.reason for f in found] == ['the model was unsure of the subject ("a dog" at p = 0.17; "cat" at p = 0.20)']
+
+
+def test_value_probability_is_the_whole_value_else_its_least_likely_token():
+    from rbft_core.models.confidence import value_probability
+
+    assert value_probability({"subjects": {"min_logprob": -0.5, "logprob": math.log(0.25)}}, "subjects") == \
+        pytest.approx(0.25)
+    assert value_probability({"subjects": {"min_logprob": math.log(0.4)}}, "subjects") == pytest.approx(0.4)
+    assert value_probability({"scenes": {"min_logprob": -1.0}}, "subjects") is None
+    assert value_probability(None, "subjects") is None and value_probability({}, "subjects") is None
 
 
 def test_dimension_logprobs_map_values_to_their_tokens():
@@ -195,8 +210,9 @@ def test_dimension_logprobs_map_values_to_their_tokens():
     decode = lambda ids: "".join(pieces[i] for i in ids)  # noqa: E731 - a tokenizer's decode
     fields = {"subjects": "a cat", "attributes": "", "actions": "", "scenes": "porch"}
     assert value_spans(decode(range(10)), fields) == {"subjects": (14, 19), "scenes": (33, 38)}
-    assert dimension_logprobs(list(range(10)), lps, decode, fields) == {
-        "subjects": {"min_logprob": -1.7, "token": "cat"}, "scenes": {"min_logprob": -0.4, "token": "porch"}}
+    assert dimension_logprobs(list(range(10)), lps, decode, fields) == {  # least likely token, and the sum
+        "subjects": {"min_logprob": -1.7, "token": "cat", "logprob": -1.8},
+        "scenes": {"min_logprob": -0.4, "token": "porch", "logprob": -0.4}}
     twice = '{"scenes": "park", "scenes": "park"}'  # a key written twice: the last one is the parsed one
     assert value_spans(twice, {"scenes": "park"}) == {"scenes": (30, 34)}
     assert value_spans('{"subjects": "a \\"big\\" dog"}', {"subjects": 'a "big" dog'}) == {}  # escaped: no span
@@ -230,6 +246,42 @@ def test_doubt_puts_flagged_first_by_points_then_likelihood():
     long = doubt_of(parse_status="ok", fields=CLEAN, conclusion="", label="normal", labels=LABELS, mean_logprob=None,
                     flags=[Flag("degenerate", "x" * 300)])
     assert len(long.reason) == 200 and long.reason.endswith("…")
+
+
+def _subject(p: float, token_p: float | None = None) -> dict:
+    """dimension_logprobs whose subjects were written at probability p (their least likely token at token_p)."""
+    return {"subjects": {"min_logprob": math.log(token_p or p), "token": "dog", "logprob": math.log(p)}}
+
+
+def test_doubt_grows_with_how_unlikely_the_subject_was():
+    """The subject's doubt is SUBJECT_POINTS * (1 - p), continuous: a less likely subject is reviewed sooner, whatever
+    side of the unsure-subject flag's line it is on, and the flag adds no points of its own."""
+    def doubt(p, token_p=None, **fields):
+        confidence = _subject(p, token_p)
+        flags = check_suggestion(fields={**CLEAN, **fields}, conclusion="normal", label="normal", labels=LABELS,
+                                 confidence=confidence)
+        return doubt_of(parse_status="ok", fields={**CLEAN, **fields}, conclusion="", label="normal", labels=LABELS,
+                        mean_logprob=-0.5, flags=flags, confidence=confidence)
+
+    sure, coin, unsure, lost = doubt(0.95), doubt(0.5, 0.55), doubt(0.2), doubt(0.01)
+    assert SUBJECT_POINTS == 8 and FLAG_POINTS["uncertain_subject"] == 0
+    assert sure.score == pytest.approx(100 * 8 * 0.05 + 0.5) and coin.score == pytest.approx(400.5)
+    assert lost.score > unsure.score > coin.score > sure.score
+    assert unsure.score == pytest.approx(100 * 8 * 0.8 + 0.5)
+    assert sure.reason == "likelihood -0.50/token; subject p = 0.95"
+    assert coin.reason == "likelihood -0.50/token; subject p = 0.50"  # p = 0.5 for the whole, no token below it
+    assert unsure.reason == 'the model was unsure of the subject ("a dog" at p = 0.20; "dog" at p = 0.20)'
+    # a coin-toss subject weighs a contradiction; the flags still add up on top of it
+    orphan = doubt(0.5, 0.55, attributes="red jacket")
+    assert orphan.score == pytest.approx(coin.score + 100 * FLAG_POINTS["orphan_subject"])
+    assert orphan.reason.endswith("; subject p = 0.50")
+    # no confidence recorded (older suggestions, other callers): no subject term, the reason as before
+    plain = doubt_of(parse_status="ok", fields=CLEAN, conclusion="", label="normal", labels=LABELS, mean_logprob=-0.5)
+    assert (plain.score, plain.reason) == (0.5, "likelihood -0.50/token")
+    # a failed parse stays above the most doubtful subject with every flag
+    worst = 100 * (sum(FLAG_POINTS.values()) + SUBJECT_POINTS) + 99.99
+    assert doubt_of(parse_status="failed", fields={}, conclusion="", label="normal", labels=LABELS,
+                    mean_logprob=-0.1, confidence=_subject(0.01)).score == FAILED_POINTS * 100 + 0.1 > worst
 
 
 def test_expected_prompt_is_the_generation_prompt_or_empty():

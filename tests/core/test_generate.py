@@ -157,8 +157,15 @@ def test_each_dimension_keeps_its_least_likely_token(db_url, dataset, tiny_model
     found = dimension_logprobs(ids, lps, decode, fields)
     assert found["subjects"]["min_logprob"] == -2.0 and found["subjects"]["token"].endswith("cat")
     assert found["scenes"]["min_logprob"] == -0.05 and set(found) == set(fields)
+    # the whole value's log-probability: every token that writes "a tabby cat" (the doubt scores the subject by it)
+    start = answer.index("a tabby cat")
+    first = next(i for i in range(len(ids)) if len(decode(ids[:i + 1])) > start)
+    written = [i for i in range(first, cat + 1) if decode(ids[i:i + 1]).strip()]  # whitespace-only tokens left out
+    assert found["subjects"]["logprob"] == pytest.approx(-2.0 - 0.05 * (len(written) - 1), abs=1e-3)
 
     generate_rationales(db_url, dataset, str(tiny_model_dir), GenerateSpec(batch_size=4, max_new_tokens=12))
     with session_scope(db_url) as s:
         rows = s.scalars(select(Suggestion)).all()
         assert rows and all(isinstance(r.dimension_logprobs, dict) and isinstance(r.flags, list) for r in rows)
+        kept = [d for r in rows for d in r.dimension_logprobs.values()]
+        assert all(d["logprob"] <= d["min_logprob"] <= 0 for d in kept)  # the sum is never above its least term

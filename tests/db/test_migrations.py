@@ -250,3 +250,61 @@ def test_0006_flags_existing_suggestions_and_refills_queue_columns_and_counters(
         assert rq.queue_place(s, rq.QueueFilter(dataset_id=1, flags=0), 3) == (1, 1)
         item = rq.review_item(s, 1)
         assert item["suggestion"]["flags"] == [{"code": "orphan_subject", "reason": sugg[0][2]}]
+
+
+def test_0008_rescores_stored_suggestions_with_the_subject_probability(empty_db_url: str) -> None:
+    """0008 recomputes every suggestion's doubt from what it stored (flags, parse status, likelihood, the subject's
+    log-probabilities: the whole subject's, else its least likely token's, else none); each review's queue_key follows;
+    the flags and counters stay."""
+    import json
+    import math
+
+    from db import counters
+    from db.engine import session_factory
+
+    url = empty_db_url
+    cfg = alembic_config(url)
+    engine = make_engine(url)
+    unsure = {"code": "uncertain_subject", "reason": 'the model was unsure of the subject ("cat" at p = 0.20)'}
+    stored = [  # parse status, flags, dimension_logprobs, doubt before (the 0006 rules), bits
+        ("ok", [unsure], {"subjects": {"min_logprob": math.log(0.2), "token": "cat", "logprob": math.log(0.1)}},
+         300.5, 4),
+        ("ok", [unsure], {"subjects": {"min_logprob": math.log(0.2), "token": "cat"}}, 300.5, 4),  # no sum kept
+        ("ok", [], {}, 0.5, 0),  # stored before 0006: no confidence, no subject term
+        ("failed", [{"code": "empty_dimension", "reason": "all four dimensions are empty"}], {}, 1500.5, 16),
+    ]
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+        conn.execute(text("INSERT INTO datasets (id, name, preset, role, task, labels, criteria, created_at) "
+                          "VALUES (1, 'h', 'smart-home', '', '', '[\"normal\", \"abnormal\"]', '', '2025-01-01')"))
+        for i, (status, flags, confidence, score, bits) in enumerate(stored, 1):
+            conn.execute(text("INSERT INTO videos (id, dataset_id, external_id, path, source_root, sha256, size_bytes, "
+                              "split, label, readable, meta, created_at) VALUES (:i, 1, :e, '/v.mp4', '', :s, 0, "
+                              "'train', 'normal', TRUE, '{}', '2025-01-01')"), {"i": i, "e": f"clip_{i}", "s": f"{i:064x}"})
+            conn.execute(text("INSERT INTO suggestions (id, video_id, model_id, prompt_version, subjects, attributes, "
+                              "actions, scenes, conclusion, raw_text, parse_status, label_hint, mean_logprob, "
+                              "gen_params, doubt_score, doubt_reason, flags, flag_bits, dimension_logprobs, created_at) "
+                              "VALUES (:i, :i, 'm', 'p', 'a cat', 'b', 'c', 'd', '', '', :st, TRUE, -0.5, '{}', :sc, '', "
+                              ":f, :b, :dl, '2025-01-01')"),
+                         {"i": i, "st": status, "sc": score, "f": json.dumps(flags), "b": bits,
+                          "dl": json.dumps(confidence)})
+            conn.execute(text("INSERT INTO reviews (id, video_id, suggestion_id, status, excluded, version, updated_at, "
+                              "dataset_id, split, queue_label, queue_key, edited, parse_failed, search_doc, flag_bits) "
+                              "VALUES (:i, :i, :i, 'pending', FALSE, 1, '2025-01-01', 1, 'train', 'normal', :k, FALSE, "
+                              ":pf, '', :b)"), {"i": i, "k": -score, "pf": status == "failed", "b": bits})
+        conn.execute(text("INSERT INTO dataset_counters (dataset_id, status, label, video_label, split, readable, "
+                          "edited, excluded, parse_failed, flag_bits, n) VALUES "
+                          "(1, 'pending', 'normal', 'normal', 'train', TRUE, FALSE, FALSE, FALSE, 4, 2), "
+                          "(1, 'pending', 'normal', 'normal', 'train', TRUE, FALSE, FALSE, FALSE, 0, 1), "
+                          "(1, 'pending', 'normal', 'normal', 'train', TRUE, FALSE, FALSE, TRUE, 16, 1)"))
+        command.upgrade(cfg, "head")
+        sugg = conn.execute(text("SELECT doubt_score, doubt_reason, flag_bits FROM suggestions ORDER BY id")).all()
+        keys = conn.execute(text("SELECT queue_key FROM reviews ORDER BY id")).scalars().all()
+    assert [r[0] for r in sugg] == pytest.approx([100 * 8 * 0.9 + 0.5, 100 * 8 * 0.8 + 0.5, 0.5,
+                                                  FAILED_POINTS * 100 + 0.5])
+    assert [r[1] for r in sugg] == [unsure["reason"], unsure["reason"], "likelihood -0.50/token", "parse failed"]
+    assert [r[2] for r in sugg] == [4, 4, 0, 16]
+    assert keys == pytest.approx([-r[0] for r in sugg])
+    with session_factory(url)() as s:
+        assert counters.stored(s, 1) == counters.recount(s, 1)
