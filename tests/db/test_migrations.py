@@ -281,7 +281,8 @@ def test_0008_rescores_stored_suggestions_with_the_subject_probability(empty_db_
         for i, (status, flags, confidence, score, bits) in enumerate(stored, 1):
             conn.execute(text("INSERT INTO videos (id, dataset_id, external_id, path, source_root, sha256, size_bytes, "
                               "split, label, readable, meta, created_at) VALUES (:i, 1, :e, '/v.mp4', '', :s, 0, "
-                              "'train', 'normal', TRUE, '{}', '2025-01-01')"), {"i": i, "e": f"clip_{i}", "s": f"{i:064x}"})
+                              "'train', 'normal', TRUE, '{}', '2025-01-01')"),
+                         {"i": i, "e": f"clip_{i}", "s": f"{i:064x}"})
             conn.execute(text("INSERT INTO suggestions (id, video_id, model_id, prompt_version, subjects, attributes, "
                               "actions, scenes, conclusion, raw_text, parse_status, label_hint, mean_logprob, "
                               "gen_params, doubt_score, doubt_reason, flags, flag_bits, dimension_logprobs, created_at) "
