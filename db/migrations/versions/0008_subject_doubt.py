@@ -2,7 +2,7 @@
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2027-01-20
+Create Date: 2026-12-03
 
 ``rbft_core.review.doubt`` now adds ``SUBJECT_POINTS * (1 - p)`` for a subject the model wrote at probability p
 (and the unsure-subject flag no longer has points of its own), so the scores stored before would sort apart from new
