@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS, Dimension
 from rbft_core.review.flags import Flag, check_suggestion
 
 __all__ = ["Doubt", "doubt_of", "LOW_LOGPROB", "FLAG_POINTS", "FAILED_POINTS"]
@@ -59,18 +60,19 @@ def doubt_of(
     labels: Sequence[str],
     mean_logprob: Optional[float],
     flags: Optional[Sequence[Flag]] = None,
+    dimensions: Sequence[Dimension] = DEFAULT_DIMENSIONS,
 ) -> Doubt:
     """The doubt score and the reason shown to the reviewer for one suggestion of a video labelled ``label``.
 
     ``flags``: the suggestion's flags when already computed (with the prompt); None computes them here without
-    the prompt-copy check.
+    the prompt-copy check; ``dimensions``: the dataset's (the paper's four by default).
     """
     term = _likelihood_term(mean_logprob)
     if parse_status == "failed":
         return Doubt(FAILED_POINTS * _TIER_WIDTH + term, "parse failed")
     if flags is None:
         flags = check_suggestion(fields=fields, conclusion=conclusion, label=label, labels=labels,
-                                 parse_status=parse_status)
+                                 parse_status=parse_status, dimensions=dimensions)
     if not flags:
         return Doubt(term, _likelihood_reason(mean_logprob))
     points = sum(FLAG_POINTS.get(flag.code, 1) for flag in flags)

@@ -66,7 +66,8 @@ def _assert_intact(url: str, committed: tuple[int, int]) -> None:
             assert s.connection().exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
             assert s.connection().exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
         saved = queries.get_review(s, review_id)
-        assert (saved.version, saved.subjects, saved.reviewer) == (version, "kept across the crash", "before-crash")
+        assert (saved.version, saved.rationale.get("subjects"), saved.reviewer) == (version, "kept across the crash",
+                                                                                     "before-crash")
         assert [r.after["subjects"] for r in queries.review_history(s, review_id)] == ["kept across the crash"]
 
 
