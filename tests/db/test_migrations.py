@@ -178,7 +178,7 @@ def test_0007_adds_responses_users_and_k_leaving_existing_rows_as_they_were(empt
                           "1, 'train', 'normal', -2.5, TRUE, FALSE, 'v a dog')"))
         command.upgrade(cfg, "0006")  # 0006 recomputes queue_key with flags; 0007 must leave every row as it is
         before = conn.execute(text(f"SELECT {review_columns} FROM reviews")).all()
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "0007")
         assert conn.execute(text("SELECT reviews_per_item, adjudicators FROM datasets")).one()[0] == 1
         assert conn.execute(text(f"SELECT {review_columns} FROM reviews")).all() == before
         assert conn.execute(text("SELECT count(*) FROM videos")).scalar() == 1  # no dataset rebuild, no cascade
@@ -187,8 +187,9 @@ def test_0007_adds_responses_users_and_k_leaving_existing_rows_as_they_were(empt
                           "'accepted', 1, '2025-01-02', '2025-01-02')"))
         command.downgrade(cfg, "0006")
         assert conn.execute(text(f"SELECT {review_columns} FROM reviews")).all() == before
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "0007")
         assert conn.execute(text("SELECT count(*) FROM suggestions")).scalar() == 1
+        command.upgrade(cfg, "head")
     from db import queries
     from db.engine import session_factory
 
