@@ -25,6 +25,7 @@ from db.engine import session_scope
 from db.models import Review, Suggestion, Video
 from rbft_core.review import workspace as review
 from rbft_core.jobs.runner import job_status, recover_jobs, start_job, stop_job
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS
 from rbft_core.models.rationale import parse_rationale
 from rbft_core.specs import GenerateSpec, TrainSpec
 from tests.review_world import REPO_ROOT, start_app, stop_app
@@ -212,8 +213,9 @@ def _assert_whole_rows(url, model, spec) -> None:
     settings and likelihood, and its video's review exists and points at a suggestion of that video."""
     with session_scope(url) as s:
         for sug in s.scalars(select(Suggestion).where(Suggestion.model_id == model)):
-            parsed = parse_rationale(sug.raw_text).to_fields()
-            assert {name: getattr(sug, name) for name in parsed} == parsed, sug.id
+            parsed = parse_rationale(sug.raw_text, DEFAULT_DIMENSIONS).to_fields()
+            stored = {**sug.rationale, **{name: getattr(sug, name) for name in ("conclusion", "raw_text", "parse_status")}}
+            assert stored == parsed, sug.id
             assert sug.gen_params["num_frames"] == spec.num_frames and sug.gen_params["batch_size"] == spec.batch_size
             assert sug.mean_logprob is not None
             review_row = s.scalar(select(Review).where(Review.video_id == sug.video_id))
