@@ -255,7 +255,7 @@ def count_suggested_videos(
 def add_suggestion(session: Session, video_id: int, **fields: Any) -> Suggestion:
     """Add an immutable suggestion and make sure the video has a review pointing at useful output.
 
-    The video gets a pending review (four fields None: "use the suggestion") when it has none; a review
+    The video gets a pending review (no text of its own: "use the suggestion") when it has none; a review
     still pending and never saved is pointed at this newest suggestion unless it parsed worse than the
     one in place (a failed rerun never hides a good rationale). Saved reviews are left alone.
     (``db.writes.add_suggestions`` does the same for many rows at once.)
