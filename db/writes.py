@@ -106,6 +106,7 @@ def _context(session: Session, video_ids: list[int]) -> dict[int, dict[str, Any]
     """Per video: the video, its dataset (labels, prompt, dimensions), its review (or None) and the parse status of
     the review's current suggestion."""
     out: dict[int, dict[str, Any]] = {}
+    dimensions: dict[int, Any] = {}  # per dataset, checked once
     current = Suggestion.__table__.alias("current")
     for chunk in _chunks(video_ids):
         rows = session.execute(
@@ -129,7 +130,10 @@ def _context(session: Session, video_ids: list[int]) -> dict[int, dict[str, Any]
                           "queue_label": row["queue_label"], "edited": bool(row["edited"]),
                           "parse_failed": bool(row["parse_failed"]), "flag_bits": int(row["flag_bits"] or 0),
                           "parse_status": row["s_parse"], "rationale": dict(row["r_rationale"] or {})}
-            dims = dimensions_from_records(row["dimensions"], f"dataset {row['name']!r}")
+            dims = dimensions.get(row["dataset_id"])
+            if dims is None:
+                dims = dimensions[row["dataset_id"]] = dimensions_from_records(row["dimensions"],
+                                                                               f"dataset {row['name']!r}")
             prompt = (row["preset"] or "", row["role"] or "", row["task"] or "", row["criteria"] or "")
             out[row["id"]] = {"video": video, "labels": list(row["labels"] or []), "prompt": prompt, "review": review,
                               "dimensions": dims, "dataset": row["name"]}
