@@ -56,7 +56,7 @@ def _commit_a_review(url: str, dataset: str) -> tuple[int, int]:
         review_id = video.review.id
     item = review.load_item(url, review_id)
     review.save(url, review_id, expected_version=item.version, reviewer="before-crash", action="edit",
-                fields={"subjects": "kept across the crash"}, label=item.label)
+                fields={**item.fields, "subjects": "kept across the crash"}, label=item.label)
     return review_id, item.version + 1
 
 
