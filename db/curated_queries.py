@@ -69,8 +69,8 @@ def curated_examples(
 
     The one place that decides what a curated example is (export and training both use it):
     ``rationale`` is the review's text per dimension of the dataset (in its order) when a reviewer saved any (a
-    dimension left unset keeps the suggestion's text), else the suggestion's; the suggestion is the one the review points at, else the
-    video's newest. ``edited``: the review's fields differ from the suggestion's. ``label`` is the
+    dimension left unset keeps the suggestion's text), else the suggestion's; the suggestion is the one the review
+    points at, else the video's newest. ``edited``: the review's fields differ from the suggestion's. ``label`` is the
     review's label correction, else the video's. ``status`` is the review status, ``"none"`` without a
     review. Filters: ``splits``/``statuses``/``labels`` (None: all), ``edited`` (None: both), and
     excluded videos only with ``include_excluded``. Rows are plain dicts (no ORM objects).
@@ -86,8 +86,9 @@ def curated_examples(
         select(
             Video.id.label("video_id"), Video.external_id, Video.path, Video.sha256, Video.split,
             Video.label.label("video_label"), Review.label.label("review_label"), Suggestion.id.label("suggestion_id"),
-            Suggestion.rationale.label("s_rationale"), Suggestion.parse_status, Suggestion.model_id, Suggestion.prompt_version, Review.id.label("review_id"),
-            Review.rationale.label("r_rationale"), status.label("status"), Review.excluded, Review.reviewer, Review.version, Review.updated_at,
+            Suggestion.rationale.label("s_rationale"), Suggestion.parse_status, Suggestion.model_id,
+            Suggestion.prompt_version, Review.id.label("review_id"), Review.rationale.label("r_rationale"),
+            status.label("status"), Review.excluded, Review.reviewer, Review.version, Review.updated_at,
         )
         .outerjoin(Review, Review.video_id == Video.id)
         .outerjoin(newest, newest.c.video_id == Video.id)

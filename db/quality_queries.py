@@ -24,7 +24,8 @@ def quality_rows(session: Session, dataset_id: int) -> dict[str, list[dict[str, 
     """
     items = session.execute(
         select(Review.video_id, Video.external_id, Video.label.label("video_label"), Review.status, Review.label,
-               Review.rationale, Suggestion.rationale.label("s_rationale"), Suggestion.conclusion, Suggestion.model_id, Suggestion.prompt_version, Suggestion.id.label("sid"))
+               Review.rationale, Suggestion.rationale.label("s_rationale"), Suggestion.conclusion,
+               Suggestion.model_id, Suggestion.prompt_version, Suggestion.id.label("sid"))
         .join(Video, Video.id == Review.video_id)
         .outerjoin(Suggestion, Suggestion.id == Review.suggestion_id)
         .where(Review.dataset_id == dataset_id)

@@ -296,7 +296,8 @@ def iso_time(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds")
 
 
-def _conflict(review: Review, names: tuple[str, ...], expected_version: int, attempted: dict[str, Any]) -> ConflictError:
+def _conflict(review: Review, names: tuple[str, ...], expected_version: int,
+              attempted: dict[str, Any]) -> ConflictError:
     when = iso_time(review.updated_at) or "an unknown time"
     text = "; ".join(f"{name}: {(review.rationale or {}).get(name)!r}" for name in names)
     err = ConflictError(

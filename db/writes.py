@@ -215,8 +215,9 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
         video, review = ctx["video"], ctx["review"]
         suggestion = {**value, "id": sid}
         if review is None:  # the video's first suggestion opens a pending review
-            review = {**_REVIEW_NONE, "rationale": {}, "status": "pending", "version": 1, "excluded": False, "suggestion_id": sid,
-                      "parse_status": value["parse_status"], **derived_columns(_REVIEW_NONE, suggestion, video)}
+            review = {**_REVIEW_NONE, "rationale": {}, "status": "pending", "version": 1, "excluded": False,
+                      "suggestion_id": sid, "parse_status": value["parse_status"],
+                      **derived_columns(_REVIEW_NONE, suggestion, video)}
             ctx["review"] = new_reviews[int(value["video_id"])] = review
             deltas[video_key(video["dataset_id"], label=video["label"], split=video["split"],
                              readable=video["readable"])] -= 1

@@ -96,9 +96,8 @@ def _item(tab: AdjudicateTab, db_url: Optional[str], dataset: str, review_id: Op
         status = adjudication.queue_status(db_url, dataset, None) if dataset else {"size": 0}
         return {tab.review_id: None, tab.version: None, tab.picked: "", tab.header: render.empty_html(dataset, k),
                 tab.place: place_html(0, status["size"]), tab.video: None, tab.suggestion: "", tab.responses: "",
-                tab.source: gr.Dropdown(choices=[], value=None), tab.dimension: gr.Dropdown(choices=[("all fields", "")],
-                                                                                            value=""),
-                **tab.fields.clear(), tab.dims: [], tab.label: gr.Dropdown(choices=[], value=None), tab.history: ""}
+                tab.source: gr.Dropdown(choices=[], value=None),
+                tab.dimension: gr.Dropdown(choices=[("all fields", "")], value=""), **tab.fields.clear(), tab.dims: [], tab.label: gr.Dropdown(choices=[], value=None), tab.history: ""}
     adj = adjudication.load(db_url, review_id)
     item = adj.item
     media = review_media.item_media(item.video_path, item.sha256, (item.suggestion or {}).get("gen_params"))

@@ -355,9 +355,9 @@ def _readme(manifest: dict[str, Any]) -> str:
         "Stage I: video + expert prompt (no label hint) -> the reviewed rationale as one line of JSON "
         f"({', '.join(d['name'] for d in manifest['dataset']['preset']['dimensions'])}). "
         "Stage II: video + classification prompt -> the label word.",
-        "provenance.csv holds, per video, the model's suggestion and the reviewer's response (a `suggestion_<dimension>` "
-        "and a `response_<dimension>` column per dimension), status, reviewer, time, model id, prompt version and "
-        "whether the rationale was edited.",
+        "provenance.csv holds, per video, the model's suggestion and the reviewer's response (a "
+        "`suggestion_<dimension>` and a `response_<dimension>` column per dimension), status, reviewer, time, model "
+        "id, prompt version and whether the rationale was edited.",
         "",
         "Files: " + ", ".join(f"`{f}`" for f in manifest["files"]) + ".",
     ]

@@ -13,6 +13,7 @@ import pytest
 from db import queries
 from db.engine import session_scope
 from rbft_core.data.importer import import_videos
+from rbft_core.errors import ConfigError
 from rbft_core.export.dataset import ExportConfig, export_dataset
 from rbft_core.models import generate as gen
 from rbft_core.models.generate import generate_rationales
@@ -22,6 +23,7 @@ from rbft_core.review import workspace as review
 from rbft_core.review.curation import Selection
 from rbft_core.specs.data import GenerateSpec
 from rbft_core.specs.training import TrainSpec
+from rbft_core.tabs.datasets import create_dataset
 from rbft_core.tabs.train import readiness
 from rbft_core.training.sft_data import IGNORE_INDEX, VideoSFTCollator, build_examples
 from rbft_core.training.train import train_stage
@@ -120,6 +122,10 @@ def test_a_five_dimension_preset_goes_from_generation_to_export(tmp_path, db_url
     for ext, rid in restored.items():
         back = review.load_item(db_url, rid)
         assert back.fields["speech"] == SAID[ext] and back.status == "accepted"
+    create_dataset(db_url, "four", preset="moderation", labels="hateful,offensive,normal")  # the paper's four only
+    with pytest.raises(ConfigError, match=r"the export has the dimension\(s\) speech, which dataset 'four' does not "
+                                          r"\(subjects, attributes, actions, scenes\); import it into a new dataset"):
+        import_videos(db_url, "four", out.zip_path, fmt="rbft-export")  # its speech text would have nowhere to go
 
 
 @pytest.mark.parametrize("empty", ["scenes", "speech"])
