@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Dataset, ResponseRevision, Review, ReviewResponse, ReviewRevision, Suggestion, Video
 
-__all__ = ["text_counts", "set_dimensions", "rename_keys", "suggestions_without"]
+__all__ = ["lock_dataset", "text_counts", "set_dimensions", "rename_keys", "suggestions_without"]
 
 _CHUNK = 1000
 # The rows that hold text of a dimension: what a redefinition may not orphan.
@@ -34,6 +34,16 @@ def _rows(session: Session, columns: list, where: Any, key: Any) -> Iterator[lis
             return
         yield rows
         last = rows[-1][0]
+
+
+def lock_dataset(session: Session, dataset_id: int) -> None:
+    """Hold the dataset against writers of text until the transaction ends, before anything is read: PostgreSQL
+    locks its row ``FOR UPDATE`` (saves share-lock it, ``db.writes.dimensions_for_write``: those in flight finish
+    first, later ones wait and then see the new names); SQLite takes the database's write lock with a write that
+    changes nothing (one writer at a time), so every read after it sees the newest rows."""
+    session.execute(select(Dataset.id).where(Dataset.id == dataset_id).with_for_update())
+    session.execute(update(Dataset).where(Dataset.id == dataset_id).values(name=Dataset.name)
+                    .execution_options(synchronize_session=False))
 
 
 def _of_dataset(dataset_id: int) -> Any:

@@ -127,14 +127,17 @@ def names_of(records: Any) -> tuple[str, ...]:
     return tuple(str(r["name"]) for r in records or [])
 
 
-def dimension_records(session: Session, dataset_id: int) -> list[dict[str, Any]]:
-    """A dataset's rationale dimensions as stored ([{name, description, required}])."""
+def dimension_records(session: Session, dataset_id: int, *, for_write: bool = False) -> list[dict[str, Any]]:
+    """A dataset's rationale dimensions as stored ([{name, description, required}]); ``for_write``: read for a write
+    of text under their names, safe against a concurrent rename (``writes.dimensions_for_write``)."""
+    if for_write:
+        return writes.dimensions_for_write(session, dataset_id)
     return list(session.scalar(select(Dataset.dimensions).where(Dataset.id == dataset_id)) or [])
 
 
-def dimension_names(session: Session, dataset_id: int) -> tuple[str, ...]:
-    """The names of a dataset's rationale dimensions, in order."""
-    return names_of(dimension_records(session, dataset_id))
+def dimension_names(session: Session, dataset_id: int, *, for_write: bool = False) -> tuple[str, ...]:
+    """The names of a dataset's rationale dimensions, in order (``for_write``: see ``dimension_records``)."""
+    return names_of(dimension_records(session, dataset_id, for_write=for_write))
 
 
 # ------------------------------------------------------------------------------------------- videos
@@ -318,10 +321,11 @@ def _ordered(text: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _video_facts(session: Session, video_id: int) -> tuple[dict[str, Any], tuple[str, ...]]:
-    row = session.execute(select(Video.dataset_id, Video.external_id, Video.split, Video.label, Video.readable,
-                                 Dataset.dimensions).join(Dataset, Dataset.id == Video.dataset_id)
+    """The video's queue facts and its dataset's dimension names, read for a write (``dimension_records``)."""
+    row = session.execute(select(Video.dataset_id, Video.external_id, Video.split, Video.label, Video.readable)
                           .where(Video.id == video_id)).mappings().one()
-    return {k: row[k] for k in ("dataset_id", "external_id", "split", "label", "readable")}, names_of(row["dimensions"])
+    video = dict(row)
+    return video, dimension_names(session, video["dataset_id"], for_write=True)
 
 
 def save_review(

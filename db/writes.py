@@ -24,7 +24,8 @@ from rbft_core.models.prompts import dimensions_from_records
 from rbft_core.review.doubt import doubt_of
 from rbft_core.review.flags import check_suggestion, expected_prompt, flag_bits
 
-__all__ = ["add_videos", "add_suggestions", "delete_videos", "delete_dataset", "VIDEO_DEFAULTS"]
+__all__ = ["add_videos", "add_suggestions", "delete_videos", "delete_dataset", "dimensions_for_write",
+           "VIDEO_DEFAULTS"]
 
 _CHUNK = 500
 VIDEO_DEFAULTS: dict[str, Any] = {
@@ -39,6 +40,19 @@ _SUGGESTION_DEFAULTS: dict[str, Any] = {
 _SUGGESTION_COLUMNS = frozenset({"video_id", "model_id", "prompt_version", "parse_status", "doubt_score",
                                  "doubt_reason", "created_at", *_SUGGESTION_DEFAULTS})
 _REVIEW_NONE: dict[str, Any] = {"label": None, "rationale": {}}  # every dimension: the suggestion's text
+
+
+def dimensions_for_write(session: Session, dataset_id: int) -> list[dict[str, Any]]:
+    """The dataset's dimension records, read by a caller about to write text under their names, so that a rename
+    (``db.dimension_queries.lock_dataset``) cannot slip between the read and the write: PostgreSQL share-locks the
+    dataset's row until the transaction ends (``FOR KEY SHARE``, the lock a foreign key check takes anyway, so
+    writers do not wait for each other); SQLite first takes the database's write lock with a write that changes
+    nothing (one writer at a time), so this read and every later one see the newest definition."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Dataset).where(Dataset.id == dataset_id).values(name=Dataset.name)
+                        .execution_options(synchronize_session=False))
+    stmt = select(Dataset.dimensions).where(Dataset.id == dataset_id).with_for_update(read=True, key_share=True)
+    return list(session.scalar(stmt) or [])
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -112,7 +126,6 @@ def _context(session: Session, video_ids: list[int]) -> dict[int, dict[str, Any]
         rows = session.execute(
             select(Video.id, Video.dataset_id, Video.external_id, Video.split, Video.label, Video.readable,
                    Dataset.name, Dataset.labels, Dataset.preset, Dataset.role, Dataset.task, Dataset.criteria,
-                   Dataset.dimensions,
                    Review.id.label("review_id"), Review.status, Review.version, Review.label.label("r_label"),
                    Review.excluded, Review.suggestion_id, Review.queue_label, Review.edited, Review.parse_failed,
                    Review.flag_bits, Review.rationale.label("r_rationale"), current.c.parse_status.label("s_parse"))
@@ -131,9 +144,9 @@ def _context(session: Session, video_ids: list[int]) -> dict[int, dict[str, Any]
                           "parse_failed": bool(row["parse_failed"]), "flag_bits": int(row["flag_bits"] or 0),
                           "parse_status": row["s_parse"], "rationale": dict(row["r_rationale"] or {})}
             dims = dimensions.get(row["dataset_id"])
-            if dims is None:
-                dims = dimensions[row["dataset_id"]] = dimensions_from_records(row["dimensions"],
-                                                                               f"dataset {row['name']!r}")
+            if dims is None:  # the text is written under these names: read them for a write (a rename waits)
+                records = dimensions_for_write(session, row["dataset_id"])
+                dims = dimensions[row["dataset_id"]] = dimensions_from_records(records, f"dataset {row['name']!r}")
             prompt = (row["preset"] or "", row["role"] or "", row["task"] or "", row["criteria"] or "")
             out[row["id"]] = {"video": video, "labels": list(row["labels"] or []), "prompt": prompt, "review": review,
                               "dimensions": dims, "dataset": row["name"]}

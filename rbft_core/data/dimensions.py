@@ -115,6 +115,8 @@ def change_dimensions(db_url: Optional[str], dataset: str, *, definition: Option
     init_db(db_url)
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
+        dq.lock_dataset(s, ds.id)  # saves writing under the old names finish first; later ones see the new
+        s.refresh(ds)
         owner = f"dataset {ds.name!r}"
         current = dimensions_from_records(ds.dimensions, owner)
         counts = dq.text_counts(s, ds.id)

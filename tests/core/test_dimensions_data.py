@@ -153,3 +153,30 @@ def test_a_save_from_a_page_showing_other_dimensions_is_refused(db_url, mod5):
     assert responses.own_response(db_url, item.video_id, "dee") is None  # nothing was saved
     with session_scope(db_url) as s:
         assert queries.dimension_names(s, queries.get_dataset(s, name).id)[-1] == "on_screen"
+
+
+def test_a_rename_waits_for_a_save_in_flight_and_moves_its_text_too(db_url, mod5):
+    """A save that read the old names and has not committed yet is not lost under a name that no longer exists:
+    the rename waits for it (PostgreSQL: the dataset's row lock; SQLite: the write lock) and then moves its text."""
+    import threading
+    import time
+
+    from db.engine import session_factory
+
+    name, ids = mod5
+    saving = session_factory(db_url)()
+    try:
+        queries.save_review(saving, ids["clip_3"], expected_version=1, reviewer="ann", speech="said in flight")
+        result: dict = {}
+        rename = threading.Thread(target=lambda: result.update(
+            done=change_dimensions(db_url, name, renames={"speech": "voice"})))
+        rename.start()
+        time.sleep(1.5)
+        assert rename.is_alive() and not result  # waiting for the save's transaction
+        saving.commit()
+    finally:
+        saving.close()
+    rename.join(timeout=60)
+    assert result["done"]["dimensions"][-1]["name"] == "voice"
+    item = review.load_item(db_url, ids["clip_3"])
+    assert item.stored["voice"] == "said in flight" and "speech" not in item.stored
