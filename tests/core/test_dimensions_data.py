@@ -180,3 +180,18 @@ def test_a_rename_waits_for_a_save_in_flight_and_moves_its_text_too(db_url, mod5
     assert result["done"]["dimensions"][-1]["name"] == "voice"
     item = review.load_item(db_url, ids["clip_3"])
     assert item.stored["voice"] == "said in flight" and "speech" not in item.stored
+
+
+def test_rbft_import_takes_the_dimensions_as_text(db_url, tmp_path, data_dir, capsys):
+    from tests.helpers import make_video
+
+    for i, label in enumerate(LABELS):
+        make_video(tmp_path / "src" / label / f"v{i}.mp4", num_frames=4, color_seed=i)
+    common = [str(tmp_path / "src"), "--preset", "moderation", "--labels", ",".join(LABELS), "--db", db_url]
+    assert main(["import", "mhc5", *common, "--dimensions", FIVE_TEXT.replace("\n", "; ")]) == 0
+    assert show_dimensions(db_url, "mhc5")["text"] == FIVE_TEXT.replace("\n", "; ")
+    capsys.readouterr()
+    assert main(["import", "none", *common, "--dimensions", " ; "]) == 2  # a preset without dimensions
+    assert "error: `dimensions` defines no rationale dimensions; give at least one" in capsys.readouterr().err
+    with session_scope(db_url) as s:
+        assert queries.find_dataset(s, "none") is None  # refused before anything was made
