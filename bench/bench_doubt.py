@@ -33,8 +33,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DATASET = "bench-doubt"
-COPIED = ("model_id", "prompt_version", "subjects", "attributes", "actions", "scenes", "conclusion", "raw_text",
-          "parse_status", "label_hint", "mean_logprob", "gen_params", "dimension_logprobs")
+COPIED = ("model_id", "prompt_version", "conclusion", "raw_text", "parse_status", "label_hint", "mean_logprob",
+          "gen_params", "dimension_logprobs")
 
 
 def _world(args):
@@ -76,7 +76,7 @@ def _copy(source_url: str, url: str, manifest: Path) -> None:
     with session_scope(source_url) as s:
         rows = s.execute(select(Video.external_id, Suggestion).join(Suggestion, Suggestion.video_id == Video.id)
                          .order_by(Suggestion.id)).all()
-        generated = {ext: {c: getattr(sug, c) for c in COPIED} for ext, sug in rows}
+        generated = {ext: {**sug.rationale, **{c: getattr(sug, c) for c in COPIED}} for ext, sug in rows}
     with session_scope(url) as s:
         ds = queries.get_dataset(s, DATASET)
         ids = dict(s.execute(select(Video.external_id, Video.id).where(Video.dataset_id == ds.id)).all())

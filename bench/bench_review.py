@@ -123,7 +123,7 @@ def measure(url: str, iterations: int, warmup: int, pause_s: float, k: int = 1) 
             echo = page.evaluate(TIMED_CLICK, ["#bench-echo", "#bench-echo-out", None, f"ping {i}", None])
             time.sleep(pause_s)
             save = page.evaluate(TIMED_CLICK, ["#rv-save", "#rv-header", ".rv-header code", None,
-                                               {"selector": "#rv-subjects textarea", "value": f"edited subjects {i}",
+                                               {"selector": "#rv-dim-1 textarea", "value": f"edited subjects {i}",
                                                 "counts": "#rv-counts" if k == 1 else "#rv-place"}])
             if i >= warmup:
                 times["echo"].append(echo[0])

@@ -51,9 +51,11 @@ def _examples(n: int):
     from rbft_core.models.rationale import render_target
     from rbft_core.training.sft_data import Example
 
+    preset = get_preset("smart-home")
     target = render_target({"subjects": "a large dark bear", "attributes": "large, dark brown fur",
-                            "actions": "climbs the porch steps and sniffs the door", "scenes": "front porch at night"})
-    prompt = rationale_prompt(get_preset("smart-home"))
+                            "actions": "climbs the porch steps and sniffs the door", "scenes": "front porch at night"},
+                           preset.dimension_names)
+    prompt = rationale_prompt(preset)
     return [Example(i, "", "", prompt, target, "abnormal", "model") for i in range(n)]
 
 

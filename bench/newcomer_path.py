@@ -70,7 +70,7 @@ def review(page, items: int) -> dict:
     for i in range(items):
         review_id = page.evaluate(shown)
         if i % 5 == 4:  # an expert fixes one rationale in five and saves it
-            box = page.locator("#rv-subjects textarea")
+            box = page.locator("#rv-dim-1 textarea")  # the first dimension (subjects in the demo)
             box.fill(box.input_value() + " (checked by the expert)")
             page.keyboard.press("Alt+S")
             edited += 1

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Optional, Sequence
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import Text, case, cast, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,7 +26,7 @@ from db.models import (
     Suggestion,
     Video,
 )
-from db.review_state import RATIONALE_FIELDS
+from db.review_state import is_edited
 
 __all__ = ["Deltas", "apply", "stored", "recount", "rebuild", "dataset_counts", "label_counts", "review_counts",
            "queue_segments", "totals", "KEY_COLUMNS"]
@@ -63,32 +63,31 @@ def _norm(key: tuple) -> tuple:
     return (int(key[0]), *key[1:5], *(bool(v) for v in key[5:9]), int(key[9] or 0))
 
 
-def _edited_sql() -> Any:
-    differs = [and_(getattr(Review, f).is_not(None), getattr(Review, f) != func.coalesce(getattr(Suggestion, f), ""))
-               for f in RATIONALE_FIELDS]
-    return case((or_(*differs), True), else_=False)
-
-
 def recount(session: Session, dataset_id: int) -> Counter:
-    """The counters of a dataset computed from the videos, reviews and suggestions themselves (a full scan)."""
+    """The counters of a dataset computed from the videos, reviews and suggestions themselves (a full scan).
+
+    Reviews that store no text of their own are unedited and counted by one GROUP BY; the others (the reviewer
+    typed something) are read with both texts and compared by ``review_state.is_edited``, as every write does."""
     status = func.coalesce(Review.status, "none")
     label = func.coalesce(Review.label, Video.label)
     excluded = func.coalesce(Review.excluded, False)
     failed = case((Suggestion.parse_status == "failed", True), else_=False)
-    edited = _edited_sql()
     flags = func.coalesce(Suggestion.flag_bits, 0)
-    columns = (status, label, Video.label, Video.split, Video.readable, edited, excluded, failed, flags)
-    rows = session.execute(
-        select(*columns, func.count())
-        .select_from(Video)
-        .outerjoin(Review, Review.video_id == Video.id)
-        .outerjoin(Suggestion, Suggestion.id == Review.suggestion_id)
-        .where(Video.dataset_id == dataset_id)
-        .group_by(*columns)
-    ).all()
+    columns = (status, label, Video.label, Video.split, Video.readable, excluded, failed, flags)
+    untouched = or_(Review.id.is_(None), cast(Review.rationale, Text) == "{}")
+
+    def scan(stmt: Any) -> Any:
+        return session.execute(stmt.select_from(Video).outerjoin(Review, Review.video_id == Video.id)
+                               .outerjoin(Suggestion, Suggestion.id == Review.suggestion_id)
+                               .where(Video.dataset_id == dataset_id))
+
     out: Counter = Counter()
-    for row in rows:
-        out[_norm((dataset_id, *row[:-1]))] += int(row[-1])
+    for *key, n in scan(select(*columns, func.count()).where(untouched).group_by(*columns)):
+        out[_norm((dataset_id, *key[:5], False, *key[5:]))] += int(n)
+    typed = scan(select(*columns, Review.rationale, Suggestion.rationale).where(~untouched))
+    for *key, text, suggested in typed.yield_per(2000):
+        edited = is_edited({"rationale": text}, {"rationale": suggested} if suggested is not None else None)
+        out[_norm((dataset_id, *key[:5], edited, *key[5:]))] += 1
     return out
 
 

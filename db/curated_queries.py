@@ -13,7 +13,7 @@ from db.models import (
     Suggestion,
     Video,
 )
-from db.queries import RATIONALE_FIELDS, iso_time
+from db.queries import dimension_names, iso_time
 
 __all__ = ["begin_snapshot", "curated_examples"]
 
@@ -36,19 +36,13 @@ def begin_snapshot(session: Session) -> None:
         connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
-def _fields(values: tuple[Any, ...]) -> dict[str, str] | None:
-    if all(v is None for v in values):
-        return None
-    return {dim: v or "" for dim, v in zip(RATIONALE_FIELDS, values)}
-
-
-def _curated_row(row: Any) -> dict[str, Any]:
-    suggestion = _fields(tuple(getattr(row, f"s_{d}") for d in RATIONALE_FIELDS)) if row.suggestion_id else None
-    review = _fields(tuple(getattr(row, f"r_{d}") for d in RATIONALE_FIELDS))
-    if review is not None and suggestion is not None:
-        # A field the reviewer never set still means "the suggestion's text".
-        review = {d: (getattr(row, f"r_{d}") if getattr(row, f"r_{d}") is not None else suggestion[d])
-                  for d in RATIONALE_FIELDS}
+def _curated_row(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    suggested = row.s_rationale or {}
+    suggestion = {d: suggested.get(d) or "" for d in names} if row.suggestion_id else None
+    stored = {d: row.r_rationale[d] for d in names if (row.r_rationale or {}).get(d) is not None}
+    review = None
+    if stored:  # a dimension the reviewer never set still means "the suggestion's text"
+        review = {d: stored[d] if d in stored else (suggestion or {}).get(d, "") for d in names}
     return {
         "video_id": row.video_id, "external_id": row.external_id, "path": row.path, "sha256": row.sha256,
         "split": row.split, "label": row.review_label or row.video_label, "video_label": row.video_label,
@@ -74,9 +68,9 @@ def curated_examples(
     """Readable videos of a dataset with their effective rationale and label, oldest video first.
 
     The one place that decides what a curated example is (export and training both use it):
-    ``rationale`` is the review's four fields when a reviewer saved any (a field left unset keeps the
-    suggestion's text), else the suggestion's; the suggestion is the one the review points at, else the
-    video's newest. ``edited``: the review's fields differ from the suggestion's. ``label`` is the
+    ``rationale`` is the review's text per dimension of the dataset (in its order) when a reviewer saved any (a
+    dimension left unset keeps the suggestion's text), else the suggestion's; the suggestion is the one the review
+    points at, else the video's newest. ``edited``: the review's fields differ from the suggestion's. ``label`` is the
     review's label correction, else the video's. ``status`` is the review status, ``"none"`` without a
     review. Filters: ``splits``/``statuses``/``labels`` (None: all), ``edited`` (None: both), and
     excluded videos only with ``include_excluded``. Rows are plain dicts (no ORM objects).
@@ -92,9 +86,8 @@ def curated_examples(
         select(
             Video.id.label("video_id"), Video.external_id, Video.path, Video.sha256, Video.split,
             Video.label.label("video_label"), Review.label.label("review_label"), Suggestion.id.label("suggestion_id"),
-            *(getattr(Suggestion, d).label(f"s_{d}") for d in RATIONALE_FIELDS),
-            Suggestion.parse_status, Suggestion.model_id, Suggestion.prompt_version, Review.id.label("review_id"),
-            *(getattr(Review, d).label(f"r_{d}") for d in RATIONALE_FIELDS),
+            Suggestion.rationale.label("s_rationale"), Suggestion.parse_status, Suggestion.model_id,
+            Suggestion.prompt_version, Review.id.label("review_id"), Review.rationale.label("r_rationale"),
             status.label("status"), Review.excluded, Review.reviewer, Review.version, Review.updated_at,
         )
         .outerjoin(Review, Review.video_id == Video.id)
@@ -111,7 +104,8 @@ def curated_examples(
         stmt = stmt.where(label.in_(list(labels)))
     if not include_excluded:
         stmt = stmt.where(func.coalesce(Review.excluded, False).is_(False))
-    rows = [_curated_row(r) for r in session.execute(stmt)]
+    names = dimension_names(session, dataset_id)
+    rows = [_curated_row(r, names) for r in session.execute(stmt)]
     if edited is not None:
         rows = [r for r in rows if r["edited"] is edited]
     return rows

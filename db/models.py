@@ -10,6 +10,7 @@ reviews_per_item`` > 1) each reviewer's answer is a ``ReviewResponse`` (one per 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -29,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS
+
 __all__ = [
     "Base",
     "Dataset",
@@ -46,6 +49,7 @@ __all__ = [
     "Metric",
     "DatasetCounter",
     "COUNTER_KEY",
+    "default_dimensions",
     "REVIEW_STATUSES",
     "RESPONSE_STATUSES",
     "ROLES",
@@ -67,6 +71,15 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def default_dimensions() -> list[dict[str, Any]]:
+    """The paper's four dimensions as stored records (a callable: each dataset gets its own list)."""
+    return [d.to_dict() for d in DEFAULT_DIMENSIONS]
+
+
+# What a dataset created by plain SQL gets (migration 0008 gave every existing dataset the same).
+_DEFAULT_DIMENSIONS_SQL = text("'" + json.dumps(default_dimensions()) + "'")
 
 
 def utcnow() -> datetime:
@@ -94,6 +107,10 @@ class Dataset(Base):
     reviews_per_item: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # Logins an admin assigned to adjudicate this dataset (empty: any adjudicator or admin).
     adjudicators: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # The rationale dimensions ([{name, description, required}], rbft_core.models.prompts.Dimension): what the
+    # prompt asks, the parser reads, the review form shows, Stage I trains on and the export writes.
+    dimensions: Mapped[list[Any]] = mapped_column(JSON, default=default_dimensions,
+                                                  server_default=_DEFAULT_DIMENSIONS_SQL)
 
     videos: Mapped[list["Video"]] = relationship(back_populates="dataset", cascade="all, delete-orphan")
 
@@ -156,10 +173,8 @@ class Suggestion(Base):
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
     model_id: Mapped[str] = mapped_column(Text)
     prompt_version: Mapped[str] = mapped_column(String(64))
-    subjects: Mapped[str] = mapped_column(Text, default="")
-    attributes: Mapped[str] = mapped_column(Text, default="")
-    actions: Mapped[str] = mapped_column(Text, default="")
-    scenes: Mapped[str] = mapped_column(Text, default="")
+    # {dimension: text} over the dataset's dimensions, in their order ("" where the model wrote nothing)
+    rationale: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     conclusion: Mapped[str] = mapped_column(Text, default="")
     raw_text: Mapped[str] = mapped_column(Text, default="")
     parse_status: Mapped[str] = mapped_column(String(16))
@@ -197,10 +212,8 @@ class Review(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), unique=True)
     suggestion_id: Mapped[Optional[int]] = mapped_column(ForeignKey("suggestions.id", ondelete="SET NULL"))
-    subjects: Mapped[Optional[str]] = mapped_column(Text)
-    attributes: Mapped[Optional[str]] = mapped_column(Text)
-    actions: Mapped[Optional[str]] = mapped_column(Text)
-    scenes: Mapped[Optional[str]] = mapped_column(Text)
+    # {dimension: text} of the dimensions the reviewer set: a dimension not in it is the suggestion's text
+    rationale: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     label: Mapped[Optional[str]] = mapped_column(String(100))  # label correction; None keeps the video's label
     status: Mapped[str] = mapped_column(String(16), default="pending")  # filtered through ix_reviews_queue
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)

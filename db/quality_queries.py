@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session, aliased
 
 from db.models import Review, ReviewResponse, Suggestion, Video
 from db.review_queries import SUBMITTED
-from db.review_state import RATIONALE_FIELDS
 
 __all__ = ["quality_rows"]
 
@@ -19,15 +18,14 @@ def quality_rows(session: Session, dataset_id: int) -> dict[str, list[dict[str, 
     """``{"items": [...], "responses": [...]}`` of a dataset.
 
     items: per review (one per video with a suggestion): ``video_id``, ``external_id``, ``video_label``, the
-    review's ``status``, ``label`` (correction or None) and four fields (None: the suggestion's text), and its
-    suggestion's four fields, ``conclusion``, ``model_id``, ``prompt_version`` (None without one). responses: the
+    review's ``status``, ``label`` (correction or None) and ``rationale`` (the dimensions the reviewer set), and its
+    suggestion's ``s_rationale``, ``conclusion``, ``model_id``, ``prompt_version`` (None without one). responses: the
     submitted ones (accepted / rejected; drafts are not answers), with ``shown_at`` / ``saved_at`` as stored.
     """
     items = session.execute(
         select(Review.video_id, Video.external_id, Video.label.label("video_label"), Review.status, Review.label,
-               *(getattr(Review, f) for f in RATIONALE_FIELDS),
-               *(getattr(Suggestion, f).label(f"s_{f}") for f in RATIONALE_FIELDS),
-               Suggestion.conclusion, Suggestion.model_id, Suggestion.prompt_version, Suggestion.id.label("sid"))
+               Review.rationale, Suggestion.rationale.label("s_rationale"), Suggestion.conclusion,
+               Suggestion.model_id, Suggestion.prompt_version, Suggestion.id.label("sid"))
         .join(Video, Video.id == Review.video_id)
         .outerjoin(Suggestion, Suggestion.id == Review.suggestion_id)
         .where(Review.dataset_id == dataset_id)

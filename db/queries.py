@@ -24,14 +24,17 @@ from db.models import (
     Video,
     utcnow,
 )
-from db.review_state import RATIONALE_FIELDS, derived_columns, review_key
+from db.review_state import derived_columns, review_key
 from rbft_core.errors import ConfigError, ConflictError, DataError
+from rbft_core.models.prompts import dimensions_from_records
 from rbft_core.names import check_dataset_name
 
 __all__ = [
     "REVIEW_FIELDS",
-    "RATIONALE_FIELDS",
     "get_or_create_dataset",
+    "dimension_names",
+    "dimension_records",
+    "names_of",
     "find_dataset",
     "get_dataset",
     "list_datasets",
@@ -55,8 +58,8 @@ __all__ = [
 ]
 
 MAX_LABEL_CHARS = 100  # the label columns are VARCHAR(100)
-# What a reviewer may change with ``save_review``.
-REVIEW_FIELDS = (*RATIONALE_FIELDS, "label", "status", "excluded")
+# What a reviewer may change with ``save_review`` besides the text of the dataset's dimensions.
+REVIEW_FIELDS = ("label", "status", "excluded")
 
 
 # ----------------------------------------------------------------------------------------- datasets
@@ -69,10 +72,12 @@ def get_or_create_dataset(
     task: str = "",
     labels: list[str] | None = None,
     criteria: str = "",
+    dimensions: list[dict[str, Any]] | None = None,
 ) -> Dataset:
     """Return the dataset called ``name``, creating it with these settings when it does not exist.
 
-    An existing dataset keeps its settings, except that an empty label set is filled from ``labels``.
+    ``dimensions``: the rationale dimensions of a new dataset ([{name, description, required}], checked; None: the
+    paper's four). An existing dataset keeps its settings, except that an empty label set is filled from ``labels``.
     """
     name = (name or "").strip()
     dataset = session.scalar(select(Dataset).where(Dataset.name == name)) if name else None
@@ -83,8 +88,11 @@ def get_or_create_dataset(
         raise ConfigError(f"label {long_labels[0][:40]!r}... is {len(long_labels[0])} characters; labels may have at "
                           f"most {MAX_LABEL_CHARS} (both databases enforce it): use a short name per class")
     if dataset is None:
+        dims = None if dimensions is None else [d.to_dict() for d in
+                                                dimensions_from_records(dimensions, f"dataset {name!r}")]
         dataset = Dataset(
-            name=name, preset=preset, role=role, task=task, labels=list(labels or []), criteria=criteria
+            name=name, preset=preset, role=role, task=task, labels=list(labels or []), criteria=criteria,
+            **({"dimensions": dims} if dims is not None else {}),
         )
         session.add(dataset)
     elif not dataset.labels and labels:
@@ -112,6 +120,24 @@ def get_dataset(session: Session, name: str) -> Dataset:
 
 def list_datasets(session: Session) -> list[Dataset]:
     return list(session.scalars(select(Dataset).order_by(Dataset.name)))
+
+
+def names_of(records: Any) -> tuple[str, ...]:
+    """The dimension names of stored dimension records ([{name, ...}]), in order."""
+    return tuple(str(r["name"]) for r in records or [])
+
+
+def dimension_records(session: Session, dataset_id: int, *, for_write: bool = False) -> list[dict[str, Any]]:
+    """A dataset's rationale dimensions as stored ([{name, description, required}]); ``for_write``: read for a write
+    of text under their names, safe against a concurrent rename (``writes.dimensions_for_write``)."""
+    if for_write:
+        return writes.dimensions_for_write(session, dataset_id)
+    return list(session.scalar(select(Dataset.dimensions).where(Dataset.id == dataset_id)) or [])
+
+
+def dimension_names(session: Session, dataset_id: int, *, for_write: bool = False) -> tuple[str, ...]:
+    """The names of a dataset's rationale dimensions, in order (``for_write``: see ``dimension_records``)."""
+    return names_of(dimension_records(session, dataset_id, for_write=for_write))
 
 
 # ------------------------------------------------------------------------------------------- videos
@@ -232,7 +258,7 @@ def count_suggested_videos(
 def add_suggestion(session: Session, video_id: int, **fields: Any) -> Suggestion:
     """Add an immutable suggestion and make sure the video has a review pointing at useful output.
 
-    The video gets a pending review (four fields None: "use the suggestion") when it has none; a review
+    The video gets a pending review (no text of its own: "use the suggestion") when it has none; a review
     still pending and never saved is pointed at this newest suggestion unless it parsed worse than the
     one in place (a failed rerun never hides a good rationale). Saved reviews are left alone.
     (``db.writes.add_suggestions`` does the same for many rows at once.)
@@ -254,8 +280,12 @@ def review_history(session: Session, review_id: int) -> list[ReviewRevision]:
     return list(session.scalars(stmt))
 
 
-def review_snapshot(review: Review) -> dict[str, Any]:
-    data: dict[str, Any] = {name: getattr(review, name) for name in REVIEW_FIELDS}
+def review_snapshot(review: Review, names: tuple[str, ...]) -> dict[str, Any]:
+    """The review as its revisions record it: each dimension of ``names`` (None: the suggestion's text), label,
+    status, excluded, reviewer, version, suggestion and time."""
+    text = review.rationale or {}
+    data: dict[str, Any] = {name: text.get(name) for name in names}
+    data.update({name: getattr(review, name) for name in REVIEW_FIELDS})
     data.update(reviewer=review.reviewer, version=review.version, suggestion_id=review.suggestion_id)
     data["updated_at"] = iso_time(review.updated_at)
     return data
@@ -269,9 +299,10 @@ def iso_time(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds")
 
 
-def _conflict(review: Review, expected_version: int, attempted: dict[str, Any]) -> ConflictError:
+def _conflict(review: Review, names: tuple[str, ...], expected_version: int,
+              attempted: dict[str, Any]) -> ConflictError:
     when = iso_time(review.updated_at) or "an unknown time"
-    text = "; ".join(f"{name}: {getattr(review, name)!r}" for name in RATIONALE_FIELDS)
+    text = "; ".join(f"{name}: {(review.rationale or {}).get(name)!r}" for name in names)
     err = ConflictError(
         f"review {review.id} (video {review.video_id}) was saved by {review.reviewer or 'someone'} at {when} "
         f"(now version {review.version}; you edited version {expected_version}). "
@@ -279,9 +310,22 @@ def _conflict(review: Review, expected_version: int, attempted: dict[str, Any]) 
         "Your changes were not saved: reload the review, re-apply your edit and save again."
     )
     # The UI shows both side by side; neither version is lost.
-    err.current = review_snapshot(review)  # type: ignore[attr-defined]
+    err.current = review_snapshot(review, names)  # type: ignore[attr-defined]
     err.attempted = attempted  # type: ignore[attr-defined]
     return err
+
+
+def _ordered(text: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``text`` in the order of ``names`` (a key outside them, which no write makes, is kept at the end)."""
+    return {**{n: text[n] for n in names if n in text}, **{k: v for k, v in text.items() if k not in names}}
+
+
+def _video_facts(session: Session, video_id: int) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The video's queue facts and its dataset's dimension names, read for a write (``dimension_records``)."""
+    row = session.execute(select(Video.dataset_id, Video.external_id, Video.split, Video.label, Video.readable)
+                          .where(Video.id == video_id)).mappings().one()
+    video = dict(row)
+    return video, dimension_names(session, video["dataset_id"], for_write=True)
 
 
 def save_review(
@@ -290,23 +334,34 @@ def save_review(
     """Save a reviewer's changes if nobody saved since ``expected_version``; append a revision (with ``note``,
     why the app made this change, in its ``after``).
 
-    Raises ``ConflictError`` (with ``.current`` and ``.attempted``) when the review moved on meanwhile. The
-    queue columns and the dataset's counters change in the same transaction.
+    ``changes``: the text of any of the dataset's dimensions (None: back to the suggestion's text), ``label``,
+    ``status``, ``excluded``, ``suggestion_id``. Raises ``ConflictError`` (with ``.current`` and ``.attempted``)
+    when the review moved on meanwhile. The queue columns and the dataset's counters change in the same
+    transaction.
     """
-    allowed = (*REVIEW_FIELDS, "suggestion_id")  # suggestion_id: adopt a regenerated suggestion
+    review = get_review(session, review_id)
+    video, names = _video_facts(session, review.video_id)
+    allowed = (*names, *REVIEW_FIELDS, "suggestion_id")  # suggestion_id: adopt a regenerated suggestion
     unknown = sorted(set(changes) - set(allowed))
     if unknown:
-        raise ConfigError(f"cannot save review field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        raise ConfigError(f"cannot save review field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)} (the "
+                          f"dimensions of this dataset are {', '.join(names)})")
     if "status" in changes and changes["status"] not in REVIEW_STATUSES:
         raise ConfigError(f"review status must be one of {', '.join(REVIEW_STATUSES)}, got {changes['status']!r}")
+    columns = {k: v for k, v in changes.items() if k not in names}
     for _attempt in range(5):  # a generation may repoint a never-saved review meanwhile: read it again
         review = get_review(session, review_id)
         if review.version != expected_version:
-            raise _conflict(review, expected_version, changes)
-        before = review_snapshot(review)
-        video = session.execute(select(Video.dataset_id, Video.external_id, Video.split, Video.label, Video.readable)
-                                .where(Video.id == review.video_id)).mappings().one()
-        stored = {**{name: getattr(review, name) for name in REVIEW_FIELDS}, **changes}
+            raise _conflict(review, names, expected_version, changes)
+        before = review_snapshot(review, names)
+        text = dict(review.rationale or {})
+        for name in (n for n in names if n in changes):
+            if changes[name] is None:
+                text.pop(name, None)
+            else:
+                text[name] = changes[name]
+        text = _ordered(text, names)
+        stored = {"label": columns.get("label", review.label), "rationale": text}
         sid = changes.get("suggestion_id", review.suggestion_id)
         suggestion = session.get(Suggestion, sid) if sid is not None else None
         derived = derived_columns(stored, _suggestion_fields(suggestion), video)
@@ -315,19 +370,20 @@ def save_review(
             update(Review)
             .where(Review.id == review_id, Review.version == expected_version,
                    Review.suggestion_id.is_not_distinct_from(review.suggestion_id))
-            .values(**changes, **derived, reviewer=reviewer, version=Review.version + 1, updated_at=utcnow())
+            .values(**columns, rationale=text, **derived, reviewer=reviewer, version=Review.version + 1,
+                    updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:
             break
     else:
-        raise _conflict(get_review(session, review_id), expected_version, changes)
+        raise _conflict(get_review(session, review_id), names, expected_version, changes)
     deltas: Counter = Counter()
     deltas[_counter_key(review, video)] -= 1
     review = get_review(session, review_id)
     deltas[_counter_key(review, video)] += 1
     counters.apply(session, deltas)
-    after = review_snapshot(review) | ({"note": note} if note else {})
+    after = review_snapshot(review, names) | ({"note": note} if note else {})
     session.add(ReviewRevision(review_id=review_id, version=review.version, before=before, after=after, reviewer=reviewer))
     session.flush()
     return review
@@ -336,7 +392,7 @@ def save_review(
 def _suggestion_fields(suggestion: Suggestion | None) -> dict[str, Any] | None:
     if suggestion is None:
         return None
-    names = (*RATIONALE_FIELDS, "conclusion", "doubt_score", "parse_status", "flag_bits")
+    names = ("rationale", "conclusion", "doubt_score", "parse_status", "flag_bits")
     return {name: getattr(suggestion, name) for name in names}
 
 

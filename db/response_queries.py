@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Dataset, ResponseRevision, Review, ReviewResponse, utcnow
-from db.queries import iso_time, save_review
+from db.queries import dimension_names, iso_time, save_review
 from db.review_queries import SUBMITTED
 from rbft_core.errors import ConfigError, ConflictError
 
@@ -115,10 +115,15 @@ def save_response(session: Session, *, video_id: int, reviewer: str, expected_ve
     """
     _check(status, label, rationale)
     review = lock_review(session, video_id)
+    names = dimension_names(session, review.dataset_id, for_write=True)
+    if set(rationale) != set(names):  # the page's dimensions are not (or no longer) the dataset's
+        raise ConfigError(f"a response gives the dimensions {', '.join(sorted(rationale)) or 'none'}, but the "
+                          f"dataset has {', '.join(names)} (they changed since the item was opened); nothing was "
+                          "saved: reopen the item and save again")
     current = response_of(session, video_id, reviewer)
     if (current["version"] if current else 0) != expected_version:
         raise _conflict(video_id, reviewer, expected_version, current)
-    values = {"rationale": dict(rationale), "label": label, "status": status, "suggestion_id": suggestion_id,
+    values = {"rationale": {n: rationale[n] for n in names}, "label": label, "status": status, "suggestion_id": suggestion_id,
               "saved_at": utcnow()}
     shown = parse_time(shown_at)
     if current is None:  # the review's lock serialises this reviewer's tabs: no second row can appear meanwhile

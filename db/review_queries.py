@@ -31,7 +31,7 @@ from db.models import (
     Video,
     utcnow,
 )
-from db.queries import RATIONALE_FIELDS, review_snapshot
+from db.queries import dimension_names, names_of, review_snapshot
 from db.review_state import review_key
 from db.search import restrict, search_words, unindexed
 from rbft_core.errors import DataError
@@ -236,17 +236,19 @@ def _answered_in_filter(session: Session, flt: QueueFilter) -> int:
 def review_item(session: Session, review_id: int) -> dict[str, Any]:
     """One review with its video, suggestion and dataset as a plain dict (no ORM objects leave here)."""
     row = session.execute(
-        _base([Review, Video, Suggestion, Dataset.name, Dataset.labels, Review.edited, Dataset.reviews_per_item])
+        _base([Review, Video, Suggestion, Dataset.name, Dataset.labels, Review.edited, Dataset.reviews_per_item,
+               Dataset.dimensions])
         .join(Dataset, Dataset.id == Video.dataset_id)
         .where(Review.id == review_id)
         .execution_options(populate_existing=True)
     ).first()
     if row is None:
         raise DataError(f"review {review_id} not found; it may belong to a deleted dataset, reload the page")
-    review, video, suggestion, dataset, labels, edited, k = row
-    return {"review": review_snapshot(review) | {"id": review.id}, "video": _video_dict(video),
-            "suggestion": _suggestion_dict(suggestion), "dataset": dataset, "labels": list(labels or []),
-            "edited": bool(edited), "reviews_per_item": int(k or 1)}
+    review, video, suggestion, dataset, labels, edited, k, dimensions = row
+    names = names_of(dimensions)
+    return {"review": review_snapshot(review, names) | {"id": review.id}, "video": _video_dict(video),
+            "suggestion": _suggestion_dict(suggestion, names), "dataset": dataset, "labels": list(labels or []),
+            "edited": bool(edited), "reviews_per_item": int(k or 1), "dimensions": list(dimensions or [])}
 
 
 def _video_dict(video: Video) -> dict[str, Any]:
@@ -255,12 +257,15 @@ def _video_dict(video: Video) -> dict[str, Any]:
     return {name: getattr(video, name) for name in names}
 
 
-def _suggestion_dict(suggestion: Optional[Suggestion]) -> Optional[dict[str, Any]]:
+def _suggestion_dict(suggestion: Optional[Suggestion], dimensions: tuple[str, ...]) -> Optional[dict[str, Any]]:
+    """The suggestion as one flat dict: its text under each dimension's name ("" where it has none), beside its
+    columns (dimension names never take a column's name: ``models.prompts.RESERVED_NAMES``)."""
     if suggestion is None:
         return None
-    names = ("id", "model_id", "prompt_version", *RATIONALE_FIELDS, "conclusion", "raw_text", "parse_status",
-             "label_hint", "mean_logprob", "gen_params", "doubt_score", "doubt_reason", "flags", "created_at")
-    return {name: getattr(suggestion, name) for name in names}
+    names = ("id", "model_id", "prompt_version", "conclusion", "raw_text", "parse_status", "label_hint",
+             "mean_logprob", "gen_params", "doubt_score", "doubt_reason", "flags", "created_at")
+    text = suggestion.rationale or {}
+    return {**{d: text.get(d) or "" for d in dimensions}, **{name: getattr(suggestion, name) for name in names}}
 
 
 def find_review(session: Session, dataset_id: int, ref: str) -> Optional[int]:
@@ -287,6 +292,7 @@ def bulk_update(session: Session, flt: QueueFilter, reviewer: str, *, untouched_
     unknown = sorted(set(changes) - {"status", "excluded"})
     if unknown:
         raise DataError(f"bulk actions change status or excluded, not {', '.join(unknown)}")
+    names = dimension_names(session, flt.dataset_id)
     stmt = _filtered(select(Review), flt, _dialect(session))
     if untouched_only:
         stmt = stmt.where(Review.edited == False, Review.label.is_(None))  # noqa: E712 - SQL
@@ -297,7 +303,7 @@ def bulk_update(session: Session, flt: QueueFilter, reviewer: str, *, untouched_
     videos = _video_facts(session, [r.video_id for r in targets])
     now, revisions, deltas = utcnow(), [], Counter()
     for review in targets:
-        before = review_snapshot(review)
+        before = review_snapshot(review, names)
         result = session.execute(update(Review).where(Review.id == review.id, Review.version == review.version,
                                                       Review.suggestion_id.is_not_distinct_from(review.suggestion_id))
                                  .values(**changes, reviewer=reviewer, version=review.version + 1, updated_at=now)
@@ -351,9 +357,13 @@ def suggestion_parse_status(session: Session, suggestion_id: int) -> Optional[st
 
 
 def suggestion_texts(session: Session, suggestion_id: Optional[int]) -> dict[str, Optional[str]]:
-    """The four rationale fields of a suggestion (all None for no suggestion)."""
+    """The text of each dimension of a suggestion's dataset ("" where it has none; all None for no suggestion)."""
     suggestion = session.get(Suggestion, suggestion_id) if suggestion_id else None
-    return {name: getattr(suggestion, name) if suggestion is not None else None for name in RATIONALE_FIELDS}
+    if suggestion is None:
+        return {}
+    names = names_of(session.scalar(select(Dataset.dimensions).join(Video, Video.dataset_id == Dataset.id)
+                                    .where(Video.id == suggestion.video_id)))
+    return {name: (suggestion.rationale or {}).get(name) or "" for name in names}
 
 
 def snapshot_at_version(session: Session, review_id: int, version: int) -> Optional[dict[str, Any]]:

@@ -12,34 +12,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-__all__ = ["RATIONALE_FIELDS", "is_edited", "search_document", "derived_columns", "review_key", "video_key",
-           "PARSE_RANK"]
+__all__ = ["is_edited", "search_document", "derived_columns", "review_key", "video_key", "PARSE_RANK"]
 
-RATIONALE_FIELDS = ("subjects", "attributes", "actions", "scenes")
 # A newer suggestion replaces the one a never-saved review shows unless it parsed worse.
 PARSE_RANK = {"failed": 0, "partial": 1, "ok": 2}
 
 
 def is_edited(review: Mapping[str, Any], suggestion: Optional[Mapping[str, Any]]) -> bool:
-    """True when a field the reviewer stored differs from the suggestion's text (None: "the suggestion's")."""
-    suggested = suggestion or {}
-    return any(review.get(f) is not None and review.get(f) != (suggested.get(f) or "") for f in RATIONALE_FIELDS)
+    """True when a dimension the reviewer stored differs from the suggestion's text (a dimension the review's
+    ``rationale`` leaves out, or holds as None, is the suggestion's)."""
+    suggested = (suggestion or {}).get("rationale") or {}
+    return any(text is not None and text != (suggested.get(dim) or "")
+               for dim, text in (review.get("rationale") or {}).items())
 
 
 def search_document(external_id: str, suggestion: Optional[Mapping[str, Any]], review: Mapping[str, Any]) -> str:
-    """The text free-text search looks in: the video id, the suggestion (conclusion, four fields), the review's text."""
+    """The text free-text search looks in: the video id, the suggestion (conclusion, its dimensions), the review's
+    text."""
     parts = [external_id]
     if suggestion:
-        parts += [suggestion.get("conclusion") or "", *(suggestion.get(f) or "" for f in RATIONALE_FIELDS)]
-    parts += [review.get(f) or "" for f in RATIONALE_FIELDS]
+        parts += [suggestion.get("conclusion") or "", *((suggestion.get("rationale") or {}).values())]
+    parts += [text or "" for text in (review.get("rationale") or {}).values()]
     return "\n".join(p for p in parts if p)
 
 
 def derived_columns(review: Mapping[str, Any], suggestion: Optional[Mapping[str, Any]],
                     video: Mapping[str, Any]) -> dict[str, Any]:
-    """The queue columns of a review whose stored values are ``review`` (label, four fields).
+    """The queue columns of a review whose stored values are ``review`` (label, rationale).
 
-    ``suggestion``: the one the review points at (doubt_score, parse_status, flag_bits, conclusion, four fields) or
+    ``suggestion``: the one the review points at (doubt_score, parse_status, flag_bits, conclusion, rationale) or
     None;
     ``video``: dataset_id, external_id, split, label.
     """

@@ -1,7 +1,7 @@
 """Free-text search of the review queue through an index: SQLite FTS5, PostgreSQL tsvector (GIN).
 
 The searched text is ``reviews.search_doc`` (``db.review_state.search_document``: the video id, the
-suggestion's conclusion and four fields, the reviewer's text). On SQLite an external-content FTS5 table
+suggestion's conclusion and dimensions, the reviewer's text). On SQLite an external-content FTS5 table
 ``review_fts`` indexes it, kept by three triggers on ``reviews``; on PostgreSQL a GIN index on
 ``to_tsvector('simple', search_doc)`` (built in; ``pg_trgm`` is not needed, Debian ships it separately).
 

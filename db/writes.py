@@ -18,12 +18,14 @@ from sqlalchemy.orm.util import identity_key
 
 from db import counters
 from db.models import PARSE_STATUSES, Dataset, Review, Suggestion, Video, utcnow
-from db.review_state import PARSE_RANK, RATIONALE_FIELDS, derived_columns, review_key, video_key
+from db.review_state import PARSE_RANK, derived_columns, review_key, video_key
 from rbft_core.errors import ConfigError, DataError
+from rbft_core.models.prompts import dimensions_from_records
 from rbft_core.review.doubt import doubt_of
 from rbft_core.review.flags import check_suggestion, expected_prompt, flag_bits
 
-__all__ = ["add_videos", "add_suggestions", "delete_videos", "delete_dataset", "VIDEO_DEFAULTS"]
+__all__ = ["add_videos", "add_suggestions", "delete_videos", "delete_dataset", "dimensions_for_write",
+           "VIDEO_DEFAULTS"]
 
 _CHUNK = 500
 VIDEO_DEFAULTS: dict[str, Any] = {
@@ -31,10 +33,26 @@ VIDEO_DEFAULTS: dict[str, Any] = {
     "width": None, "height": None, "num_frames": None, "codec": None, "meta": None,
 }
 _SUGGESTION_DEFAULTS: dict[str, Any] = {
-    **dict.fromkeys(RATIONALE_FIELDS, ""), "conclusion": "", "raw_text": "", "label_hint": True,
-    "mean_logprob": None, "gen_params": None, "flags": None, "flag_bits": 0, "dimension_logprobs": None,
+    "conclusion": "", "raw_text": "", "label_hint": True, "mean_logprob": None, "gen_params": None, "flags": None,
+    "flag_bits": 0, "dimension_logprobs": None,
 }
-_REVIEW_NONE = {**dict.fromkeys(RATIONALE_FIELDS), "label": None}
+# What a suggestion row may hold besides one text per dimension of its dataset.
+_SUGGESTION_COLUMNS = frozenset({"video_id", "model_id", "prompt_version", "parse_status", "doubt_score",
+                                 "doubt_reason", "created_at", *_SUGGESTION_DEFAULTS})
+_REVIEW_NONE: dict[str, Any] = {"label": None, "rationale": {}}  # every dimension: the suggestion's text
+
+
+def dimensions_for_write(session: Session, dataset_id: int) -> list[dict[str, Any]]:
+    """The dataset's dimension records, read by a caller about to write text under their names, so that a rename
+    (``db.dimension_queries.lock_dataset``) cannot slip between the read and the write: PostgreSQL share-locks the
+    dataset's row until the transaction ends (``FOR KEY SHARE``, the lock a foreign key check takes anyway, so
+    writers do not wait for each other); SQLite first takes the database's write lock with a write that changes
+    nothing (one writer at a time), so this read and every later one see the newest definition."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Dataset).where(Dataset.id == dataset_id).values(name=Dataset.name)
+                        .execution_options(synchronize_session=False))
+    stmt = select(Dataset.dimensions).where(Dataset.id == dataset_id).with_for_update(read=True, key_share=True)
+    return list(session.scalar(stmt) or [])
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -99,17 +117,18 @@ def add_videos(session: Session, dataset_id: int, rows: Sequence[dict[str, Any]]
 
 
 def _context(session: Session, video_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Per video: the video, its dataset (labels, prompt), its review (or None) and the review's current suggestion."""
+    """Per video: the video, its dataset (labels, prompt, dimensions), its review (or None) and the parse status of
+    the review's current suggestion."""
     out: dict[int, dict[str, Any]] = {}
+    dimensions: dict[int, Any] = {}  # per dataset, checked once
     current = Suggestion.__table__.alias("current")
     for chunk in _chunks(video_ids):
         rows = session.execute(
             select(Video.id, Video.dataset_id, Video.external_id, Video.split, Video.label, Video.readable,
-                   Dataset.labels, Dataset.preset, Dataset.role, Dataset.task, Dataset.criteria,
+                   Dataset.name, Dataset.labels, Dataset.preset, Dataset.role, Dataset.task, Dataset.criteria,
                    Review.id.label("review_id"), Review.status, Review.version, Review.label.label("r_label"),
                    Review.excluded, Review.suggestion_id, Review.queue_label, Review.edited, Review.parse_failed,
-                   Review.flag_bits,
-                   *(getattr(Review, f).label(f"r_{f}") for f in RATIONALE_FIELDS), current.c.parse_status.label("s_parse"))
+                   Review.flag_bits, Review.rationale.label("r_rationale"), current.c.parse_status.label("s_parse"))
             .join(Dataset, Dataset.id == Video.dataset_id)
             .outerjoin(Review, Review.video_id == Video.id)
             .outerjoin(current, current.c.id == Review.suggestion_id)
@@ -123,29 +142,44 @@ def _context(session: Session, video_ids: list[int]) -> dict[int, dict[str, Any]
                           "label": row["r_label"], "excluded": bool(row["excluded"]), "suggestion_id": row["suggestion_id"],
                           "queue_label": row["queue_label"], "edited": bool(row["edited"]),
                           "parse_failed": bool(row["parse_failed"]), "flag_bits": int(row["flag_bits"] or 0),
-                          "parse_status": row["s_parse"],
-                          **{f: row[f"r_{f}"] for f in RATIONALE_FIELDS}}
+                          "parse_status": row["s_parse"], "rationale": dict(row["r_rationale"] or {})}
+            dims = dimensions.get(row["dataset_id"])
+            if dims is None:  # the text is written under these names: read them for a write (a rename waits)
+                records = dimensions_for_write(session, row["dataset_id"])
+                dims = dimensions[row["dataset_id"]] = dimensions_from_records(records, f"dataset {row['name']!r}")
             prompt = (row["preset"] or "", row["role"] or "", row["task"] or "", row["criteria"] or "")
-            out[row["id"]] = {"video": video, "labels": list(row["labels"] or []), "prompt": prompt, "review": review}
+            out[row["id"]] = {"video": video, "labels": list(row["labels"] or []), "prompt": prompt, "review": review,
+                              "dimensions": dims, "dataset": row["name"]}
     return out
 
 
-def _doubt(fields: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+def _rationale(row: dict[str, Any], ctx: dict[str, Any]) -> dict[str, str]:
+    """The row's text per dimension of its dataset, in order ("" where it has none); any other key is refused."""
+    names = [d.name for d in ctx["dimensions"]]
+    unknown = sorted(set(row) - _SUGGESTION_COLUMNS - set(names))
+    if unknown:
+        raise ConfigError(f"suggestion field(s) {', '.join(unknown)} are neither columns nor dimensions of dataset "
+                          f"{ctx['dataset']} (its dimensions: {', '.join(names)}); rename them to its dimensions")
+    return {name: str(row.get(name) or "") for name in names}
+
+
+def _doubt(fields: dict[str, Any], texts: dict[str, str], ctx: dict[str, Any]) -> dict[str, Any]:
     """Flags and doubt of a new suggestion (rows that bring their own doubt score keep it, without flags)."""
     if "doubt_score" in fields:
         return {}
     review = ctx["review"] or {}
     label = review.get("label") or ctx["video"]["label"]
-    texts = {f: fields.get(f) for f in RATIONALE_FIELDS}
     preset, role, task, criteria = ctx["prompt"]
+    dims = ctx["dimensions"]
     hint = label if fields.get("label_hint", True) else None
-    prompt = expected_prompt(preset, role, task, tuple(ctx["labels"]), criteria, hint)
+    prompt = expected_prompt(preset, role, task, tuple(ctx["labels"]), criteria, hint, dims)
     flags = check_suggestion(fields=texts, conclusion=fields.get("conclusion") or "", label=label,
                              labels=ctx["labels"], parse_status=fields["parse_status"], prompt=prompt,
-                             raw_text=fields.get("raw_text") or "", confidence=fields.get("dimension_logprobs"))
+                             raw_text=fields.get("raw_text") or "", confidence=fields.get("dimension_logprobs"),
+                             dimensions=dims)
     doubt = doubt_of(parse_status=fields["parse_status"], fields=texts, conclusion=fields.get("conclusion") or "",
                      label=label, labels=ctx["labels"], mean_logprob=fields.get("mean_logprob"), flags=flags,
-                     confidence=fields.get("dimension_logprobs"))
+                     confidence=fields.get("dimension_logprobs"), dimensions=dims)
     return {"doubt_score": doubt.score, "doubt_reason": doubt.reason, "flags": [f.to_dict() for f in flags],
             "flag_bits": flag_bits(flags)}
 
@@ -158,7 +192,8 @@ def _key(video: dict[str, Any], review: dict[str, Any]) -> tuple:
 
 
 def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Add immutable suggestions (each: video_id, model_id, prompt_version, parse_status, text fields ...).
+    """Add immutable suggestions (each: video_id, model_id, prompt_version, parse_status, the text of each
+    dimension of the video's dataset under its name, conclusion, raw_text ...; a dimension left out is "").
 
     A video without a review gets a pending one pointing at its suggestion; a review still pending and never
     saved follows the newest suggestion unless it parsed worse than the one in place (compare-and-set, so a
@@ -174,8 +209,13 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
     if missing:
         raise DataError(f"video {missing[0]} not found; re-import the dataset before adding suggestions")
     now = utcnow()
-    values = [{**_SUGGESTION_DEFAULTS, "created_at": now, **row, **_doubt(row, context[int(row["video_id"])])}
-              for row in rows]
+    values = []
+    for row in rows:
+        ctx = context[int(row["video_id"])]
+        texts = _rationale(row, ctx)
+        columns = {k: v for k, v in row.items() if k in _SUGGESTION_COLUMNS}
+        values.append({**_SUGGESTION_DEFAULTS, "created_at": now, **columns, "rationale": texts,
+                       **_doubt(row, texts, ctx)})
     for value in values:
         value["gen_params"] = dict(value["gen_params"] or {})
         value["flags"] = list(value["flags"] or [])
@@ -188,8 +228,9 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
         video, review = ctx["video"], ctx["review"]
         suggestion = {**value, "id": sid}
         if review is None:  # the video's first suggestion opens a pending review
-            review = {**_REVIEW_NONE, "status": "pending", "version": 1, "excluded": False, "suggestion_id": sid,
-                      "parse_status": value["parse_status"], **derived_columns(_REVIEW_NONE, suggestion, video)}
+            review = {**_REVIEW_NONE, "rationale": {}, "status": "pending", "version": 1, "excluded": False,
+                      "suggestion_id": sid, "parse_status": value["parse_status"],
+                      **derived_columns(_REVIEW_NONE, suggestion, video)}
             ctx["review"] = new_reviews[int(value["video_id"])] = review
             deltas[video_key(video["dataset_id"], label=video["label"], split=video["split"],
                              readable=video["readable"])] -= 1
@@ -207,7 +248,7 @@ def add_suggestions(session: Session, rows: Sequence[dict[str, Any]]) -> list[in
         review.update(derived, suggestion_id=sid, parse_status=value["parse_status"])
         deltas[_key(video, review)] += 1
     if new_reviews:
-        columns = ("suggestion_id", "status", "version", "excluded", *_REVIEW_NONE, "dataset_id", "split",
+        columns = ("suggestion_id", "status", "version", "excluded", "label", "rationale", "dataset_id", "split",
                    "queue_label", "queue_key", "edited", "parse_failed", "flag_bits", "search_doc")
         inserts = [{"video_id": vid, "updated_at": now, **{c: r[c] for c in columns}} for vid, r in new_reviews.items()]
         session.execute(insert(Review.__table__), inserts)

@@ -17,11 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LoadReport", "run_review_load", "run_collision", "check_against_db"]
+__all__ = ["LoadReport", "run_review_load", "run_collision", "check_against_db", "api_item", "api_form", "BOXES",
+           "NAMES", "OPEN"]
 
 OPEN = ("todo", "", "", "any", False, "", "")  # status, label, split, edited, parse failed, search, flag
-NAMES = ("header", "video", "frames", "notice", "suggestion", "subjects", "attributes", "actions", "scenes",
-         "label", "status", "diff", "history")
+# The rationale form's eight boxes (ui.review_forms): the review world's datasets fill the first four with the paper's
+# dimensions and hide the others.
+BOXES = ("subjects", "attributes", "actions", "scenes", "box5", "box6", "box7", "box8")
+NAMES = ("header", "video", "frames", "notice", "suggestion", *BOXES, "label", "status", "diff", "history", "place",
+         "counts")
 
 
 @dataclass
@@ -52,11 +56,22 @@ class LoadReport:
                 f"{self.revision_rows}")
 
 
-def _item(result: Any) -> dict[str, Any]:
+def api_item(result: Any) -> dict[str, Any]:
+    """The outputs an item-changing endpoint returns, by name (its gr.State outputs are not sent). The boxes and the
+    label come back as updates (their labels, visibility, choices): only their values are kept."""
     item = dict(zip(NAMES, result))
-    if isinstance(item["label"], dict):
-        item["label"] = item["label"].get("value")
+    for name in (*BOXES, "label"):
+        if isinstance(item.get(name), dict):
+            item[name] = item[name].get("value")
     return item
+
+
+def api_form(item: dict[str, Any], **typed: Any) -> list[Any]:
+    """What the page sends back: every box (``typed`` replaces some, by name) and the label."""
+    return [typed.get(b, item[b] or "") for b in BOXES] + [typed.get("label", item["label"])]
+
+
+_item = api_item
 
 
 def _reviewer(url: str, name: str, items: list[str], saves: int, seed: int, report: LoadReport,
@@ -70,13 +85,13 @@ def _reviewer(url: str, name: str, items: list[str], saves: int, seed: int, repo
     start.wait()
     for n in range(saves):
         ref = items[rng.randrange(len(items))].split("/")[1]
-        fields = [shown["subjects"], shown["attributes"], shown["actions"], shown["scenes"], shown["label"]]
+        fields = api_form(shown)
         text = f"{name}-{n}"
         try:
             # Passing back what the tab shows: the jump saves no draft (unless the open item moved on
             # meanwhile, which is refused and kept like any stale save).
             shown = _item(client.predict(name, *fields, ref, api_name="/review_jump"))
-            edit = [text, shown["attributes"], shown["actions"], shown["scenes"], shown["label"]]
+            edit = api_form(shown, subjects=text)
             time.sleep(rng.random() * 0.01)  # think time: lets others save the same item meanwhile
             shown = _item(client.predict(name, *edit, api_name="/review_edit"))
             with lock:
@@ -98,9 +113,8 @@ def _reviewer(url: str, name: str, items: list[str], saves: int, seed: int, repo
 
 def _reopen(client: Any, name: str, ref: str) -> dict[str, Any]:
     """Reopen ``ref`` without saving anything: skip from the open item, then jump with its stored text."""
-    shown = _item(client.predict(name, "", "", "", "", None, api_name="/review_skip"))
-    return _item(client.predict(name, shown["subjects"], shown["attributes"], shown["actions"], shown["scenes"],
-                                shown["label"], ref, api_name="/review_jump"))
+    shown = _item(client.predict(name, *[""] * len(BOXES), None, api_name="/review_skip"))
+    return _item(client.predict(name, *api_form(shown), ref, api_name="/review_jump"))
 
 
 def run_review_load(url: str, items: list[str], *, reviewers: int, saves: int, seed: int = 0) -> LoadReport:
@@ -149,14 +163,12 @@ def run_collision(url: str, item: str, *, reviewers: int) -> LoadReport:
         try:
             client = Client(url, verbose=False, download_files=False)
             shown = _item(client.predict(dataset, *OPEN, api_name="/review_open"))
-            fields = [shown["subjects"], shown["attributes"], shown["actions"], shown["scenes"], shown["label"]]
-            shown = _item(client.predict(name, *fields, ref, api_name="/review_jump"))
+            shown = _item(client.predict(name, *api_form(shown), ref, api_name="/review_jump"))
             opened.wait(timeout=120)  # nobody saves before everybody has the item open
             go.wait(timeout=120)
             text = f"{name}-only"
             try:
-                client.predict(name, text, shown["attributes"], shown["actions"], shown["scenes"], shown["label"],
-                               api_name="/review_edit")
+                client.predict(name, *api_form(shown, subjects=text), api_name="/review_edit")
                 with lock:
                     report.accepted.append((ref, text))
             except AppError as exc:

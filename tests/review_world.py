@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 
-__all__ = ["SUGGESTIONS", "XSS", "make_review_world", "queue_order", "free_port", "start_app", "stop_app"]
+__all__ = ["SUGGESTIONS", "XSS", "make_review_world", "queue_order", "free_port", "start_app", "stop_app", "box"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GEN_PARAMS = {"num_frames": 8, "max_pixels": 128 * 28 * 28, "max_new_tokens": 160, "do_sample": False}
@@ -48,6 +48,15 @@ SCENES = [
     dict(scene="porch", night=True, subject="dog", action="approaching the door", size="small"),
     dict(scene="driveway", night=False, subject="person", action="walking by", size="large", clothing="a red jacket"),
 ]
+
+# The world's datasets keep the paper's four dimensions, in the form's boxes 1-4 (ui.review_forms.box_id).
+FOUR = ("subjects", "attributes", "actions", "scenes")
+
+
+def box(dim: str, prefix: str = "rv") -> str:
+    """The CSS selector of the text area holding ``dim`` on the Review (``rv``) or Adjudicate (``adj``) tab."""
+    return f"#{prefix}-dim-{FOUR.index(dim) + 1} textarea"
+
 
 XSS = '<img src=x onerror="alert(\'xss\')"><script>alert("boom")</script>'
 

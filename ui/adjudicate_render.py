@@ -6,7 +6,6 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Optional
 
-from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review.adjudication import AdjudicationItem
 
 __all__ = ["responses_html", "header_html", "settings_html", "empty_html", "CSS"]
@@ -46,7 +45,7 @@ def responses_html(adj: AdjudicationItem) -> str:
                    for r in adj.responses)
     rows = "".join(f'<tr><th>{dim}</th>' + "".join(
         f'<td class="adj-cell">{_pieces(r["diffs"][dim], r["rationale"].get(dim))}</td>' for r in adj.responses)
-        + "</tr>" for dim in DIMENSIONS)
+        + "</tr>" for dim in adj.item.names)
     return f'<div class="adj-responses"><table><tr><th></th>{head}</tr>{rows}</table></div>'
 
 

@@ -14,14 +14,14 @@ from typing import Optional
 
 import gradio as gr
 
-from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.prompts import Dimension
 from rbft_core.review import adjudication
 from rbft_core.review import media as review_media
 from rbft_core.review import workspace as review
 from ui import adjudicate_render as render
 from ui.common import Events, Updates, Values, components
 from ui.media import serve
-from ui.review_forms import RationaleForm
+from ui.review_forms import RationaleForm, dimension_caption, rationale_form
 from ui.review_render import history_html, place_html, suggestion_html
 
 __all__ = ["AdjudicateTab", "build_adjudicate_tab", "on_page_load", "on_open", "on_use", "on_finalise", "on_move",
@@ -54,10 +54,12 @@ class AdjudicateTab:
     review_id: gr.State
     version: gr.State
     picked: gr.State  # where the text in the form was started from (the final revision's note names it)
+    dims: gr.State  # the open item's dimension names, in the order of the form's boxes
 
     def item_outputs(self) -> list:
         return [self.review_id, self.version, self.picked, self.header, self.place, self.video, self.suggestion,
-                self.responses, self.source, *components(self.fields), self.label, self.history]
+                self.responses, self.source, self.dimension, *components(self.fields), self.label, self.history,
+                self.dims]
 
     def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
         ev = Events(self, db_url)
@@ -68,16 +70,20 @@ class AdjudicateTab:
         ev.on(self.dataset.input, on_open, [self.dataset], opened, api_name="adjudicate_open")
         ev.on(self.save_settings.click, on_settings, [self.dataset, self.adjudicator, self.k, self.assigned], opened,
               api_name="adjudicate_settings")
-        ev.on(self.use.click, on_use, [self.review_id, self.source, self.dimension, *components(self.fields)],
-              [self.picked, *components(self.fields)], api_name="adjudicate_use")
+        ev.on(self.use.click, on_use, [self.review_id, self.source, self.dimension, *components(self.fields),
+                                       self.dims], [self.picked, *components(self.fields)], api_name="adjudicate_use")
         context = [self.dataset, self.review_id, self.version, self.picked, self.adjudicator,
-                   *components(self.fields), self.label]
+                   *components(self.fields), self.label, self.dims]
         for action, button in (("accept", self.accept), ("reject", self.reject)):
             ev.on(button.click, partial(on_finalise, action=action), context, self.item_outputs(),
                   api_name=f"adjudicate_{action}", trigger_mode="once")
         for direction, button in (("next", self.next), ("prev", self.prev)):
             ev.on(button.click, partial(on_move, direction=direction), [self.dataset, self.review_id],
                   self.item_outputs(), api_name=f"adjudicate_{direction}")
+
+
+def _caption(index: int, dim: Dimension) -> str:
+    return f"Final {dimension_caption(dim).lower()}"
 
 
 def _login(request: Optional[gr.Request]) -> Optional[str]:
@@ -90,8 +96,8 @@ def _item(tab: AdjudicateTab, db_url: Optional[str], dataset: str, review_id: Op
         status = adjudication.queue_status(db_url, dataset, None) if dataset else {"size": 0}
         return {tab.review_id: None, tab.version: None, tab.picked: "", tab.header: render.empty_html(dataset, k),
                 tab.place: place_html(0, status["size"]), tab.video: None, tab.suggestion: "", tab.responses: "",
-                tab.source: gr.Dropdown(choices=[], value=None), **tab.fields.fill(dict.fromkeys(DIMENSIONS, "")),
-                tab.label: gr.Dropdown(choices=[], value=None), tab.history: ""}
+                tab.source: gr.Dropdown(choices=[], value=None),
+                tab.dimension: gr.Dropdown(choices=[("all fields", "")], value=""), **tab.fields.clear(), tab.dims: [], tab.label: gr.Dropdown(choices=[], value=None), tab.history: ""}
     adj = adjudication.load(db_url, review_id)
     item = adj.item
     media = review_media.item_media(item.video_path, item.sha256, (item.suggestion or {}).get("gen_params"))
@@ -102,7 +108,9 @@ def _item(tab: AdjudicateTab, db_url: Optional[str], dataset: str, review_id: Op
             tab.header: render.header_html(adj), tab.place: place_html(status["place"], status["size"]),
             tab.video: media.video, tab.suggestion: suggestion_html(item), tab.responses: render.responses_html(adj),
             tab.source: gr.Dropdown(choices=sources, value=sources[1] if len(sources) > 1 else sources[0]),
-            **tab.fields.fill(item.fields), tab.label: gr.Dropdown(choices=item.labels, value=item.label),
+            tab.dimension: gr.Dropdown(choices=[("all fields", ""), *item.names], value=""),
+            **tab.fields.show(item.dimensions, item.fields, _caption), tab.dims: list(item.names),
+            tab.label: gr.Dropdown(choices=item.labels, value=item.label),
             tab.history: history_html(review.history(db_url, review_id))}
 
 
@@ -143,8 +151,9 @@ def on_use(tab: AdjudicateTab, db_url: Optional[str], values: Values) -> Updates
         return {}
     adj = adjudication.load(db_url, values[tab.review_id])
     source = values[tab.source] or adjudication.SOURCE_SUGGESTION
-    text = adjudication.pick(adj, source, tab.fields.read(values), values[tab.dimension] or "")
-    return {tab.picked: source, **tab.fields.fill(text)}
+    names = values[tab.dims] or []
+    text = adjudication.pick(adj, source, tab.fields.read(values, names), values[tab.dimension] or "")
+    return {tab.picked: source, **tab.fields.fill(text, names)}
 
 
 def on_finalise(tab: AdjudicateTab, db_url: Optional[str], values: Values, *, action: str,
@@ -155,7 +164,8 @@ def on_finalise(tab: AdjudicateTab, db_url: Optional[str], values: Values, *, ac
         raise gr.Error("no item is open; the adjudication queue of this dataset is empty")
     login = _login(request)
     adjudication.finalise(db_url, review_id, expected_version=values[tab.version], action=action,
-                          adjudicator=login or values[tab.adjudicator], login=login, fields=tab.fields.read(values),
+                          adjudicator=login or values[tab.adjudicator], login=login,
+                          fields=tab.fields.read(values, values[tab.dims] or []),
                           label=values[tab.label], picked=values[tab.picked] or "")
     return _item(tab, db_url, dataset, adjudication.neighbour(db_url, dataset, review_id))
 
@@ -190,11 +200,9 @@ def build_adjudicate_tab() -> AdjudicateTab:
             responses = gr.HTML(elem_id="adj-responses")
     with gr.Row():
         source = gr.Dropdown(label="Start from", choices=[], elem_id="adj-source", allow_custom_value=True)
-        dimension = gr.Dropdown(label="Field", choices=[("all fields", ""), *DIMENSIONS], value="",
-                                elem_id="adj-dimension")
+        dimension = gr.Dropdown(label="Field", choices=[("all fields", "")], value="", elem_id="adj-dimension")
         use = gr.Button("Use", size="sm", elem_id="adj-use")
-    fields = RationaleForm(**{dim: gr.Textbox(label=f"Final {dim}", lines=2, max_lines=8, elem_id=f"adj-{dim}")
-                              for dim in DIMENSIONS})
+    fields = rationale_form("adj", _caption)
     label = gr.Dropdown(label="Final label", choices=[], elem_id="adj-label", allow_custom_value=True)
     with gr.Row():
         accept = gr.Button("Finalise", variant="primary", size="sm", elem_id="adj-accept")
@@ -207,4 +215,4 @@ def build_adjudicate_tab() -> AdjudicateTab:
                          settings=settings, header=header, place=place, video=video, suggestion=suggestion,
                          responses=responses, source=source, dimension=dimension, use=use, fields=fields, label=label,
                          accept=accept, reject=reject, prev=prev, next=next_, history=history,
-                         review_id=gr.State(None), version=gr.State(None), picked=gr.State(""))
+                         review_id=gr.State(None), version=gr.State(None), picked=gr.State(""), dims=gr.State([]))

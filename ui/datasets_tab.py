@@ -39,6 +39,7 @@ class CreateForm:
     task: gr.Textbox
     labels: gr.Textbox
     criteria: gr.Textbox
+    dimensions: gr.Textbox  # one "name: description" per line, "?" after an optional one's name
     create: gr.Button
 
 
@@ -86,8 +87,9 @@ class DatasetsTab:
     def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
         ev, c, i, g = Events(self, db_url), self.create, self.imports, self.generate
         ev.on(self.refresh.click, on_refresh, [], [self.table], api_name="datasets_refresh")
-        ev.on(c.preset.input, on_preset, [c.preset], [c.role, c.task, c.labels, c.criteria], api_visibility="private")
-        ev.on(c.create.click, on_create, [c.name, c.preset, c.role, c.task, c.labels, c.criteria],
+        ev.on(c.preset.input, on_preset, [c.preset], [c.role, c.task, c.labels, c.criteria, c.dimensions],
+              api_visibility="private")
+        ev.on(c.create.click, on_create, [c.name, c.preset, c.role, c.task, c.labels, c.criteria, c.dimensions],
               [self.table, self.selected], api_name="datasets_create")
         ev.on(self.selected.input, on_select, [self.selected], self.details(), api_name="datasets_select")
         started = [self.job, self.timer, self.progress]
@@ -125,13 +127,15 @@ def _details(tab: DatasetsTab, db_url: Optional[str], dataset: Optional[str]) ->
                  for label, n in detail["labels"].items()]
     shown = {tab.per_label: gr.Dataframe(value=per_label, headers=["label", *splits, "total"]),
              tab.per_status: [[status, n] for status, n in detail["review_status"].items()]}
+    dims = "Rationale dimensions: " + ", ".join(
+        f"**{d['name']}**{'' if d['required'] else ' (optional)'} ({d['description']})" for d in detail["dimensions"])
     run = datasets.import_report(db_url, dataset)
     if run is None:
-        return {**shown, tab.report: "No import yet.", **_failed_page(tab, None, None, 1)}
+        return {**shown, tab.report: f"{dims}\n\nNo import yet.", **_failed_page(tab, None, None, 1)}
     report = run["report"]
     summary = (f"Last import from {run['source']} ({run['format']}): {report.get('imported', 0):,} imported, "
                f"{report.get('unchanged', 0):,} unchanged, {int(report.get('failed_total', 0)):,} failed.")
-    return {**shown, tab.report: summary, **_failed_page(tab, db_url, dataset, 1)}
+    return {**shown, tab.report: f"{dims}\n\n{summary}", **_failed_page(tab, db_url, dataset, 1)}
 
 
 def _failed_page(tab: DatasetsTab, db_url: Optional[str], dataset: Optional[str], page: Any) -> Updates:
@@ -169,14 +173,16 @@ def on_preset(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Update
     form = tab.create
     fields = datasets.preset_fields(values[form.preset])
     return {form.role: fields["role"], form.task: fields["task"], form.labels: fields["labels"],
-            form.criteria: fields["criteria"]}
+            form.criteria: fields["criteria"], form.dimensions: fields["dimensions"]}
 
 
 def on_create(tab: DatasetsTab, db_url: Optional[str], values: Values) -> Updates:
     form = tab.create
     made = datasets.create_dataset(db_url, values[form.name], preset=values[form.preset], role=values[form.role],
-                                   task=values[form.task], labels=values[form.labels], criteria=values[form.criteria])
-    gr.Info(f"dataset {made['name']} created with labels {', '.join(made['labels'])}")
+                                   task=values[form.task], labels=values[form.labels], criteria=values[form.criteria],
+                                   dimensions=values[form.dimensions] or "")
+    gr.Info(f"dataset {made['name']} created with labels {', '.join(made['labels'])} and the rationale dimensions "
+            f"{', '.join(made['dimensions'])}")
     return {tab.table: _overview(db_url), tab.selected: gr.Dropdown(choices=_names(db_url), value=made["name"])}
 
 
@@ -249,8 +255,12 @@ def _create_form() -> CreateForm:
         role = gr.Textbox(label="Expert role", value=smart_home["role"])
         task = gr.Textbox(label="Task", value=smart_home["task"])
         criteria = gr.Textbox(label="Decision criteria", lines=3, value=smart_home["criteria"])
+        dimensions = gr.Textbox(label="Rationale dimensions: one 'name: description' per line, '?' after the name of "
+                                      "an optional one (e.g. speech?: on-screen text and speech)", lines=4,
+                                value=smart_home["dimensions"], elem_id="ds-dimensions")
         create = gr.Button("Create dataset", variant="primary")
-    return CreateForm(name=name, preset=preset, role=role, task=task, labels=labels, criteria=criteria, create=create)
+    return CreateForm(name=name, preset=preset, role=role, task=task, labels=labels, criteria=criteria,
+                      dimensions=dimensions, create=create)
 
 
 def _import_form() -> ImportForm:

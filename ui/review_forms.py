@@ -1,20 +1,26 @@
-"""The Review tab's component groups: the queue filters, the four rationale fields, the buttons, and their layout."""
+"""The Review tab's component groups: the queue filters, the rationale form, the buttons, and their layout.
+
+The form has ``MAX_DIMENSIONS`` text boxes (Gradio builds its components once, before any dataset is chosen); each
+item shows the first as many as its dataset has dimensions, labelled with their names and descriptions, and hides
+the rest. Box ``i`` has the elem_id ``<prefix>-dim-<i>`` (``rv-dim-1`` ... for the Review tab, whose Alt+1 ... Alt+8
+focus them: ``ui.keys``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import gradio as gr
 
-from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS, MAX_DIMENSIONS, Dimension
 from rbft_core.review import workspace as review
 from rbft_core.review.flags import FLAG_CODES, FLAG_NAMES
 from ui.common import Updates, Values
 from ui.keys import label as key_label
 
 __all__ = ["ReviewFilters", "RationaleForm", "ReviewButtons", "FLAG_CHOICES", "filters_row", "rationale_form",
-           "review_buttons"]
+           "review_buttons", "box_id", "dimension_caption", "review_caption"]
 
 
 @dataclass
@@ -30,20 +36,51 @@ class ReviewFilters:
     flag: gr.Dropdown
 
 
+def box_id(prefix: str, index: int) -> str:
+    """The elem_id of the form's ``index``-th box (0-based): ``rv-dim-1`` is the first."""
+    return f"{prefix}-dim-{index + 1}"
+
+
 @dataclass
 class RationaleForm:
-    """The four editable dimensions, named and ordered as ``DIMENSIONS``."""
+    """One text box per dimension, ``MAX_DIMENSIONS`` of them: an item's dataset says how many show and what they
+    are called. Values are read and written by dimension name, in the dataset's order."""
 
-    subjects: gr.Textbox
-    attributes: gr.Textbox
-    actions: gr.Textbox
-    scenes: gr.Textbox
+    d1: gr.Textbox
+    d2: gr.Textbox
+    d3: gr.Textbox
+    d4: gr.Textbox
+    d5: gr.Textbox
+    d6: gr.Textbox
+    d7: gr.Textbox
+    d8: gr.Textbox
 
-    def read(self, values: Values) -> dict[str, str]:
-        return {f.name: values[getattr(self, f.name)] for f in fields(self)}
+    def boxes(self) -> list[gr.Textbox]:
+        return [getattr(self, f.name) for f in fields(self)]
 
-    def fill(self, texts: dict[str, Any]) -> Updates:
-        return {getattr(self, f.name): texts[f.name] for f in fields(self)}
+    def read(self, values: Values, names: Sequence[str]) -> dict[str, str]:
+        """The typed text of each dimension ``names`` (the open item's, in order)."""
+        return {name: values[box] for name, box in zip(names, self.boxes())}
+
+    def show(self, dimensions: Sequence[Dimension], texts: dict[str, Any], caption: Callable[[int, Dimension], str]
+             ) -> Updates:
+        """Label, describe and fill the first boxes with ``dimensions``' text; hide and empty the others."""
+        out: Updates = {}
+        for i, box in enumerate(self.boxes()):
+            if i < len(dimensions):
+                dim = dimensions[i]
+                out[box] = gr.Textbox(value=texts.get(dim.name) or "", label=caption(i, dim), info=dim.description,
+                                      visible=True)
+            else:
+                out[box] = gr.Textbox(value="", visible=False)
+        return out
+
+    def fill(self, texts: dict[str, Any], names: Sequence[str]) -> Updates:
+        """Only the text of the boxes of ``names`` (labels and visibility as they are)."""
+        return {box: texts.get(name) or "" for name, box in zip(names, self.boxes())}
+
+    def clear(self) -> Updates:
+        return {box: "" for box in self.boxes()}
 
 
 @dataclass
@@ -98,6 +135,21 @@ def review_buttons() -> ReviewButtons:
                          regen=regen)
 
 
-def rationale_form() -> RationaleForm:
-    return RationaleForm(**{dim: gr.Textbox(label=key_label(dim.capitalize(), f"rv-{dim}"), lines=2, max_lines=8,
-                                            elem_id=f"rv-{dim}") for dim in DIMENSIONS})
+def dimension_caption(dim: Dimension) -> str:
+    """A box's label: the dimension's name as a caption, "(optional)" where it may stay empty."""
+    return dim.name.replace("_", " ").capitalize() + ("" if dim.required else " (optional)")
+
+
+def review_caption(index: int, dim: Dimension) -> str:
+    """The Review tab's label of box ``index``: the caption and its key, e.g. "Subjects (Alt+1)"."""
+    return key_label(dimension_caption(dim), box_id("rv", index))
+
+
+def rationale_form(prefix: str = "rv", caption: Callable[[int, Dimension], str] = review_caption) -> RationaleForm:
+    """The form, built showing the paper's four dimensions (each item relabels it for its dataset)."""
+    boxes = []
+    for i in range(MAX_DIMENSIONS):
+        dim = DEFAULT_DIMENSIONS[i] if i < len(DEFAULT_DIMENSIONS) else None
+        boxes.append(gr.Textbox(label=caption(i, dim) if dim else f"Dimension {i + 1}", info=dim.description if dim
+                                else None, lines=2, max_lines=8, elem_id=box_id(prefix, i), visible=dim is not None))
+    return RationaleForm(*boxes)

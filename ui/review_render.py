@@ -6,7 +6,6 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Optional, Sequence
 
-from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review.flags import FLAG_NAMES
 from rbft_core.review.diffs import field_diff
 from rbft_core.review.items import ReviewItem
@@ -22,11 +21,12 @@ def _e(value: Any) -> str:
 
 
 def header_html(item: ReviewItem, frame_times_s: Sequence[float] = ()) -> str:
-    # data-*: which review and version the page shows, for the browser's unsaved-typing keeper (ui/typing_keeper.py),
-    # and the exact times of the frames the model sees, for the player's frame step (ui/player.py)
+    # data-*: which review and version the page shows and the dimensions its boxes hold, in order, for the browser's
+    # unsaved-typing keeper (ui/typing_keeper.py), and the exact times of the frames the model sees, for the
+    # player's frame step (ui/player.py)
     frames = " ".join(f"{float(t):.6f}" for t in frame_times_s)
     opened = (f'data-review="{item.review_id}" data-version="{item.version}" data-dataset="{_e(item.dataset)}" '
-              f'data-video="{_e(item.external_id)}" data-frames="{frames}"')
+              f'data-video="{_e(item.external_id)}" data-dims="{_e(" ".join(item.names))}" data-frames="{frames}"')
     return (f'<div class="rv-header" {opened}>{_e(item.dataset)} › <b>Video {_e(item.video_id)}</b> · <code>{_e(item.external_id)}</code> · '
             f'{_e(item.split)} · label <b>{_e(item.video_label)}</b></div>')
 
@@ -55,7 +55,7 @@ def suggestion_html(item: ReviewItem) -> str:
             f"label hint {'on' if sug.get('label_hint') else 'off'}", f"parse {_e(sug.get('parse_status'))}",
             f"{logprob:.2f}/token" if isinstance(logprob, (int, float)) else "no likelihood"]
     rows = "".join(f'<dt>{dim}</dt><dd class="rv-sug-{dim}">{_e(sug.get(dim)) or "<i>(empty)</i>"}</dd>'
-                   for dim in DIMENSIONS)
+                   for dim in item.names)
     conclusion = f'<dt>conclusion</dt><dd>{_e(sug.get("conclusion")) or "<i>(none)</i>"}</dd>'
     newer = ('<div class="rv-notice">This video has a newer suggestion than the one shown (a regeneration '
              'still finishing, or one that parsed worse and was not applied).</div>' if item.newer_suggestion_id else "")
@@ -100,7 +100,7 @@ def diff_html(item: ReviewItem, fields: Optional[dict[str, str]] = None) -> str:
     shown = fields if fields is not None else item.fields
     suggested = item.suggestion or {}
     parts = []
-    for dim in DIMENSIONS:
+    for dim in item.names:
         pieces = field_diff(suggested.get(dim), shown.get(dim))
         if not pieces:
             continue

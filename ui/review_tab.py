@@ -1,4 +1,4 @@
-"""Review tab: each video beside its suggestion and the editable four-dimension rationale.
+"""Review tab: each video beside its suggestion and the editable rationale, one box per dimension of its dataset.
 
 Keyboard first (ui/keys.py), autosaves a draft when the reviewer moves on, refuses to save over a
 newer version, and shows every revision. State holds only ids, the filter and the visited ids; all
@@ -18,7 +18,6 @@ import gradio as gr
 from rbft_core.auth import require_role
 from rbft_core.errors import ConfigError, ConflictError
 from rbft_core.jobs.runner import job_status
-from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review import media as review_media
 from rbft_core.review import responses
 from rbft_core.review import workspace as review
@@ -35,6 +34,7 @@ from ui.review_forms import (
     filters_row,
     rationale_form,
     review_buttons,
+    review_caption,
 )
 
 __all__ = ["ReviewTab", "build_review_tab", "on_page_load", "on_dataset", "on_dataset_list", "on_open", "on_act", "on_move", "on_jump", "on_revert", "on_diff", "on_regenerate", "on_regen_tick", "on_bulk",
@@ -73,18 +73,23 @@ class ReviewTab:
     regen: gr.State  # {"job", "review"} of a regeneration running
     timer: gr.Timer
     shown: gr.State  # {"review", "at"}: when the open item was shown (its response records the time to save)
+    dims: gr.State  # the open item's dimension names, in the order of the form's boxes
 
     def item_outputs(self) -> list:
         """What every navigation shows (the API returns them in this order, gr.State left out): the item, then its
         place in the queue and the dataset's counts, all in one response."""
         return [self.review_id, self.version, self.nav, self.header, self.video, self.frames, self.notice,
                 self.suggestion, *components(self.fields), self.label, self.status, self.diff, self.history,
-                self.place, self.counts, self.shown]
+                self.place, self.counts, self.shown, self.dims]
 
     def context(self) -> list:
         """What every save and move reads: reviewer, typed fields and label (the API's inputs)."""
         return [self.state, self.review_id, self.version, self.nav, self.reviewer, *components(self.fields),
-                self.label, self.shown]
+                self.label, self.shown, self.dims]
+
+    def typed(self, values: Values) -> dict[str, str]:
+        """The text typed for each dimension of the open item."""
+        return self.fields.read(values, values[self.dims] or [])
 
     def attach(self, demo: gr.Blocks, db_url: Optional[str]) -> None:
         ev = Events(self, db_url)
@@ -120,7 +125,7 @@ def _shown_at(tab: ReviewTab, values: Values) -> Optional[str]:
 # -------------------------------------------------------------------------------------- rendering
 def _blank(tab: ReviewTab, header: str, nav: list, progress: Optional[Updates] = None) -> Updates:
     return {tab.review_id: None, tab.version: None, tab.nav: nav, tab.header: header, tab.video: None, tab.shown: None,
-            tab.frames: [], tab.notice: "", tab.suggestion: "", **tab.fields.fill(dict.fromkeys(DIMENSIONS, "")),
+            tab.frames: [], tab.notice: "", tab.suggestion: "", **tab.fields.clear(), tab.dims: [],
             tab.label: gr.Dropdown(choices=[], value=None), tab.status: "", tab.diff: "", tab.history: "",
             **(progress or {tab.place: "", tab.counts: ""})}
 
@@ -147,7 +152,8 @@ def _item(tab: ReviewTab, db_url: Optional[str], flt: review.ReviewFilter, revie
     return {tab.review_id: item.review_id, tab.version: item.version, tab.nav: nav,
             tab.header: render.header_html(item, media.times_s), tab.video: media.video, tab.frames: media.frames,
             tab.notice: render.notice_html(media.notice), tab.suggestion: render.suggestion_html(item),
-            **tab.fields.fill(item.fields), tab.label: gr.Dropdown(choices=item.labels, value=item.label),
+            **tab.fields.show(item.dimensions, item.fields, review_caption), tab.dims: list(item.names),
+            tab.label: gr.Dropdown(choices=item.labels, value=item.label),
             tab.status: render.status_html(item), tab.diff: render.diff_html(item),
             tab.history: render.history_html(review.history(db_url, review_id)),
             tab.shown: {"review": item.review_id, "at": datetime.now(timezone.utc).isoformat()}, **_progress(tab, db_url, flt, item.review_id)}
@@ -168,7 +174,7 @@ def _autosave(tab: ReviewTab, db_url, values: Values, who: str) -> None:
     it is refused, kept in the history, and the reviewer is told."""
     try:
         responses.autosave(db_url, values[tab.review_id], expected_version=values[tab.version], reviewer=who,
-                           fields=tab.fields.read(values), label=values[tab.label], shown_at=_shown_at(tab, values))
+                           fields=tab.typed(values), label=values[tab.label], shown_at=_shown_at(tab, values))
     except ConflictError as exc:
         gr.Warning(html.escape(str(exc), quote=False), duration=None)
 
@@ -216,7 +222,7 @@ def on_act(tab: ReviewTab, db_url: Optional[str], values: Values, *, action: str
     if review_id is None:
         raise gr.Error("no item is open; change the filter or press Next (Alt+N)")
     responses.save(db_url, review_id, expected_version=values[tab.version], reviewer=who, action=action,
-                   fields=tab.fields.read(values), label=values[tab.label], shown_at=_shown_at(tab, values))
+                   fields=tab.typed(values), label=values[tab.label], shown_at=_shown_at(tab, values))
     return _go(tab, db_url, flt, review_id, values[tab.nav])
 
 
@@ -244,8 +250,8 @@ def on_revert(tab: ReviewTab, db_url: Optional[str], values: Values) -> Updates:
     if values[tab.review_id] is None:
         return {}
     item = review.load_item(db_url, values[tab.review_id])
-    suggested = {d: (item.suggestion or {}).get(d) or "" for d in DIMENSIONS}
-    return {**tab.fields.fill(suggested), tab.diff: render.diff_html(item, suggested)}
+    suggested = {d: (item.suggestion or {}).get(d) or "" for d in item.names}
+    return {**tab.fields.fill(suggested, item.names), tab.diff: render.diff_html(item, suggested)}
 
 
 def on_diff(tab: ReviewTab, db_url: Optional[str], values: Values, *, request: gr.Request) -> Updates:
@@ -253,8 +259,9 @@ def on_diff(tab: ReviewTab, db_url: Optional[str], values: Values, *, request: g
     if values[tab.review_id] is None:
         return {}
     item = responses.load(db_url, values[tab.review_id], _who(request, values[tab.reviewer]))
-    typed, label = tab.fields.read(values), values[tab.label]
-    unsaved = any((typed[d] or "").strip() != (item.fields[d] or "").strip() for d in DIMENSIONS) or label != item.label
+    typed, label = tab.typed(values), values[tab.label]
+    unsaved = any((typed.get(d) or "").strip() != (item.fields[d] or "").strip() for d in item.names) \
+        or label != item.label
     return {tab.diff: render.diff_html(item, typed), tab.status: render.status_html(item, unsaved=unsaved)}
 
 
@@ -334,7 +341,8 @@ def _wire_edits(ev: Events, tab: ReviewTab) -> None:
     ev.on(tab.buttons.revert.click, on_revert, [tab.review_id], [*components(tab.fields), tab.diff],
           api_name="review_revert")
     for comp in typed:
-        ev.on(comp.blur, on_diff, [tab.review_id, tab.reviewer, *typed], [tab.diff, tab.status], api_visibility="private",
+        ev.on(comp.blur, on_diff, [tab.review_id, tab.reviewer, *typed, tab.dims], [tab.diff, tab.status],
+              api_visibility="private",
               trigger_mode="always_last", show_progress="hidden")
 
 
@@ -386,4 +394,4 @@ def build_review_tab() -> ReviewTab:
                      suggestion=suggestion, fields=form, label=label, status=status, buttons=buttons, jump=jump,
                      diff=diff, job=job, history=history, state=gr.State(None), review_id=gr.State(None),
                      version=gr.State(None), nav=gr.State([]), regen=gr.State(None), timer=gr.Timer(2.0, active=False),
-                     shown=gr.State(None))
+                     shown=gr.State(None), dims=gr.State([]))

@@ -238,7 +238,8 @@ def on_check(tab: TrainTab, db_url: Optional[str], values: Values) -> Updates:
                                    human_share=req.human_share)
     r = ready.rationales
     note = (f"\n\nStage-I rationales in train: {r['usable']} usable ({r['human']} expert, {r['model']} model), "
-            f"{r['missing']} missing, {r['rejected']} rejected, {r['excluded']} excluded.")
+            f"{r['missing']} missing, {r['rejected']} rejected, {r['excluded']} excluded; {r['incomplete']} usable "
+            "ones leave a required dimension empty.")
     table = [[c["label"], c["train"], c["val"], c["test"]] for c in ready.per_class]
     return {tab.readiness: ready.to_markdown() + note, tab.per_class: table}
 

@@ -1,10 +1,11 @@
 """Unsaved typing survives a reload, a closed tab and an app restart: the browser keeps it in localStorage.
 
 The Review tab's header carries ``data-review`` / ``data-version`` / ``data-video`` / ``data-dataset`` of the item
-shown (``ui.review_render.header_html``). The script below:
+shown and ``data-dims``, its dataset's dimension names in the order of the form's boxes (``rv-dim-1`` ...;
+``ui.review_render.header_html``). The script below:
 
-- on every keystroke in a rationale field, stores the four fields under ``rbft-typing:<path>:<review id>`` with the
-  version they were typed against;
+- on every keystroke in a rationale box, stores the text of every dimension, by name, under
+  ``rbft-typing:<path>:<review id>`` with the version it was typed against;
 - when the server answers a save or a move (accept, save edit, reject, next, previous, jump) with another item, drops
   the draft of the item left: the server saved it (or kept it as a refused revision in the history). Skip saves
   nothing, so its draft stays; a request that never got an answer (app down) drops nothing;
@@ -14,14 +15,15 @@ shown (``ui.review_render.header_html``). The script below:
 - lists the drafts of other items of the dataset, each with a button that opens it (through Jump).
 
 Nothing is sent anywhere; the store holds at most ``MAX_DRAFTS`` items (oldest dropped). The label choice is not
-kept (one click to redo); the four text fields are.
+kept (one click to redo); the text of every dimension is.
 """
 
 from __future__ import annotations
 
 import json
 
-from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.prompts import MAX_DIMENSIONS
+from ui.review_forms import box_id
 
 __all__ = ["typing_keeper_js", "KEPT_CSS", "MAX_DRAFTS", "SAVING_BUTTONS"]
 
@@ -30,13 +32,15 @@ SAVING_BUTTONS = ("rv-accept", "rv-save", "rv-reject", "rv-next", "rv-prev")  # 
 
 _JS = """
 () => {
-  const DIMS = %(dims)s, SAVING = %(saving)s, MAX = %(max)d;
+  const BOXES = %(boxes)s, SAVING = %(saving)s, MAX = %(max)d;
   const PREFIX = "rbft-typing:" + location.pathname + ":";
-  const field = (d) => document.querySelector(`#rv-${d} textarea`);
-  const read = () => Object.fromEntries(DIMS.map(d => [d, (field(d) || {}).value || ""]));
-  const same = (a, b) => DIMS.every(d => (a[d] || "").trim() === (b[d] || "").trim());
+  const header = () => document.querySelector("#rv-header .rv-header[data-review]");
+  const dims = () => { const h = header(); return h ? (h.dataset.dims || "").split(" ").filter(Boolean) : []; };
+  const field = (i) => document.querySelector(`#${BOXES[i]} textarea`);
+  const read = () => Object.fromEntries(dims().map((d, i) => [d, (field(i) || {}).value || ""]));
+  const same = (a, b) => dims().every(d => ((a || {})[d] || "").trim() === ((b || {})[d] || "").trim());
   const opened = () => {
-    const h = document.querySelector("#rv-header .rv-header[data-review]");
+    const h = header();
     return h ? {review: h.dataset.review, version: +h.dataset.version, video: h.dataset.video,
                 dataset: h.dataset.dataset} : null;
   };
@@ -50,8 +54,8 @@ _JS = """
     const drafts = all().sort((a, b) => (b.at || 0) - (a.at || 0));
     drafts.slice(MAX).forEach(d => drop(d.id));
   };
-  const put = (fields) => DIMS.forEach(d => {
-    const area = field(d);
+  const put = (fields) => dims().forEach((d, i) => {
+    const area = field(i);
     if (!area) return;
     area.value = fields[d] || "";
     area.dispatchEvent(new Event("input", {bubbles: true}));
@@ -112,7 +116,7 @@ _JS = """
   };
   let shown = null, leaving = null;
   document.addEventListener("input", (event) => {
-    if (!event.isTrusted || !event.target.closest || !event.target.closest(DIMS.map(d => `#rv-${d}`).join(","))) return;
+    if (!event.isTrusted || !event.target.closest || !event.target.closest(BOXES.map(b => `#${b}`).join(","))) return;
     const o = opened();
     leaving = null;  // typing again after a save that got no answer: the next save click sets it again
     if (o) keep(o);
@@ -141,7 +145,8 @@ _JS = """
 
 def typing_keeper_js() -> str:
     """The script (a JS function, for ``launch(js=...)``) that keeps unsaved typing in the browser."""
-    return _JS % {"dims": json.dumps(list(DIMENSIONS)), "saving": json.dumps(list(SAVING_BUTTONS)),
+    boxes = [box_id("rv", i) for i in range(MAX_DIMENSIONS)]
+    return _JS % {"boxes": json.dumps(boxes), "saving": json.dumps(list(SAVING_BUTTONS)),
                   "max": MAX_DRAFTS}
 
 

@@ -53,7 +53,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             return "no datasets yet; create one with `rbft import NAME SOURCE`"
         return "\n".join(
             f"{d['name']} ({d['preset']}): {d['total']} videos ({d['train']} train, {d['test']} test), "
-            f"labels {d['label_counts']}, {d['pending']} pending / {d['accepted']} accepted / "
+            f"labels {d['label_counts']}, dimensions {', '.join(d['dimensions'])}, {d['pending']} pending / "
+            f"{d['accepted']} accepted / "
             f"{d['rejected']} rejected reviews, {d['unreadable']} unreadable"
             for d in p["datasets"]
         )

@@ -1,8 +1,9 @@
-"""``rbft users``, ``rbft review-settings`` and ``rbft quality``: logins and roles, reviews per item and
-adjudication, and the review quality report.
+"""``rbft users``, ``rbft review-settings``, ``rbft dimensions`` and ``rbft quality``: logins and roles, reviews per
+item and adjudication, a dataset's rationale dimensions, and the review quality report.
 
     rbft users add NAME --role reviewer|adjudicator|admin     (the password is asked for, or read from stdin)
     rbft review-settings DATASET --k 2 --adjudicator cara
+    rbft dimensions DATASET [--set 'subjects: who or what appears; speech?: on-screen text'] [--rename old=new]
     rbft quality DATASET [--json] [--plots DIR]
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Callable
 
 from db.engine import init_db
 from rbft_core import auth
+from rbft_core.data.dimensions import change_dimensions, parse_renames, show_dimensions
 from rbft_core.errors import ConfigError
 from rbft_core.review import adjudication
 from rbft_core.review.quality_plots import write_quality_plots
@@ -67,6 +69,23 @@ def cmd_review_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dimensions(args: argparse.Namespace) -> int:
+    init_db(args.db)
+    if args.set is None and not args.rename:
+        result = show_dimensions(args.db, args.dataset)
+    else:  # the CLI runs as the machine's user: an admin
+        result = change_dimensions(args.db, args.dataset, definition=args.set, renames=parse_renames(args.rename))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"{args.dataset}: {len(result['dimensions'])} rationale dimension(s)")
+    for d in result["dimensions"]:
+        print(f"  {d['name']}{'' if d['required'] else ' (optional)'}: {d['description']}  [{d['text']}]")
+    for note in result["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     init_db(args.db)
     report = dataset_quality(args.db, args.dataset, with_responses=args.json)
@@ -110,6 +129,18 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     common(p)
     p.set_defaults(func=cmd_review_settings)
+
+    p = sub.add_parser("dimensions", help="show, redefine or rename a dataset's rationale dimensions")
+    p.add_argument("dataset", help="dataset name")
+    p.add_argument("--set", default=None, metavar="TEXT",
+                   help="the new definition: 'name: description' per line or ';'-separated, '?' after an optional "
+                        "one's name; refused if it leaves out a dimension that holds text (default: unchanged)")
+    p.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                   help="rename a dimension and move its text in every suggestion, review, response and revision, "
+                        "in one transaction; repeat for several (default: none)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    common(p)
+    p.set_defaults(func=cmd_dimensions)
 
     p = sub.add_parser("quality", help="review quality: agreement, suggestion vs final, throughput")
     p.add_argument("dataset", help="dataset name")

@@ -263,7 +263,7 @@ def register(sub, common) -> None:
     common(p)
     p.set_defaults(func=_simple(ImportSpec, "dataset", "source"))
 
-    p = sub.add_parser("generate", help="have the model write a four-dimension rationale per video")
+    p = sub.add_parser("generate", help="have the model write a rationale per video in the dataset's dimensions")
     p.add_argument("dataset", help="dataset name")
     add_spec_flags(p, GenerateSpec, from_model=_GENERATE_SAMPLING)
     _json_flag(p)

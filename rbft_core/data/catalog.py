@@ -11,7 +11,8 @@ __all__ = ["dataset_overview"]
 
 
 def dataset_overview(db_url: Optional[str] = None) -> list[dict[str, Any]]:
-    """One row per dataset: labels, totals per split and per review status, unreadable videos."""
+    """One row per dataset: labels, rationale dimensions, totals per split and per review status, unreadable
+    videos."""
 
     init_db(db_url)
     rows = []
@@ -23,6 +24,7 @@ def dataset_overview(db_url: Optional[str] = None) -> list[dict[str, Any]]:
                     "name": ds.name,
                     "preset": ds.preset,
                     "labels": list(ds.labels or []),
+                    "dimensions": [d["name"] for d in ds.dimensions or []],
                     "total": counts["total"],
                     "train": counts["splits"].get("train", 0),
                     "test": counts["splits"].get("test", 0),

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import queries, writes
 from db.engine import init_db, session_factory
+from rbft_core.data.dimensions import check_import_dimensions
 from rbft_core.data.import_work import Meter, default_workers, hash_file, pool_map, probe_file
 from rbft_core.data.manifests import (
     SPLIT_ALIASES,
@@ -40,6 +41,7 @@ from rbft_core.data.manifests import (
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.export import reimport as export_import
 from rbft_core.export.reimport import restore_rationales
+from rbft_core.models.prompts import Dimension
 from rbft_core.names import file_slug
 from rbft_core.settings import data_dir
 
@@ -149,6 +151,7 @@ def import_videos(
     fmt: Format = "auto",
     preset: str = "smart-home",
     labels: list[str] | None = None,
+    dimensions: tuple[Dimension, ...] | None = None,
     seed: int = 0,
     test_fraction: float = 0.2,
     progress: ProgressFn | None = None,
@@ -165,6 +168,8 @@ def import_videos(
         fmt: importer to use; "auto" decides from the manifest's extension and header, or label folders.
         preset: expert preset recorded on a new dataset.
         labels: label set of a new dataset (default: the labels found in the source).
+        dimensions: rationale dimensions of a new dataset (None: the paper's four; an export's own); an existing
+            dataset keeps its own and refuses others (``data.dimensions.check_import_dimensions``).
         seed, test_fraction: stratified train/test split for videos whose split the source does not give.
         progress: called as ``progress(done, total, text)`` while files are hashed and as each batch of new
             videos is committed; ``text`` tells the phase, files/s and the time left.
@@ -179,6 +184,7 @@ def import_videos(
     if bundle is not None:  # our own export: videos, labels, splits and rationales from its provenance.csv
         source, fmt, preset = bundle.root, "rbft-export", bundle.preset.get("name") or preset
         labels = labels or list(bundle.preset.get("labels") or []) or None
+        dimensions = dimensions if dimensions is not None else bundle.dimensions()
     root = Path(source).expanduser()
     if not root.is_dir():
         raise DataError(f"source folder {root} does not exist or is not a folder; pass the folder holding the videos")
@@ -207,10 +213,12 @@ def import_videos(
                 f"dataset {dataset} already has the labels {', '.join(existing.labels)}, not {', '.join(labels)}; "
                 "drop --labels or import into a new dataset"
             )
+        check_import_dimensions(existing, dimensions, dataset, from_export=bundle is not None)
         allowed = (existing.labels if existing is not None and existing.labels
                    else labels or _KNOWN_LABELS.get(fmt) or sorted({e.label for e in entries}))
         entries = _check_labels(entries, list(allowed), dataset, failed)
         ds = queries.get_or_create_dataset(session, dataset, preset=preset, labels=list(allowed),
+                                           dimensions=None if dimensions is None else [d.to_dict() for d in dimensions],
                                            **(bundle.dataset_settings() if bundle is not None else {}))
         session.commit()
         dataset_id = ds.id

@@ -25,7 +25,7 @@ from rbft_core.inspection.attention import attention_maps, attention_share
 from rbft_core.inspection.masking import load_inspect_model, run_experiment
 from rbft_core.inspection.regions import frame_boxes_from_list, regions_from_frame_boxes
 from rbft_core.models.loading import sample_spec_for
-from rbft_core.models.prompts import classification_prompt, preset_from_record
+from rbft_core.models.prompts import classification_prompt, dataset_preset
 from rbft_core.specs.inspection import MaskSpec
 from rbft_core.training.run_sampling import resolve_sampling
 
@@ -57,8 +57,7 @@ def attention_per_clip(db_url: Optional[str], dataset: str, run_id: str, *, spli
     """Attention share inside the critical-object boxes and the boxes' area share, per clip with boxes."""
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
-        prompt = classification_prompt(preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels,
-                                                          criteria=ds.criteria))
+        prompt = classification_prompt(dataset_preset(ds))
         rows = iq.video_rows(s, ds.id, splits=[split])
     sampling, _ = resolve_sampling(db_url, run_id)
     lm = load_inspect_model(db_url, run_id)

@@ -39,7 +39,7 @@ from rbft_core.errors import ConfigError
 from rbft_core.models.generate import generate_batch
 from rbft_core.models.loading import encode_prompts, load_vlm
 from rbft_core.models.prompts import (
-    DIMENSIONS,
+    DEFAULT_DIMENSIONS,
     PRESETS,
     Preset,
     classification_prompt,
@@ -48,6 +48,10 @@ from rbft_core.models.prompts import (
 from rbft_core.models.rationale import parse_rationale, render_target
 from rbft_core.models.tiny import TinySpec, build_tiny_model
 from rbft_core.training.sft_data import IGNORE_INDEX
+
+# The demo world's scene graphs hold the paper's four dimensions.
+_DIMS = DEFAULT_DIMENSIONS
+_NAMES = tuple(d.name for d in _DIMS)
 
 __all__ = ["PretrainConfig", "pretrain_base_model", "caption_accuracy", "prompt_variants", "clip_video"]
 
@@ -216,7 +220,7 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
         if progress and (i + 1) % 100 == 0:
             progress(i + 1, cfg.num_clips + cfg.steps, "rendering the caption corpus")
     graphs = [s.scene_graph() for s in specs]
-    answers = [render_target(g) for g in graphs]
+    answers = [render_target(g, _NAMES) for g in graphs]
     prompts = prompt_variants()
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
@@ -234,7 +238,7 @@ def pretrain_base_model(out_dir: Path, cfg: PretrainConfig, *, world_frames: int
         # after a generic phrasing (60 %; short, so cheap) or an expert rationale prompt (40 %)
         if step < cfg.qa_first_steps or rng.random() < cfg.qa_share:
             # who is there is the hardest to ground (a small sprite among many patches): asked most of the time
-            dim = "subjects" if rng.random() < cfg.subject_share else rng.choice(DIMENSIONS)
+            dim = "subjects" if rng.random() < cfg.subject_share else rng.choice(_NAMES)
             prompt, targets = rng.choice(QUESTIONS[dim]), [graphs[i][dim] for i in picks]
         else:
             expert = rng.random() >= 0.6
@@ -268,22 +272,22 @@ def caption_accuracy(model_dir: Path, cfg: PretrainConfig, *, world_frames: int,
     rng = random.Random(f"heldout:{cfg.seed}")
     specs = [sample_caption_spec(rng, f"held_{i:04d}") for i in range(cfg.heldout_clips)]
     prompt = rationale_prompt(PRESETS["smart-home"])
-    ok, exact, subject_named, samples = 0, {d: 0 for d in DIMENSIONS}, 0, []
+    ok, exact, subject_named, samples = 0, {d: 0 for d in _NAMES}, 0, []
     for start in range(0, len(specs), batch_size):
         chunk = specs[start : start + batch_size]
         videos = [clip_video(s, total_frames=world_frames, num_frames=num_frames, size=size, fps=fps) for s in chunk]
         for spec, (text, _) in zip(chunk, generate_batch(lm, [prompt] * len(chunk), videos, max_new_tokens)):
-            parsed = parse_rationale(text)
+            parsed = parse_rationale(text, _DIMS)
             truth = spec.scene_graph()
             ok += parsed.status == "ok"
-            for dim in DIMENSIONS:
-                exact[dim] += getattr(parsed.rationale, dim).strip().lower() == truth[dim].lower()
-            subject_named += spec.subject in parsed.rationale.subjects.lower()
+            for dim in _NAMES:
+                exact[dim] += parsed.rationale[dim].strip().lower() == truth[dim].lower()
+            subject_named += spec.subject in parsed.rationale["subjects"].lower()
             if len(samples) < 4:
                 samples.append({"truth": truth, "generated": text})
     n = len(specs)
     return {"clips": n, "parse_ok": ok / n, "field_exact": {d: v / n for d, v in exact.items()},
-            "mean_field_exact": sum(exact.values()) / (n * len(DIMENSIONS)), "subject_named": subject_named / n,
+            "mean_field_exact": sum(exact.values()) / (n * len(_NAMES)), "subject_named": subject_named / n,
             "samples": samples}
 
 

@@ -28,7 +28,7 @@ from db.models import Dataset, Review, Suggestion, Video
 from rbft_core.data.importer import import_videos
 from rbft_core.demo.render import WorldSpec, render_world
 from rbft_core.models.generate import generate_rationales
-from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS
 from rbft_core.specs.data import GenerateSpec
 
 __all__ = ["render_report_world", "import_report_datasets", "generate", "oracle_review", "copy_suggestions",
@@ -122,7 +122,7 @@ def oracle_review(db_url: Optional[str], dataset: str) -> int:
             if not graph or review.reviewer == ORACLE_REVIEWER:
                 continue
             queries.save_review(s, review.id, expected_version=review.version, reviewer=ORACLE_REVIEWER,
-                                status="accepted", **{k: graph[k] for k in queries.RATIONALE_FIELDS})
+                                status="accepted", **{k: graph[k] for k in queries.dimension_names(s, ds.id)})
             saved += 1
     return saved
 
@@ -130,7 +130,7 @@ def oracle_review(db_url: Optional[str], dataset: str) -> int:
 def copy_suggestions(db_url: Optional[str], source: str, target: str) -> int:
     """Give ``target``'s clips without a suggestion the newest suggestion of the same clip in ``source``."""
     copied = 0
-    columns = ("model_id", "prompt_version", *DIMENSIONS, "conclusion", "raw_text", "parse_status", "label_hint",
+    columns = ("model_id", "prompt_version", "conclusion", "raw_text", "parse_status", "label_hint",
                "mean_logprob", "gen_params")
     with session_scope(db_url) as s:
         src = {vid.sha256: sug for sug, vid in _suggestions(s, source)}
@@ -140,7 +140,7 @@ def copy_suggestions(db_url: Optional[str], source: str, target: str) -> int:
             sug = src.get(video.sha256)
             if sug is None or video.id in have:
                 continue
-            queries.add_suggestion(s, video.id, **{c: getattr(sug, c) for c in columns if hasattr(sug, c)})
+            queries.add_suggestion(s, video.id, **(sug.rationale or {}), **{c: getattr(sug, c) for c in columns})
             copied += 1
     return copied
 
@@ -166,8 +166,8 @@ def rationale_stats(db_url: Optional[str], dataset: str, labels: tuple[str, ...]
         if not n:
             return {"n": 0}
         graph = [(vid.meta or {}).get("scene_graph", {}) for _, vid in pairs]
-        exact = {d: sum((getattr(sug, d) or "").strip().lower() == g.get(d, "").lower()
-                        for (sug, _), g in zip(pairs, graph)) / n for d in DIMENSIONS}
+        exact = {d.name: sum(((sug.rationale or {}).get(d.name) or "").strip().lower() == g.get(d.name, "").lower()
+                             for (sug, _), g in zip(pairs, graph)) / n for d in DEFAULT_DIMENSIONS}
         own = sum(names_label(sug.raw_text, vid.label) for sug, vid in pairs) / n
         other = sum(any(names_label(sug.raw_text, lab) for lab in labels if lab != vid.label) for sug, vid in pairs) / n
         any_label = sum(any(names_label(sug.raw_text, lab) for lab in labels) for sug, _ in pairs) / n

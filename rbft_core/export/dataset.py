@@ -43,7 +43,7 @@ from rbft_core.models.prompts import (
     RATIONALE_PROMPT_VERSION,
     Preset,
     classification_prompt,
-    preset_from_record,
+    dataset_preset,
     rationale_prompt,
 )
 from rbft_core.models.rationale import render_target
@@ -140,7 +140,7 @@ def _read_snapshot(db_url: Optional[str], dataset: str, selection: Selection) ->
     with session_scope(db_url) as session:
         curated_queries.begin_snapshot(session)
         ds = queries.get_dataset(session, dataset)
-        preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
+        preset = dataset_preset(ds)
         rows = select_rows(session, ds.id, selection)
         if _between_reads is not None:
             _between_reads()
@@ -156,10 +156,11 @@ def _prompts(preset: Preset) -> dict[int, dict[str, Any]]:
     }
 
 
-def _examples(row: dict[str, Any], video: str, prompts: dict[int, dict], stages: tuple[int, ...]) -> list[Example]:
+def _examples(row: dict[str, Any], video: str, prompts: dict[int, dict], stages: tuple[int, ...],
+              names: tuple[str, ...]) -> list[Example]:
     out = []
     if 1 in stages and row["rationale"] is not None and any(row["rationale"].values()):
-        out.append(Example(1, row["split"], video, prompts[1]["text"], render_target(row["rationale"]), row))
+        out.append(Example(1, row["split"], video, prompts[1]["text"], render_target(row["rationale"], names), row))
     if 2 in stages:
         out.append(Example(2, row["split"], video, prompts[2]["text"], row["label"], row))
     return out
@@ -196,11 +197,12 @@ def preview_export(db_url: Optional[str], dataset: str, config: ExportConfig, li
     snap = _read_snapshot(db_url, dataset, config.selection)
     prompts = _prompts(snap.preset)
     present, missing = _split_missing(snap.rows)
-    examples = [e for row in present for e in _examples(row, row["path"], prompts, config.stages)]
+    names = snap.preset.dimension_names
+    examples = [e for row in present for e in _examples(row, row["path"], prompts, config.stages, names)]
     first = [
         {"video": r["external_id"], "split": r["split"], "label": r["label"], "status": r["status"],
          "edited": r["edited"], "reviewer": r["reviewer"] or "",
-         "rationale": render_target(r["rationale"]) if r["rationale"] else ""}
+         "rationale": render_target(r["rationale"], names) if r["rationale"] else ""}
         for r in present[:limit]
     ]
     message = _empty_message(snap, config) if not examples else ""
@@ -275,7 +277,7 @@ def export_dataset(
 
 def _write(snap: _Snapshot, config: ExportConfig, name: str, work: Path, final: Path,
            progress: Optional[Progress] = None):
-    prompts = _prompts(snap.preset)
+    prompts, names = _prompts(snap.preset), snap.preset.dimension_names
     present, missing = _split_missing(snap.rows)
     examples: list[Example] = []
     provenance = []
@@ -283,17 +285,17 @@ def _write(snap: _Snapshot, config: ExportConfig, name: str, work: Path, final: 
     for done, row in enumerate(present):
         report(progress, done, len(present) + 1, f"{done}/{len(present)} videos {verb}")
         video = _place_video(row, work, final, config.copy_videos)
-        mine = _examples(row, video, prompts, config.stages)
+        mine = _examples(row, video, prompts, config.stages, names)
         examples += mine
         by_stage = {e.stage: e.answer for e in mine}
-        provenance.append(provenance_row(row, video, by_stage.get(1), by_stage.get(2)))
+        provenance.append(provenance_row(row, video, by_stage.get(1), by_stage.get(2), names))
     if not examples:
         why = f"all {len(missing)} selected videos are missing on disk" if missing and not present else (
             "none of the selected videos has a rationale for Stage I; add --stage 2 or generate rationales")
         raise DataError(f"nothing to export from dataset {snap.dataset!r} ({config.selection.describe()}): {why}; "
                         "nothing was written")
     files = WRITERS[config.format](work, name, examples)
-    files.append(write_provenance(work, provenance))
+    files.append(write_provenance(work, provenance, names))
     counts = _counts(present, examples, missing)
     manifest = _manifest(snap, config, name, counts, missing, files, prompts)
     (work / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -351,9 +353,11 @@ def _readme(manifest: dict[str, Any]) -> str:
         f"reviewed by {_counter(prov['reviewers'])}.",
         "",
         "Stage I: video + expert prompt (no label hint) -> the reviewed rationale as one line of JSON "
-        "(subjects, attributes, actions, scenes). Stage II: video + classification prompt -> the label word.",
-        "provenance.csv holds, per video, the model's suggestion, the reviewer's response, status, reviewer, "
-        "time, model id, prompt version and whether the rationale was edited.",
+        f"({', '.join(d['name'] for d in manifest['dataset']['preset']['dimensions'])}). "
+        "Stage II: video + classification prompt -> the label word.",
+        "provenance.csv holds, per video, the model's suggestion and the reviewer's response (a "
+        "`suggestion_<dimension>` and a `response_<dimension>` column per dimension), status, reviewer, time, model "
+        "id, prompt version and whether the rationale was edited.",
         "",
         "Files: " + ", ".join(f"`{f}`" for f in manifest["files"]) + ".",
     ]

@@ -9,7 +9,7 @@ train / val / test):
 - ``swift``: ``stageN_SPLIT.jsonl`` (one ``{"messages": [...], "videos": [...]}`` per line).
 - ``hf``: ``hf/stageN/`` (``DatasetDict.save_to_disk``, one split each) and ``parquet/stageN/SPLIT.parquet``.
 - every format: ``provenance.csv``, one row per exported video with flat provenance columns (the whole of
-  the ``csv`` format).
+  the ``csv`` format): ``suggestion_<dim>`` and ``response_<dim>`` for each dimension of the dataset, in order.
 """
 
 from __future__ import annotations
@@ -18,21 +18,22 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from rbft_core.models.prompts import DIMENSIONS
-
-__all__ = ["Example", "FORMATS", "PROVENANCE_COLUMNS", "WRITERS", "provenance_row", "write_provenance"]
+__all__ = ["Example", "FORMATS", "WRITERS", "provenance_columns", "provenance_row", "write_provenance"]
 
 FORMATS = ("llamafactory", "swift", "hf", "csv")
-PROVENANCE_COLUMNS: tuple[str, ...] = (
+_HEAD_COLUMNS = (
     "video_id", "external_id", "video", "sha256", "split", "label", "video_label", "review_label",
     "status", "excluded", "reviewer", "updated_at", "review_version", "model_id", "prompt_version",
     "parse_status", "edited", "rationale_source",
-    *(f"suggestion_{d}" for d in DIMENSIONS),
-    *(f"response_{d}" for d in DIMENSIONS),
-    "stage1_target", "stage2_answer",
 )
+_TAIL_COLUMNS = ("stage1_target", "stage2_answer")
+
+
+def provenance_columns(names: Sequence[str]) -> tuple[str, ...]:
+    """The columns of ``provenance.csv`` for a dataset whose dimensions are ``names`` (in order)."""
+    return (*_HEAD_COLUMNS, *(f"suggestion_{d}" for d in names), *(f"response_{d}" for d in names), *_TAIL_COLUMNS)
 _LF_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
 
 
@@ -161,8 +162,9 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def provenance_row(row: dict[str, Any], video: str, stage1_target: Optional[str], stage2_answer: Optional[str]) -> dict[str, str]:
-    """The flat CSV row of one exported video."""
+def provenance_row(row: dict[str, Any], video: str, stage1_target: Optional[str], stage2_answer: Optional[str],
+                   names: Sequence[str]) -> dict[str, str]:
+    """The flat CSV row of one exported video of a dataset whose dimensions are ``names``."""
     suggestion = row["suggestion_fields"] or {}
     response = row["review_fields"] or {}
     source = "review" if row["review_fields"] is not None else ("suggestion" if row["suggestion_fields"] else "")
@@ -173,16 +175,16 @@ def provenance_row(row: dict[str, Any], video: str, stage1_target: Optional[str]
         "reviewer": row["reviewer"], "updated_at": row["updated_at"], "review_version": row["version"],
         "model_id": row["model_id"], "prompt_version": row["prompt_version"], "parse_status": row["parse_status"],
         "edited": row["edited"], "rationale_source": source,
-        **{f"suggestion_{d}": suggestion.get(d) for d in DIMENSIONS},
-        **{f"response_{d}": response.get(d) for d in DIMENSIONS},
+        **{f"suggestion_{d}": suggestion.get(d) for d in names},
+        **{f"response_{d}": response.get(d) for d in names},
         "stage1_target": stage1_target, "stage2_answer": stage2_answer,
     }
-    return {column: _text(values[column]) for column in PROVENANCE_COLUMNS}
+    return {column: _text(values[column]) for column in provenance_columns(names)}
 
 
-def write_provenance(folder: Path, rows: list[dict[str, str]]) -> str:
+def write_provenance(folder: Path, rows: list[dict[str, str]], names: Sequence[str]) -> str:
     with open(folder / "provenance.csv", "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(PROVENANCE_COLUMNS))
+        writer = csv.DictWriter(handle, fieldnames=list(provenance_columns(names)))
         writer.writeheader()
         writer.writerows(rows)
     return "provenance.csv"

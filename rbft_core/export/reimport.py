@@ -19,8 +19,8 @@ from typing import Any, Optional
 
 from db import queries
 from rbft_core.errors import DataError
-from rbft_core.models.prompts import DIMENSIONS
-from rbft_core.models.rationale import render_target
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS, Dimension, dimensions_from_records
+from rbft_core.models.rationale import parse_rationale, render_target
 from rbft_core.settings import data_dir
 
 __all__ = ["ExportBundle", "is_rbft_export", "open_export", "restore_rationales"]
@@ -37,6 +37,13 @@ class ExportBundle:
     @property
     def preset(self) -> dict[str, Any]:
         return self.manifest["dataset"]["preset"]
+
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """The exported dataset's dimensions (exports written before dimensions were data: the paper's four)."""
+        records = self.preset.get("dimensions")
+        if records is None:
+            return DEFAULT_DIMENSIONS
+        return dimensions_from_records(records, f"the export {self.root.name}")
 
     def dataset_settings(self) -> dict[str, Any]:
         """Preset name, role, task and criteria of the exported dataset (for a new dataset)."""
@@ -114,29 +121,28 @@ def open_export(source: str | os.PathLike[str], data_root: Optional[str] = None)
     return ExportBundle(root=Path(os.path.realpath(path)), manifest=manifest, rows=rows)
 
 
-def _dims(row: dict[str, str], prefix: str) -> dict[str, str]:
-    return {d: row.get(f"{prefix}_{d}", "") for d in DIMENSIONS}
+def _dims(row: dict[str, str], prefix: str, names: tuple[str, ...]) -> dict[str, str]:
+    return {d: row.get(f"{prefix}_{d}", "") for d in names}
 
 
-def _parse_status(fields: dict[str, str]) -> str:
-    filled = sum(bool(v.strip()) for v in fields.values())
-    return "ok" if filled == len(fields) else ("failed" if filled == 0 else "partial")
-
-
-def _restore_one(session: Any, video: Any, row: dict[str, str], reviewer_default: str) -> bool:
+def _restore_one(session: Any, video: Any, row: dict[str, str], reviewer_default: str,
+                 dims: tuple[Dimension, ...]) -> bool:
     source = row.get("rationale_source", "")
     if not source:
         return False
-    suggestion = _dims(row, "suggestion") if row.get("model_id") or source == "suggestion" else _dims(row, "response")
+    names = tuple(d.name for d in dims)
+    prefix = "suggestion" if row.get("model_id") or source == "suggestion" else "response"
+    suggestion = _dims(row, prefix, names)
+    raw = render_target(suggestion, names)
     queries.add_suggestion(
         session, video.id, model_id=row.get("model_id") or _IMPORTED_MODEL,
-        prompt_version=row.get("prompt_version") or "imported", **suggestion, raw_text=render_target(suggestion),
-        parse_status=row.get("parse_status") or _parse_status(suggestion), gen_params={"imported": True},
+        prompt_version=row.get("prompt_version") or "imported", **suggestion, raw_text=raw,
+        parse_status=row.get("parse_status") or parse_rationale(raw, dims).status, gen_params={"imported": True},
     )
     review = queries.get_review(session, video.review.id) if video.review is not None else None
     changes: dict[str, Any] = {}
     if source == "review":
-        changes.update(_dims(row, "response"))
+        changes.update(_dims(row, "response", names))
     if row.get("status") not in ("", "none", "pending"):
         changes["status"] = row["status"]
     if row.get("excluded") == "true":
@@ -151,10 +157,11 @@ def restore_rationales(session: Any, dataset_id: int, bundle: ExportBundle) -> i
     """Add the suggestion and review of every imported video that has none yet; returns how many."""
 
     restored = 0
+    dims = dimensions_from_records(queries.dimension_records(session, dataset_id), f"dataset {dataset_id}")
     for row in bundle.rows:
         video = queries.find_video_by_sha(session, dataset_id, row["sha256"])
         if video is None or video.suggestions:
             continue  # not imported (listed in failed) or already curated: an import never overwrites reviews
-        restored += _restore_one(session, video, row, f"rbft-export:{bundle.manifest['name']}")
+        restored += _restore_one(session, video, row, f"rbft-export:{bundle.manifest['name']}", dims)
     session.flush()
     return restored

@@ -39,7 +39,7 @@ from rbft_core.inspection.regions import (
     random_control,
 )
 from rbft_core.models.loading import load_vlm, sample_spec_for
-from rbft_core.models.prompts import classification_prompt, preset_from_record
+from rbft_core.models.prompts import classification_prompt, dataset_preset
 from rbft_core.specs.inspection import MaskSpec
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
 from rbft_core.training.evaluate import KIND_NAMES, score_labels
@@ -198,7 +198,7 @@ def run_experiment(db_url: Optional[str], dataset: str, cfg: MaskSpec, *, progre
         raise ConfigError("give at least one run (--run), e.g. a direct-SFT run and an RB-FT run")
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
-        preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
+        preset = dataset_preset(ds)
         rows = iq.video_rows(s, ds.id, splits=[cfg.split])
         kinds = {r: jq.get_run(s, r).kind for r in run_ids}
     if not rows:

@@ -17,7 +17,7 @@ from rbft_core.inspection.attention import attention_maps
 from rbft_core.inspection.heatmaps import save_overlay_png, write_heatmap_video
 from rbft_core.inspection.masking import load_inspect_model
 from rbft_core.models.loading import sample_spec_for
-from rbft_core.models.prompts import classification_prompt, preset_from_record
+from rbft_core.models.prompts import classification_prompt, dataset_preset
 from rbft_core.specs.inspection import AttentionSpec, layer_range
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
 from rbft_core.training.run_sampling import resolve_sampling, sampling_note
@@ -29,7 +29,7 @@ def video_prompt(db_url: Optional[str], video_id: int) -> tuple[str, list[str]]:
     """The classification prompt and labels of the dataset a video belongs to."""
     with session_scope(db_url) as s:
         ds = s.get(Video, int(video_id)).dataset
-        preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
+        preset = dataset_preset(ds)
     return classification_prompt(preset), list(preset.labels)
 
 

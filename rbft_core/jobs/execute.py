@@ -21,6 +21,7 @@ from rbft_core.inspection.overlays import attention_overlays
 from rbft_core.jobs import launch
 from rbft_core.models.generate import generate_rationales
 from rbft_core.models.loading import check_model_source
+from rbft_core.models.prompts import parse_dimensions
 from rbft_core.review.curation import Selection
 from rbft_core.specs import (
     AttentionSpec,
@@ -66,7 +67,8 @@ def execute(spec: Spec, db_url: Optional[str] = None, hooks: Optional[TaskHooks]
 def _import(spec: ImportSpec, db_url, hooks: TaskHooks) -> dict[str, Any]:
     require(spec, "dataset", "source")
     report = import_videos(db_url, spec.dataset, spec.source, manifest=spec.manifest or None, fmt=spec.format,
-                           preset=spec.preset, labels=list(spec.labels) or None, seed=spec.seed,
+                           preset=spec.preset, labels=list(spec.labels) or None,
+                           dimensions=parse_dimensions(spec.dimensions, f"dataset {spec.dataset!r}"), seed=spec.seed,
                            test_fraction=spec.test_fraction, progress=hooks.progress, workers=spec.workers)
     return {"status": "succeeded" if report.ok else "failed", "summary": report.summary(), **report.to_json()}
 

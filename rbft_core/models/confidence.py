@@ -15,23 +15,22 @@ import math
 import re
 from typing import Callable, Mapping, Optional, Sequence
 
-from rbft_core.models.prompts import DIMENSIONS
-
 __all__ = ["value_spans", "dimension_logprobs", "value_probability"]
 
 _GAP = 8  # characters allowed between a key and its value (quotes, colon, spaces, markdown)
 
 
 def value_spans(text: str, fields: Mapping[str, Optional[str]]) -> dict[str, tuple[int, int]]:
-    """Character span of each non-empty dimension value in ``text``: the value right after the last occurrence of
-    its key that is followed by it (a key written twice: the parser keeps the last). A value that does not appear
-    verbatim (JSON escapes) has no span."""
+    """Character span of each non-empty dimension value in ``text`` (``fields``: the parsed text of the dataset's
+    dimensions): the value right after the last occurrence of its key that is followed by it (a key written twice:
+    the parser keeps the last). A value that does not appear verbatim (JSON escapes) has no span."""
     spans: dict[str, tuple[int, int]] = {}
-    for dim in DIMENSIONS:
-        value = (fields.get(dim) or "").strip()
+    for dim, value in fields.items():
+        value = (value or "").strip()
         if not value:
             continue
-        for key in reversed(list(re.finditer(rf"\b{dim}\b", text, re.I))):
+        key_pattern = r"[_\s\-]".join(re.escape(part) for part in dim.split("_"))
+        for key in reversed(list(re.finditer(rf"\b{key_pattern}\b", text, re.I))):
             start = text.find(value, key.end(), key.end() + _GAP + len(value))
             if start >= 0:
                 spans[dim] = (start, start + len(value))

@@ -29,8 +29,10 @@ from rbft_core.errors import DataError
 from rbft_core.models.confidence import dimension_logprobs
 from rbft_core.models.loading import encode_prompts, load_vlm, sample_spec_for
 from rbft_core.models.prompts import (
+    DEFAULT_DIMENSIONS,
     RATIONALE_PROMPT_VERSION,
-    preset_from_record,
+    Dimension,
+    dataset_preset,
     rationale_prompt,
 )
 from rbft_core.models.rationale import parse_rationale
@@ -81,7 +83,7 @@ def _batches(db_url, dataset: str, model_id: str, cfg: GenerateSpec, shard: tupl
     rank, world = shard
     with session_scope(db_url) as session:
         ds = queries.get_dataset(session, dataset)
-        preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
+        preset = dataset_preset(ds)
         rows = queries.generation_candidates(session, ds.id, cfg.split, model_id, RATIONALE_PROMPT_VERSION,
                                              video_ids=list(cfg.video_ids) if cfg.video_ids is not None else None)
     items = [(_Item(vid, path, sha, label), done) for vid, path, sha, label, done in rows]
@@ -120,9 +122,9 @@ def _sample_batch(items: Sequence[_Item], spec, cache):
 
 
 def generate_batch(lm, prompts: list[str], videos: list, max_new_tokens: int, *,
-                   with_confidence: bool = False) -> list[tuple]:
+                   with_confidence: bool = False, dimensions: Sequence[Dimension] = DEFAULT_DIMENSIONS) -> list[tuple]:
     """Greedy generation; returns (text, mean log-probability per generated token) per video, and with
-    ``with_confidence`` a third item: each dimension's least likely token (``models.confidence``)."""
+    ``with_confidence`` a third item: the least likely token of each of ``dimensions`` (``models.confidence``)."""
     import torch  # torch is heavy: loaded only when a model runs
 
 
@@ -153,7 +155,7 @@ def generate_batch(lm, prompts: list[str], videos: list, max_new_tokens: int, *,
         text = lm.processor.tokenizer.decode(row[:length], skip_special_tokens=True)
         result = (text, mean if math.isfinite(mean) else -99.0)
         if with_confidence:
-            fields = parse_rationale(text).rationale.dimensions()
+            fields = parse_rationale(text, dimensions).rationale.dimensions()
             result += (dimension_logprobs(row[:length], logp.tolist(), partial(_decode, lm.processor.tokenizer), fields),)
         results.append(result)
     return results
@@ -169,7 +171,8 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _store(db_url, generated: list[tuple[_Item, str, float, dict]], model_id: str, cfg: GenerateSpec, report, spec=None):
+def _store(db_url, generated: list[tuple[_Item, str, float, dict]], model_id: str, cfg: GenerateSpec, report,
+           dimensions: Sequence[Dimension], spec=None):
     params = {
         "num_frames": cfg.num_frames,
         "max_pixels": cfg.max_pixels,
@@ -181,7 +184,7 @@ def _store(db_url, generated: list[tuple[_Item, str, float, dict]], model_id: st
         params["sample_spec"] = spec.to_dict()
     rows = []
     for item, text, mean_logprob, confidence in generated:
-        parsed = parse_rationale(text)
+        parsed = parse_rationale(text, dimensions)
         rows.append({"video_id": item.video_id, "model_id": model_id, "prompt_version": RATIONALE_PROMPT_VERSION,
                      "label_hint": cfg.label_hint, "mean_logprob": mean_logprob, "gen_params": params,
                      "dimension_logprobs": confidence, **parsed.to_fields()})
@@ -234,8 +237,9 @@ def generate_rationales(
             if sampled:
                 prompts = [rationale_prompt(preset, it.label if cfg.label_hint else None) for it, _ in sampled]
                 outputs = generate_batch(lm, prompts, [v for _, v in sampled], cfg.max_new_tokens,
-                                         with_confidence=True)
-                _store(db_url, [(it, *out) for (it, _), out in zip(sampled, outputs)], model_id, cfg, report, spec)
+                                         with_confidence=True, dimensions=preset.dimensions)
+                _store(db_url, [(it, *out) for (it, _), out in zip(sampled, outputs)], model_id, cfg, report,
+                       preset.dimensions, spec)
             finished += len(batches[index])
             if progress:
                 progress(finished, total, Path(batches[index][-1].path).name)

@@ -19,7 +19,6 @@ from db.engine import session_scope
 from db.review_queries import SUBMITTED
 from rbft_core.auth import can_adjudicate, require_role
 from rbft_core.errors import ConfigError, DataError
-from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review import workspace
 from rbft_core.review.diffs import field_diff
 from rbft_core.review.items import ReviewFilter, ReviewItem, reviewer_name
@@ -69,7 +68,8 @@ def load(db_url: Optional[str], review_id: int) -> AdjudicationItem:
         responses = rsq.item_responses(s, item.video_id)
     suggested = item.suggestion or {}
     for response in responses:
-        response["diffs"] = {dim: field_diff(suggested.get(dim), response["rationale"].get(dim)) for dim in DIMENSIONS}
+        response["diffs"] = {dim: field_diff(suggested.get(dim), response["rationale"].get(dim))
+                             for dim in item.names}
         response["seconds"] = _seconds(response)
     return AdjudicationItem(item=item, responses=responses, k=item.reviews_per_item)
 
@@ -77,18 +77,19 @@ def load(db_url: Optional[str], review_id: int) -> AdjudicationItem:
 def pick(adj: AdjudicationItem, source: str, fields: dict[str, str], dimension: str = "") -> dict[str, str]:
     """``fields`` with the text of ``source`` (a reviewer's name or "suggestion") put in: every dimension, or only
     ``dimension``. The result is what the adjudicator edits further (merging) before finalising."""
+    names = adj.item.names
     if source == SOURCE_SUGGESTION:
-        text = {dim: (adj.item.suggestion or {}).get(dim) or "" for dim in DIMENSIONS}
+        text = {dim: (adj.item.suggestion or {}).get(dim) or "" for dim in names}
     else:
         found = [r for r in adj.responses if r["reviewer"] == source]
         if not found:
             names = ", ".join(r["reviewer"] for r in adj.responses) or "none yet"
             raise ConfigError(f"no response by {source!r} to {adj.item.external_id} (responses: {names}); pick one "
                               "of them or the suggestion")
-        text = {dim: found[0]["rationale"].get(dim) or "" for dim in DIMENSIONS}
-    if dimension and dimension not in DIMENSIONS:
-        raise ConfigError(f"field must be one of {', '.join(DIMENSIONS)} (or empty for all), got {dimension!r}")
-    return {dim: text[dim] if not dimension or dim == dimension else fields.get(dim) or "" for dim in DIMENSIONS}
+        text = {dim: found[0]["rationale"].get(dim) or "" for dim in names}
+    if dimension and dimension not in names:
+        raise ConfigError(f"field must be one of {', '.join(names)} (or empty for all), got {dimension!r}")
+    return {dim: text[dim] if not dimension or dim == dimension else fields.get(dim) or "" for dim in names}
 
 
 def finalise(db_url: Optional[str], review_id: int, *, expected_version: int, adjudicator: Optional[str],

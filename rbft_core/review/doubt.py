@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 from rbft_core.models.confidence import value_probability
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS, Dimension
 from rbft_core.review.flags import Flag, check_suggestion
 
 __all__ = ["Doubt", "doubt_of", "LOW_LOGPROB", "FLAG_POINTS", "SUBJECT_POINTS", "FAILED_POINTS", "subject_points"]
@@ -94,18 +95,20 @@ def doubt_of(
     mean_logprob: Optional[float],
     flags: Optional[Sequence[Flag]] = None,
     confidence: Optional[Mapping[str, Mapping]] = None,
+    dimensions: Sequence[Dimension] = DEFAULT_DIMENSIONS,
 ) -> Doubt:
     """The doubt score and the reason shown to the reviewer for one suggestion of a video labelled ``label``.
 
     ``flags``: the suggestion's flags when already computed (with the prompt); None computes them here without
-    the prompt-copy check. ``confidence``: the suggestion's ``dimension_logprobs`` (None: no subject term).
+    the prompt-copy check. ``confidence``: the suggestion's ``dimension_logprobs`` (None: no subject term);
+    ``dimensions``: the dataset's (the paper's four by default).
     """
     term = _likelihood_term(mean_logprob)
     if parse_status == "failed":
         return Doubt(FAILED_POINTS * _TIER_WIDTH + term, "parse failed")
     if flags is None:
         flags = check_suggestion(fields=fields, conclusion=conclusion, label=label, labels=labels,
-                                 parse_status=parse_status, confidence=confidence)
+                                 parse_status=parse_status, confidence=confidence, dimensions=dimensions)
     subject, p = subject_points(confidence)
     points = sum(FLAG_POINTS.get(flag.code, 1) for flag in flags) + subject
     reasons = [flag.reason for flag in flags] or [_likelihood_reason(mean_logprob)]

@@ -10,7 +10,7 @@ review queue filters by flag through an integer of bits (``flag_bits``) kept on 
 | ``orphan_subject`` | an attribute or action belongs to a subject the subjects dimension does not name (``subject_check``) |
 | ``uncertain_subject`` | the model gave a token of its subjects less than even odds (``models.confidence``, stored at generation); the reason gives the whole subject's probability too, which the doubt scores |
 | ``degenerate`` | a loop, a dimension repeated, text copied from the prompt, another language or script (``text_checks``) |
-| ``empty_dimension`` | a dimension is empty or a placeholder ("n/a", "none", "-") |
+| ``empty_dimension`` | a required dimension is empty or a placeholder ("n/a", "none", "-"); an optional one may be empty |
 | ``label_leak`` | a dimension names a label word or a synonym of one (``LABEL_SYNONYMS``): the label hint leaking into what should be visual evidence |
 
 Label words match as whole words only: "abnormal" never counts as "normal", "normally" only where listed.
@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Iterable, Mapping, Optional, Sequence
 
 from rbft_core.errors import ConfigError
-from rbft_core.models.prompts import DIMENSIONS, preset_from_record, rationale_prompt
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS, Dimension, preset_from_record, rationale_prompt
 from rbft_core.review.subject_check import orphan_reasons
 from rbft_core.review.text_checks import degenerate_reasons, words
 
@@ -136,17 +136,22 @@ def _is_empty(text: Optional[str]) -> bool:
     return not any(ch.isalnum() for ch in value) or value in _PLACEHOLDERS
 
 
-def _empty(fields: Mapping[str, Optional[str]]) -> Optional[str]:
-    empty = [dim for dim in DIMENSIONS if _is_empty(fields.get(dim))]
+_COUNT = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight")
+
+
+def _empty(fields: Mapping[str, Optional[str]], dimensions: Sequence[Dimension]) -> Optional[str]:
+    """The required dimensions that are empty ("all four dimensions are empty" when every dimension is)."""
+    empty = [d.name for d in dimensions if d.required and _is_empty(fields.get(d.name))]
     if not empty:
         return None
-    if len(empty) == len(DIMENSIONS):
-        return "all four dimensions are empty"
+    if all(_is_empty(fields.get(d.name)) for d in dimensions):
+        n = len(dimensions)
+        return f"all {_COUNT[n] if n < len(_COUNT) else n} dimensions are empty" if n > 1 else f"{empty[0]} is empty"
     return f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty"
 
 
 def _leak(fields: Mapping[str, Optional[str]], labels: Sequence[str]) -> Optional[str]:
-    for dim in DIMENSIONS:
+    for dim in fields:
         for label, word in label_mentions(fields.get(dim) or "", labels):
             said = f'the label "{label}"' if word == label else f'"{word}" (label {label})'
             return f"{dim} names {said}"
@@ -169,17 +174,20 @@ def _unsure(confidence: Optional[Mapping[str, Mapping]], subjects_text: str) -> 
 
 def check_suggestion(*, fields: Mapping[str, Optional[str]], conclusion: str, label: str, labels: Sequence[str],
                      parse_status: str = "ok", prompt: str = "", raw_text: str = "",
-                     confidence: Optional[Mapping[str, Mapping]] = None) -> list[Flag]:
+                     confidence: Optional[Mapping[str, Mapping]] = None,
+                     dimensions: Sequence[Dimension] = DEFAULT_DIMENSIONS) -> list[Flag]:
     """Every flag of one suggestion of a video labelled ``label``, most doubtful first.
 
-    ``fields``: the four dimensions; ``labels``: the dataset's label words; ``prompt``: the prompt the model was
+    ``fields``: the text of each of the dataset's ``dimensions`` (the paper's four by default); the subject checks
+    read the dimensions named subjects, attributes and actions where the dataset has them; ``labels``: the
+    dataset's label words; ``prompt``: the prompt the model was
     given (for the copied-prompt check; "" skips it); ``raw_text``: the model's answer (a loop in it is degenerate);
     ``confidence``: the suggestion's ``dimension_logprobs``
     (None or {} skips the unsure-subject check). A failed parse gets only ``empty_dimension``: there is no text
     to judge.
     """
-    texts = {dim: (fields.get(dim) or "") for dim in DIMENSIONS}
-    found: dict[str, Optional[str]] = {"empty_dimension": _empty(texts)}
+    texts = {d.name: (fields.get(d.name) or "") for d in dimensions}
+    found: dict[str, Optional[str]] = {"empty_dimension": _empty(texts, dimensions)}
     if parse_status != "failed":
         found["contradiction"] = _contradiction(conclusion, label, labels) if labels else None
         orphans = orphan_reasons(texts)
@@ -208,11 +216,12 @@ def masks_with(wanted: int) -> list[int]:
 
 @lru_cache(maxsize=256)
 def expected_prompt(preset: str, role: str, task: str, labels: tuple[str, ...], criteria: str,
-                    label: Optional[str]) -> str:
+                    label: Optional[str], dimensions: tuple[Dimension, ...] = DEFAULT_DIMENSIONS) -> str:
     """The rationale prompt a dataset's model was given for a video (``label``: the hint, None without), for the
     copied-prompt check; "" when the dataset's preset cannot be built (the check is then skipped)."""
     try:
-        record = preset_from_record(preset, role=role, task=task, labels=list(labels), criteria=criteria)
+        record = preset_from_record(preset, role=role, task=task, labels=list(labels), criteria=criteria,
+                                    dimensions=dimensions)
     except ConfigError:
         return ""
     return rationale_prompt(record, label)

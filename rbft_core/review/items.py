@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 
 from db.review_queries import QueueFilter
 from rbft_core.errors import ConfigError
+from rbft_core.models.prompts import Dimension
 from rbft_core.review.flags import ALL_FLAG_BITS, FLAG_BITS, FLAG_CODES
 
 __all__ = ["MAX_FIELD_CHARS", "MAX_REVIEWER_CHARS", "STATUS_FILTERS", "EDITED_FILTERS", "FLAG_FILTERS", "ACTIONS",
@@ -73,7 +74,8 @@ class ReviewFilter:
 
 @dataclass
 class ReviewItem:
-    """Everything the review page shows about one video, as plain values."""
+    """Everything the review page shows about one video, as plain values. ``fields``, ``stored`` and the
+    suggestion's text are keyed by the names of ``dimensions``, the dataset's rationale dimensions in order."""
 
     review_id: int
     version: int
@@ -93,12 +95,18 @@ class ReviewItem:
     fields: dict[str, str]
     suggestion: Optional[dict[str, Any]]
     edited: bool
+    dimensions: tuple[Dimension, ...]
     newer_suggestion_id: Optional[int] = None
     stored: dict[str, Optional[str]] = field(default_factory=dict)
     reviews_per_item: int = 1
     # several reviews per item (rbft_core.review.responses): the final review's status and the responses submitted
     final_status: str = ""
     submitted: int = 0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The dimension names, in order."""
+        return tuple(d.name for d in self.dimensions)
 
 
 def reviewer_name(name: Optional[str]) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Optional
 from db import queries
 from db.engine import session_scope
 from db.quality_queries import quality_rows
-from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.prompts import dataset_preset
 from rbft_core.models.rationale import named_labels
 from rbft_core.review.quality import ItemRecord, Response, Suggestion, export_responses, normalise_text
 from rbft_core.review.quality_report import quality_report
@@ -32,26 +32,31 @@ def _time(value: Any) -> Optional[datetime]:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # SQLite returns naive UTC times
 
 
-def _suggestion(row: dict[str, Any], labels: list[str]) -> Optional[Suggestion]:
+def _suggested(item: dict[str, Any], dim: str) -> str:
+    return (item["s_rationale"] or {}).get(dim) or ""
+
+
+def _suggestion(row: dict[str, Any], labels: list[str], names: tuple[str, ...]) -> Optional[Suggestion]:
     if row["sid"] is None:
         return None
     named = named_labels(row["conclusion"] or "", labels)
-    return Suggestion(dimensions={d: row[f"s_{d}"] or "" for d in DIMENSIONS}, conclusion=row["conclusion"] or "",
+    return Suggestion(dimensions={d: _suggested(row, d) for d in names}, conclusion=row["conclusion"] or "",
                       label=named[0] if len(named) == 1 else None, model_id=row["model_id"] or "",
                       prompt_version=row["prompt_version"] or "")
 
 
-def _unchanged(row: dict[str, Any], item: dict[str, Any]) -> bool:
+def _unchanged(row: dict[str, Any], item: dict[str, Any], names: tuple[str, ...]) -> bool:
     text = row["rationale"] or {}
-    same = all(normalise_text(text.get(d) or "") == normalise_text(item[f"s_{d}"] or "") for d in DIMENSIONS)
+    same = all(normalise_text(text.get(d) or "") == normalise_text(_suggested(item, d)) for d in names)
     return row["status"] == "accepted" and same and row["label"] == item["video_label"]
 
 
-def quality_items(db_url: Optional[str], dataset: str) -> list[ItemRecord]:
-    """One ``ItemRecord`` per reviewed video of ``dataset`` (the module says what each part holds)."""
+def quality_items(db_url: Optional[str], dataset: str) -> tuple[list[ItemRecord], tuple[str, ...]]:
+    """One ``ItemRecord`` per reviewed video of ``dataset`` (the module says what each part holds), and the
+    dataset's dimension names."""
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
-        labels, rows = list(ds.labels or []), quality_rows(s, ds.id)
+        labels, rows, names = list(ds.labels or []), quality_rows(s, ds.id), dataset_preset(ds).dimension_names
     answers: dict[int, list[dict[str, Any]]] = {}
     for row in rows["responses"]:
         answers.setdefault(row["video_id"], []).append(row)
@@ -59,23 +64,24 @@ def quality_items(db_url: Optional[str], dataset: str) -> list[ItemRecord]:
     for item in rows["items"]:
         final = item["status"] == "accepted"
         responses = [Response(item_id=item["external_id"], reviewer=r["reviewer"], label=r["label"],
-                              dimensions={d: (r["rationale"] or {}).get(d) for d in DIMENSIONS},
+                              dimensions={d: (r["rationale"] or {}).get(d) for d in names},
                               shown_at=_time(r["shown_at"]), saved_at=_time(r["saved_at"]),
                               model_id=r["model_id"] or "", prompt_version=r["prompt_version"] or "",
-                              accepted_unchanged=_unchanged(r, item))
+                              accepted_unchanged=_unchanged(r, item, names))
                      for r in answers.get(item["video_id"], [])]
+        stored = item["rationale"] or {}
         out.append(ItemRecord(
-            item_id=item["external_id"], suggestion=_suggestion(item, labels), responses=responses,
-            final_dimensions={d: item[d] if item[d] is not None else item[f"s_{d}"] or "" for d in DIMENSIONS}
+            item_id=item["external_id"], suggestion=_suggestion(item, labels, names), responses=responses,
+            final_dimensions={d: stored[d] if stored.get(d) is not None else _suggested(item, d) for d in names}
             if final else None, final_label=(item["label"] or item["video_label"]) if final else None))
-    return out
+    return out, names
 
 
 def dataset_quality(db_url: Optional[str], dataset: str, *, with_responses: bool = False) -> dict[str, Any]:
     """The quality report of ``dataset`` (``quality_report``'s dict, plus ``dataset``); ``with_responses`` adds
     ``responses``, the exported rows the figures were computed from (``export_responses``)."""
-    items = quality_items(db_url, dataset)
-    report = {"dataset": dataset, **quality_report(items, DIMENSIONS)}
+    items, names = quality_items(db_url, dataset)
+    report = {"dataset": dataset, **quality_report(items, names)}
     if with_responses:
-        report["responses"] = export_responses(items, DIMENSIONS)
+        report["responses"] = export_responses(items, names)
     return report

@@ -18,7 +18,6 @@ from typing import Any, Optional
 from db import response_queries as rsq
 from db.engine import session_scope
 from rbft_core.errors import ConflictError
-from rbft_core.models.prompts import DIMENSIONS
 from rbft_core.review import workspace
 from rbft_core.review.diffs import normalise
 from rbft_core.review.items import Action, ReviewItem, reviewer_name
@@ -35,13 +34,13 @@ def own_response(db_url: Optional[str], video_id: int, reviewer: str) -> Optiona
 
 def _overlay(item: ReviewItem, mine: Optional[dict[str, Any]], submitted: int) -> ReviewItem:
     """The item as this reviewer sees it: their response's text, label, status and version (0: none yet)."""
-    suggested = {dim: (item.suggestion or {}).get(dim) or "" for dim in DIMENSIONS}
+    suggested = {dim: (item.suggestion or {}).get(dim) or "" for dim in item.names}
     text = (mine or {}).get("rationale") or {}
-    fields = {dim: text[dim] if text.get(dim) is not None else suggested[dim] for dim in DIMENSIONS}
+    fields = {dim: text[dim] if text.get(dim) is not None else suggested[dim] for dim in item.names}
     return replace(item, version=mine["version"] if mine else 0, status=mine["status"] if mine else "pending",
                    reviewer=mine["reviewer"] if mine else None, updated_at=mine["saved_at"] if mine else None,
                    fields=fields, label=mine["label"] if mine else item.video_label, stored=dict(fields),
-                   edited=any(normalise(fields[d]) != normalise(suggested[d]) for d in DIMENSIONS),
+                   edited=any(normalise(fields[d]) != normalise(suggested[d]) for d in item.names),
                    submitted=submitted)
 
 
@@ -95,7 +94,7 @@ def autosave(db_url: Optional[str], review_id: int, *, expected_version: int, re
     shown = _overlay(item, mine, 0)
     changes = workspace.prepare_save(item, "draft", fields, label)
     text, typed_label = workspace.effective_text(item, changes)
-    if typed_label == shown.label and all(text[d] == normalise(shown.fields[d]) for d in DIMENSIONS):
+    if typed_label == shown.label and all(text[d] == normalise(shown.fields[d]) for d in item.names):
         return False
     _answer(db_url, item, expected_version, who, changes, shown_at)
     return True

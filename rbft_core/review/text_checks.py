@@ -1,6 +1,6 @@
 """Degenerate rationale text: repetition, text copied from the prompt, another language or script.
 
-Pure functions over the four dimensions, no model and no new dependency: word n-grams, ``unicodedata`` script
+Pure functions over a rationale's dimensions, no model and no new dependency: word n-grams, ``unicodedata`` script
 names and small function-word lists. Each returns the reason a reviewer reads, or "" when the text looks fine.
 Thresholds are chosen to stay quiet on ordinary rationales ("a man in a red jacket", "walking by"): a loop needs
 three runs in a row, a prompt copy six words in a row, another language three of its function words and more of
@@ -173,7 +173,7 @@ def answer_loop(raw_text: str, parsed_chars: int = 0) -> str:
 
 def degenerate_reasons(fields: Mapping[str, str], prompt: str = "", raw_text: str = "",
                        conclusion: str = "") -> list[str]:
-    """Every degenerate-text finding for the four dimensions (empty ones are left to the empty-dimension check),
+    """Every degenerate-text finding for the dimensions in ``fields`` (empty ones are left to the empty-dimension check),
     the conclusion (a loop) and the raw answer they were parsed from."""
     filled = {dim: text for dim, text in fields.items() if (text or "").strip()}
     joined = " ".join(filled.values())

@@ -18,7 +18,7 @@ from db import review_queries as rq
 from db.engine import session_scope
 from db.review_queries import QueueFilter
 from rbft_core.errors import ConfigError, ConflictError, DataError
-from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.prompts import dimensions_from_records
 from rbft_core.review import media as review_media
 from rbft_core.review.diffs import field_diff, normalise as _normalise
 from rbft_core.review.items import (
@@ -65,15 +65,17 @@ def dataset_labels(db_url: Optional[str], dataset: str) -> list[str]:
 
 def _item(row: dict[str, Any], newer: Optional[int]) -> ReviewItem:
     review, video, suggestion = row["review"], row["video"], row["suggestion"]
-    suggested = {dim: (suggestion or {}).get(dim) or "" for dim in DIMENSIONS}
-    stored = {dim: review[dim] for dim in DIMENSIONS}
+    dims = dimensions_from_records(row["dimensions"], f"dataset {row['dataset']!r}")
+    names = tuple(d.name for d in dims)
+    suggested = {dim: (suggestion or {}).get(dim) or "" for dim in names}
+    stored = {dim: review.get(dim) for dim in names}
     return ReviewItem(
         review_id=review["id"], version=review["version"], status=review["status"], excluded=bool(review["excluded"]),
         reviewer=review["reviewer"], updated_at=review["updated_at"], dataset=row["dataset"], labels=row["labels"],
         video_id=video["id"], external_id=video["external_id"], split=video["split"], video_label=video["label"],
         label=review["label"] or video["label"], video_path=video["path"], sha256=video["sha256"],
-        fields={dim: stored[dim] if stored[dim] is not None else suggested[dim] for dim in DIMENSIONS},
-        suggestion=suggestion, edited=row["edited"], stored=stored, reviews_per_item=row["reviews_per_item"],
+        fields={dim: stored[dim] if stored[dim] is not None else suggested[dim] for dim in names},
+        suggestion=suggestion, edited=row["edited"], dimensions=dims, stored=stored, reviews_per_item=row["reviews_per_item"],
         final_status=review["status"], newer_suggestion_id=newer if suggestion is None or (newer and newer != suggestion["id"]) else None,
     )
 
@@ -149,16 +151,20 @@ def review_counts(db_url: Optional[str], dataset: str) -> dict[str, int]:
         return rq.review_counts(s, _dataset_id(s, dataset))
 
 
-def history(db_url: Optional[str], review_id: int) -> list[dict[str, Any]]:
-    """Every revision, newest first: who, when, and each changed value before -> after (refused saves too)."""
+_NOT_CHANGES = ("reviewer", "version", "updated_at", "note", "refused")  # in a revision, but not the review's text
 
-    names = (*DIMENSIONS, "label", "status", "excluded", "suggestion_id")
+
+def history(db_url: Optional[str], review_id: int) -> list[dict[str, Any]]:
+    """Every revision, newest first: who, when, and each changed value before -> after (refused saves too): the
+    dimensions the revision recorded (the dataset's, in order), then label, status, excluded and suggestion."""
+
     with _session(db_url) as s:
         rows = queries.review_history(s, review_id)
         out = []
         for rev in rows:
             before, after = rev.before or {}, rev.after or {}
-            changes = [(n, before.get(n), after.get(n)) for n in names if n in after and before.get(n) != after.get(n)]
+            changes = [(n, before.get(n), after.get(n)) for n in after
+                       if n not in _NOT_CHANGES and before.get(n) != after.get(n)]
             out.append({"version": rev.version, "reviewer": rev.reviewer, "when": queries.iso_time(rev.created_at),
                         "refused": after.get("refused"), "note": after.get("note"), "changes": changes})
     return out[::-1]
@@ -169,11 +175,23 @@ def _reviewer(name: Optional[str]) -> str:
     return reviewer_name(name)
 
 
+def _check_shown(item: ReviewItem, fields: dict[str, Optional[str]]) -> None:
+    """The page must send exactly the dataset's dimensions: other names mean they changed since it opened the item
+    (a rename, a new definition), and a text typed for one dimension must never land in another."""
+    sent, names = set(fields), set(item.names)
+    if sent != names:
+        raise ConfigError(f"the page sent the dimensions {', '.join(sorted(sent)) or 'none'}, but dataset "
+                          f"{item.dataset} has {', '.join(item.names)} (they changed since the item was opened); "
+                          "nothing was saved: reopen the item (Alt+J; your typing is kept in this browser) and save "
+                          "again")
+
+
 def _changes(item: ReviewItem, fields: dict[str, Optional[str]], label: Optional[str]) -> dict[str, Any]:
     """Review columns for these edits: None where a field equals the suggestion (or the label the video's)."""
+    _check_shown(item, fields)
     suggested = (item.suggestion or {})
     changes: dict[str, Any] = {}
-    for dim in DIMENSIONS:
+    for dim in item.names:
         value = _normalise(fields.get(dim))
         if value == _normalise(suggested.get(dim)):
             changes[dim] = None
@@ -210,18 +228,18 @@ def store(db_url: Optional[str], item: ReviewItem, expected_version: int, review
 def effective_text(item: ReviewItem, changes: dict[str, Any]) -> tuple[dict[str, str], str]:
     """The full text and label that ``changes`` (None: the suggestion's text, the video's label) stand for."""
     suggested = item.suggestion or {}
-    text = {dim: changes[dim] if changes.get(dim) is not None else _normalise(suggested.get(dim)) for dim in DIMENSIONS}
+    text = {dim: changes[dim] if changes.get(dim) is not None else _normalise(suggested.get(dim)) for dim in item.names}
     return text, changes.get("label") or item.video_label
 
 
 def _conflict_message(item: ReviewItem, expected_version: int, current: dict[str, Any]) -> str:
     """Who saved first and what they saved (None fields mean "the model's text")."""
-    theirs = "; ".join(f"{dim}: {current[dim]!r}" for dim in DIMENSIONS if current.get(dim) is not None)
+    theirs = "; ".join(f"{dim}: {current[dim]!r}" for dim in item.names if current.get(dim) is not None)
     label = current.get("label") or item.video_label
     return (f"Not saved: {item.external_id} was saved by {current.get('reviewer') or 'someone'} at "
             f"{current.get('updated_at') or 'an unknown time'} (now version {current.get('version')}; you edited "
             f"version {expected_version}). Their version: status {current.get('status')}, label {label}; "
-            f"{theirs or 'the four fields are the model text'}{'; other fields: the model text' if theirs else ''}. "
+            f"{theirs or 'every dimension is the model text'}{'; other fields: the model text' if theirs else ''}. "
             "Your version is kept in the history panel (marked refused): reopen the item (Alt+J), "
             "re-apply your edit and save again.")
 
@@ -232,7 +250,7 @@ def prepare_save(item: ReviewItem, action: str, fields: dict[str, Optional[str]]
     if action not in ACTIONS:
         raise ConfigError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
     changes = _changes(item, fields, label)
-    changed = [dim for dim in DIMENSIONS if changes[dim] is not None]
+    changed = [dim for dim in item.names if changes[dim] is not None]
     if action == "accept" and changed:
         raise ConfigError(f"the text differs from the suggestion in {', '.join(changed)}, so it is not "
                           "'as is': press Save edit (Alt+S) to keep your text, or Revert (Alt+Z) to restore "
@@ -266,7 +284,7 @@ def _seen_at(db_url: Optional[str], item: ReviewItem, version: int) -> Optional[
         if snap is None:
             return None
         model = rq.suggestion_texts(s, snap.get("suggestion_id"))
-    seen = {dim: snap.get(dim) if snap.get(dim) is not None else model.get(dim) for dim in DIMENSIONS}
+    seen = {dim: snap.get(dim) if snap.get(dim) is not None else model.get(dim) for dim in item.names}
     return {**{dim: _normalise(text) for dim, text in seen.items()}, "label": snap.get("label") or item.video_label}
 
 
@@ -277,7 +295,7 @@ def _untouched_since(db_url: Optional[str], item: ReviewItem, expected_version: 
     if seen is None:
         return False
     typed_label = (label or "").strip() or item.video_label
-    return typed_label == seen["label"] and all(_normalise(fields.get(dim)) == seen[dim] for dim in DIMENSIONS)
+    return typed_label == seen["label"] and all(_normalise(fields.get(dim)) == seen[dim] for dim in item.names)
 
 
 def autosave(db_url: Optional[str], review_id: int, *, expected_version: int, reviewer: Optional[str],
@@ -293,7 +311,7 @@ def autosave(db_url: Optional[str], review_id: int, *, expected_version: int, re
         return False
     changes = _changes(item, fields, label)
     stored = {**item.stored, "label": None if item.label == item.video_label else item.label}
-    if all(changes[name] == stored[name] for name in (*DIMENSIONS, "label")):
+    if all(changes[name] == stored[name] for name in (*item.names, "label")):
         return False
     store(db_url, item, expected_version, _reviewer(reviewer), {**changes, "status": "draft"},
           mirror={"shown_at": shown_at})
@@ -346,7 +364,7 @@ def adopt_newest(db_url: Optional[str], review_id: int, reviewer: Optional[str])
     if item.status != "pending":
         with _session(db_url) as s:
             newest = rq.suggestion_texts(s, item.newer_suggestion_id)
-        for dim in DIMENSIONS:
+        for dim in item.names:
             kept = _normalise(item.fields[dim])
             changes[dim] = None if kept == _normalise(newest.get(dim)) else kept
         note = (f"regenerated: the new suggestion {item.newer_suggestion_id} is shown beside the review; the "

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from rbft_core.errors import ConfigError
+from rbft_core.models.prompts import parse_dimensions
 from rbft_core.specs.base import Spec, setting
 from rbft_core.specs.sampling import (
     DEFAULT_MAX_PIXELS,
@@ -31,6 +32,10 @@ class ImportSpec(Spec):
     format: ImportFormat = setting("auto", "importer to use (auto: from the manifest or label folders)")
     preset: str = setting("smart-home", "expert preset: smart-home, moderation, or custom (with labels)")
     labels: tuple[str, ...] = setting((), "label set, comma-separated, e.g. normal,abnormal (custom presets)")
+    dimensions: str = setting("", "rationale dimensions of a new dataset: 'name: description' per line or "
+                              "';'-separated, '?' after an optional one's name, e.g. 'subjects: who or what appears; "
+                              "speech?: on-screen text and speech' (empty: the preset's; subjects, attributes, "
+                              "actions, scenes)")
     seed: int = setting(0, "seed of the stratified train/test split")
     test_fraction: float = setting(0.2, "share of each label put in the test split", label="test fraction")
     workers: int = setting(0, "processes that hash and probe the files (0: one per CPU core)", unit="processes")
@@ -38,13 +43,14 @@ class ImportSpec(Spec):
     def validate(self) -> None:
         if not 0 <= self.test_fraction < 1:
             raise ConfigError(f"test_fraction must be within [0, 1), got {self.test_fraction}")
+        parse_dimensions(self.dimensions, "`dimensions`")  # refused here, before a job starts
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0 (0: one per CPU core), got {self.workers}")
 
 
 @dataclass
 class GenerateSpec(Spec):
-    """Have the model, prompted as a domain expert, write a four-dimension rationale per video."""
+    """Have the model, prompted as a domain expert, write a rationale per video in the dataset's dimensions."""
 
     task = "generate"
     dataset: str = setting("", "dataset name", cli=False)

@@ -22,7 +22,7 @@ from rbft_core.data.importer import FORMATS, detect_format
 from rbft_core.errors import ConfigError, DataError
 from rbft_core.jobs.runner import start_job
 from rbft_core.models.model_sampling import BUILT_IN, fill_sampling, model_sampling
-from rbft_core.models.prompts import PRESETS, preset_from_record
+from rbft_core.models.prompts import PRESETS, dataset_preset, dimensions_text, parse_dimensions, preset_from_record
 from rbft_core.names import check_dataset_name
 from rbft_core.settings import check_import_source, data_dir
 from rbft_core.specs.data import GenerateSpec, ImportSpec
@@ -54,28 +54,36 @@ def _labels(labels: str | Sequence[str] | None) -> list[str]:
 
 
 def preset_fields(preset: str) -> dict[str, str]:
-    """Role, task, labels (comma-separated) and criteria of a built-in preset, for the form to start from."""
+    """Role, task, labels (comma-separated), criteria and dimensions (one ``name: description`` per line) of a
+    built-in preset, for the form to start from (a custom preset starts from the paper's four dimensions)."""
     base = PRESETS.get(preset)
     if base is None:
-        return {"role": "", "task": "", "labels": "", "criteria": ""}
-    return {"role": base.role, "task": base.task, "labels": ", ".join(base.labels), "criteria": base.criteria}
+        return {"role": "", "task": "", "labels": "", "criteria": "",
+                "dimensions": dimensions_text(preset_from_record("custom", labels=["a", "b"]).dimensions)}
+    return {"role": base.role, "task": base.task, "labels": ", ".join(base.labels), "criteria": base.criteria,
+            "dimensions": dimensions_text(base.dimensions)}
 
 
 def create_dataset(db_url: Optional[str], name: str, *, preset: str = "smart-home", role: str = "", task: str = "",
-                   labels: str | Sequence[str] | None = None, criteria: str = "") -> dict[str, Any]:
-    """Create an empty dataset from a preset (fields override it) or a custom role / label set / criteria."""
+                   labels: str | Sequence[str] | None = None, criteria: str = "", dimensions: str = "") -> dict[str, Any]:
+    """Create an empty dataset from a preset (fields override it) or a custom role / label set / criteria;
+    ``dimensions``: one ``name: description`` per line, ``?`` after an optional one's name (empty: the preset's)."""
 
     name = _check_name(name)
     label_list = _labels(labels)
+    dims = parse_dimensions(dimensions, f"dataset {name!r}")
     spec = preset_from_record(preset if preset in PRESETS else "custom", role=role.strip(), task=task.strip(),
-                              labels=label_list or None, criteria=criteria.strip())  # validates labels, role
+                              labels=label_list or None, criteria=criteria.strip(),
+                              dimensions=dims)  # validates labels, role, dimensions
     with _session(db_url) as s:
         existing = queries.find_dataset(s, name)
         if existing is not None:
             raise ConfigError(f"dataset {name} already exists; import into it or choose another name")
         ds = queries.get_or_create_dataset(s, name, preset=preset if preset in PRESETS else "custom", role=spec.role,
-                                           task=spec.task, labels=list(spec.labels), criteria=spec.criteria)
-        return {"name": ds.name, "preset": ds.preset, "labels": list(ds.labels)}
+                                           task=spec.task, labels=list(spec.labels), criteria=spec.criteria,
+                                           dimensions=[d.to_dict() for d in spec.dimensions])
+        return {"name": ds.name, "preset": ds.preset, "labels": list(ds.labels),
+                "dimensions": [d["name"] for d in ds.dimensions]}
 
 
 def stage_manifest(uploaded: str | Path) -> Path:
@@ -106,7 +114,7 @@ def stage_manifest(uploaded: str | Path) -> Path:
 
 def start_import(db_url: Optional[str], dataset: str, source: str, *, manifest: Optional[str | Path] = None,
                  fmt: str = "auto", preset: str = "smart-home", labels: str | Sequence[str] | None = None,
-                 workers: int = 0) -> int:
+                 workers: int = 0, dimensions: str = "") -> int:
     """Start an import job (an ``ImportSpec``; ``workers`` hashing / probing processes, 0: one per core);
     returns the job id. The job's progress text tells the phase, files/s and the time left."""
     dataset = _check_name(dataset)
@@ -118,7 +126,8 @@ def start_import(db_url: Optional[str], dataset: str, source: str, *, manifest: 
     if fmt not in FORMATS:
         raise ConfigError(f"format {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
     spec = ImportSpec(dataset=dataset, source=str(folder), manifest=str(manifest or ""), format=fmt,
-                      preset=preset or "smart-home", labels=tuple(_labels(labels)), workers=int(workers or 0))
+                      preset=preset or "smart-home", labels=tuple(_labels(labels)), workers=int(workers or 0),
+                      dimensions=dimensions or "")
     return start_job(db_url, spec)
 
 
@@ -149,12 +158,13 @@ def start_generation(db_url: Optional[str], dataset: str, model: str, *, num_fra
 
 
 def dataset_detail(db_url: Optional[str], dataset: str) -> dict[str, Any]:
-    """Preset, labels and counts (total, per label, per split, per label within split, per review status)."""
+    """Preset, labels, rationale dimensions and counts (total, per label, per split, per label within split, per
+    review status)."""
 
     with _session(db_url) as s:
         ds = queries.get_dataset(s, dataset)
         return {"name": ds.name, "preset": ds.preset, "role": ds.role, "labels": list(ds.labels or []),
-                **queries.dataset_counts(s, ds.id)}
+                "dimensions": [d.to_dict() for d in dataset_preset(ds).dimensions], **queries.dataset_counts(s, ds.id)}
 
 
 def import_report(db_url: Optional[str], dataset: str) -> Optional[dict[str, Any]]:

@@ -184,7 +184,7 @@ def readiness(db_url: Optional[str], dataset: str, *, action: Action = "rbft", r
         warnings.append(f"no train videos for label(s) {', '.join(sorted(missing))}")
     if not any(row["test"] for row in per_class):
         blocking.append(f"dataset {dataset!r} has no test videos to evaluate on; import with a test split")
-    rationales = {"usable": 0, "human": 0, "model": 0, "rejected": 0, "missing": 0, "excluded": 0}
+    rationales = {"usable": 0, "human": 0, "model": 0, "rejected": 0, "missing": 0, "excluded": 0, "incomplete": 0}
     if action == "rbft" and len(train) >= 2:
         examples, _preset, summary = sft_data.build_examples(db_url, dataset, 1, rationale_source=rationale_source,
                                                              human_share=human_share)
@@ -196,6 +196,13 @@ def readiness(db_url: Optional[str], dataset: str, *, action: Action = "rbft", r
                             "them first (failed parses stay out of Stage I)")
         if rationales["rejected"]:
             warnings.append(f"{rationales['rejected']} rejected rationale(s) are left out of Stage I")
+        empty = {name: n for name, n in summary["empty_required"].items() if n}
+        rationales["incomplete"] = sum(empty.values())
+        if empty:  # the required dimensions of the dataset's own definition
+            shown = ", ".join(f"{name} {n}" for name, n in empty.items())
+            warnings.append(f"usable Stage-I rationales leave a required dimension empty ({shown}): Stage I learns to "
+                            f"leave it out; fill it in the Review tab (or mark the dimension optional with "
+                            f"`rbft dimensions {dataset} --set ...`)")
         if rationales["usable"] + rationales["missing"] == 0:
             blocking.append("no train video can get a Stage-I rationale (all rejected or excluded); "
                             "un-reject some in the Review tab")

@@ -24,7 +24,7 @@ from rbft_core.models.loading import encode_prompts, load_vlm, sample_spec_for
 from rbft_core.models.model_sampling import model_sampling
 from rbft_core.models.prompts import (
     classification_prompt,
-    preset_from_record,
+    dataset_preset,
     rationale_prompt,
 )
 from rbft_core.names import file_slug
@@ -151,7 +151,7 @@ def _generate_answers(lm, prompts, videos, max_new_tokens: int) -> list[str]:
 def _test_rows(db_url, dataset: str, split: str):
     with session_scope(db_url) as s:
         ds = queries.get_dataset(s, dataset)
-        preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
+        preset = dataset_preset(ds)
         rows = curated_queries.curated_examples(s, ds.id, splits=[split], statuses=None, include_excluded=True)
         dataset_id = ds.id
     if not rows:

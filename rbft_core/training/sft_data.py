@@ -1,6 +1,7 @@
 """Stage I / Stage II training examples and the collator that turns them into model batches.
 
-Stage I: (video, expert rationale prompt) -> rationale target text (``render_target``).
+Stage I: (video, expert rationale prompt) -> rationale target text (``render_target``: the dataset's dimensions,
+in their order).
 Stage II: (video, classification prompt) -> the label word.
 
 Loss is on answer tokens only: the prompt, the video placeholder tokens and padding are masked with
@@ -22,7 +23,7 @@ from rbft_core.models.loading import encode_prompts
 from rbft_core.models.prompts import (
     Preset,
     classification_prompt,
-    preset_from_record,
+    dataset_preset,
     rationale_prompt,
 )
 from rbft_core.models.rationale import render_target
@@ -45,16 +46,21 @@ class Example:
     origin: str = ""  # "human" or "model" for Stage I; "label" for Stage II
 
 
-def _rationale_target(row: dict, source: str, use_human: bool) -> tuple[Optional[str], str]:
-    """Pick the Stage-I target of one curated row; None when it must be left out."""
+def _rationale_target(row: dict, source: str, use_human: bool, preset: Preset
+                      ) -> tuple[Optional[str], str, list[str]]:
+    """Pick the Stage-I target of one curated row (None when it must be left out), where it comes from, and the
+    required dimensions it leaves empty."""
     if row["status"] == "rejected":
-        return None, "rejected"
+        return None, "rejected", []
     human = row.get("edited") and row.get("review_fields")
     if source != "suggestions" and human and use_human:
-        return render_target(row["review_fields"]), "human"
-    if row.get("suggestion_fields") is None or row.get("parse_status") == "failed":
-        return None, "no usable suggestion"
-    return render_target(row["suggestion_fields"]), "model"
+        text, origin = row["review_fields"], "human"
+    elif row.get("suggestion_fields") is None or row.get("parse_status") == "failed":
+        return None, "no usable suggestion", []
+    else:
+        text, origin = row["suggestion_fields"], "model"
+    empty = [d.name for d in preset.dimensions if d.required and not (text.get(d.name) or "").strip()]
+    return render_target(text, preset.dimension_names), origin, empty
 
 
 def build_examples(
@@ -67,7 +73,8 @@ def build_examples(
     human_share: float = 1.0,
     seed: int = 0,
 ) -> tuple[list[Example], Preset, dict]:
-    """Examples of ``split`` for ``stage``; returns (examples, preset, a summary of what was left out).
+    """Examples of ``split`` for ``stage``; returns (examples, preset, a summary: the rows read, what was left out
+    and, per required dimension, how many Stage-I targets leave it empty).
 
     ``rationale_source``: ``suggestions`` uses only the model's own rationales; ``reviewed`` uses the
     expert's edit where there is one; ``mix`` uses the edit for a seeded ``human_share`` of edited
@@ -82,10 +89,11 @@ def build_examples(
         raise ConfigError(f"human_share must be within [0, 1], got {human_share}")
     with session_scope(db_url) as session:
         ds = queries.get_dataset(session, dataset)
-        preset = preset_from_record(ds.preset, role=ds.role, task=ds.task, labels=ds.labels, criteria=ds.criteria)
+        preset = dataset_preset(ds)
         rows = curated_queries.curated_examples(session, ds.id, splits=[split], statuses=None, include_excluded=True)
     rng = random.Random(seed)
     examples, left_out = [], {"rejected": 0, "no usable suggestion": 0, "excluded": 0}
+    empty_required = {d.name: 0 for d in preset.dimensions if d.required}
     prompt1, prompt2 = rationale_prompt(preset), classification_prompt(preset)
     for row in rows:
         if row["excluded"]:
@@ -95,12 +103,14 @@ def build_examples(
             examples.append(Example(row["video_id"], row["path"], row["sha256"], prompt2, row["label"], row["label"], "label"))
             continue
         use_human = rationale_source == "reviewed" or rng.random() < human_share
-        target, origin = _rationale_target(row, rationale_source, use_human)
+        target, origin, empty = _rationale_target(row, rationale_source, use_human, preset)
         if target is None:
             left_out[origin] += 1
             continue
+        for name in empty:
+            empty_required[name] += 1
         examples.append(Example(row["video_id"], row["path"], row["sha256"], prompt1, target, row["label"], origin))
-    return examples, preset, {"rows": len(rows), "left_out": left_out}
+    return examples, preset, {"rows": len(rows), "left_out": left_out, "empty_required": empty_required}
 
 
 def check_trainable(examples: Sequence[Example], stage: int, split: str, summary: dict) -> None:

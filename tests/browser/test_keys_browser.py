@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.prompts import MAX_DIMENSIONS
 from rbft_core.review import workspace as review
 from tests.review_world import SUGGESTIONS, make_review_world, start_app, stop_app
 from ui.keys import SHORTCUTS, help_rows
@@ -63,7 +63,7 @@ def app(tmp_path_factory):
         else:
             os.environ["RBFT_DATA_DIR"] = old
     item = review.load_item(db_url, homes["clip_2"])  # the first item of the homes queue, as stored
-    first = {"review": item.review_id, "fields": {d: item.fields[d] or "" for d in DIMENSIONS}, "label": item.label}
+    first = {"review": item.review_id, "fields": [item.fields[d] or "" for d in item.names], "label": item.label}
     yield url, db_url, first
     stop_app(proc)
 
@@ -129,7 +129,7 @@ def _reset(shared: _Shared, first: dict) -> None:
         if (overlay) overlay.hidden = true;
         document.querySelector("#rv-frames .preview button[aria-label='Close']")?.click();  // the strip's preview
         document.activeElement?.blur?.();
-        const area = document.querySelector('#rv-subjects textarea');
+        const area = document.querySelector('#rv-dim-1 textarea');
         area.value = '(reset)';
         area.dispatchEvent(new Event('input', {bubbles: true}));
         return document.querySelector('#rv-dataset input').value === 'homes';
@@ -142,9 +142,9 @@ def _reset(shared: _Shared, first: dict) -> None:
         _choose_dataset(page, "homes")  # so does choosing a dataset
     page.wait_for_function("""f => {
         const h = document.querySelector('#rv-header .rv-header[data-review]');
-        const value = (d) => document.querySelector(`#rv-${d} textarea`)?.value;
+        const value = (i) => document.querySelector(`#rv-dim-${i + 1} textarea`)?.value;
         return h && +h.dataset.review === f.review && h.dataset.dataset === 'homes'
-            && Object.entries(f.fields).every(([d, t]) => value(d) === t)
+            && f.fields.every((t, i) => value(i) === t)
             && document.querySelector('#rv-label input')?.value === f.label
             && (document.querySelector('#rv-place')?.innerText || '').includes('1 of 3')
             && !document.querySelector('#rv-frames .preview');
@@ -202,8 +202,9 @@ def _focused_in(page, elem_id: str) -> bool:
     return page.evaluate("id => !!document.activeElement?.closest(`#${id}`)", elem_id)
 
 
-def _value(page, dim: str) -> str:
-    return page.locator(f"#rv-{dim} textarea").input_value()
+def _value(page, box: int) -> str:
+    """The text of the rationale form's ``box``-th box (1: the first dimension)."""
+    return page.locator(f"#rv-dim-{box} textarea").input_value()
 
 
 def _choose_dataset(page, name: str) -> None:
@@ -272,14 +273,22 @@ def _searches(page, db_url):
     _wait_text(page, "#rv-place", "1 of 1")
 
 
-def _focuses_field(dim: str):
+def _focuses_box(box: int):
+    """Alt+N focuses the N-th box: one of homes' four dimensions; a box its dataset does not have is hidden, and
+    its key does nothing (the five-dimension dataset's fifth box: tests/browser/test_dimensions_browser.py)."""
     def check(page, db_url):
         page.keyboard.press("Alt+N")  # clip_0: fields full of the suggestion's text, all of it selected by the key
         _wait_header(page, "clip_0")
-        page.keyboard.press(f"Alt+{SHORTCUTS[f'rv-{dim}'].key}")
-        assert _focused_in(page, f"rv-{dim}")
-        page.keyboard.type(f"new {dim}")
-        assert _value(page, dim) == f"new {dim}"
+        page.keyboard.press(f"Alt+{SHORTCUTS[f'rv-dim-{box}'].key}")
+        if box <= 4:
+            assert _focused_in(page, f"rv-dim-{box}")
+            page.keyboard.type(f"new text {box}")
+            assert _value(page, box) == f"new text {box}"
+        else:
+            assert not page.locator(f"#rv-dim-{box}").is_visible()
+            assert page.evaluate("() => !document.activeElement?.closest('textarea, input')")
+            assert [_value(page, i) for i in range(1, 5)] == [CLIP_0[d] for d in ("subjects", "attributes",
+                                                                                   "actions", "scenes")]
     return check
 
 
@@ -298,7 +307,7 @@ def _reverts(page, db_url):
     page.keyboard.press("Alt+1")
     page.keyboard.type("my own words")
     page.keyboard.press("Alt+Z")
-    page.wait_for_function("t => document.querySelector('#rv-subjects textarea').value === t", arg=CLIP_0["subjects"])
+    page.wait_for_function("t => document.querySelector('#rv-dim-1 textarea').value === t", arg=CLIP_0["subjects"])
     _wait_text(page, "#rv-diff", "Same text as the suggestion")
 
 
@@ -394,14 +403,14 @@ def _helps(page, db_url):
     page.keyboard.press("Escape")
     page.keyboard.press("Alt+1")  # typing a question mark in a field types it, and opens nothing
     page.keyboard.type("why?")
-    assert _value(page, "subjects") == "why?" and _overlay_hidden(page)
+    assert _value(page, 1) == "why?" and _overlay_hidden(page)
 
 
 CHECKS = {
     "rv-accept": _decides("accept"), "rv-save": _decides("save", typed="a cat, typed"),
     "rv-reject": _decides("reject"), "rv-next": _moves_next, "rv-prev": _moves_back, "rv-skip": _skips_without_saving,
     "rv-jump": _jumps, "rv-search": _searches,
-    **{f"rv-{dim}": _focuses_field(dim) for dim in ("subjects", "attributes", "actions", "scenes")},
+    **{f"rv-dim-{box}": _focuses_box(box) for box in range(1, MAX_DIMENSIONS + 1)},
     "rv-label": _focuses_label, "rv-revert": _reverts, "rv-regen": _regenerates, "rv-vid-play": _plays_and_pauses,
     "rv-vid-prev": _steps_back, "rv-vid-next": _steps_forward, "rv-vid-slower": _slower, "rv-vid-faster": _faster,
     "rv-vid-normal": _normal, "rv-keys": _helps,

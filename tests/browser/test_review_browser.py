@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.review_world import XSS, make_review_world, start_app, stop_app
+from tests.review_world import XSS, box, make_review_world, start_app, stop_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -87,7 +87,7 @@ def _wait_header(page, text: str) -> None:
 
 
 def _field(page, dim: str):
-    return page.locator(f"#rv-{dim} textarea")
+    return page.locator(box(dim))
 
 
 def test_keyboard_review_persists_after_reload(app, browser):

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from rbft_core.review import workspace as review
-from tests.review_world import free_port, make_review_world, start_app, stop_app
+from tests.review_world import box, free_port, make_review_world, start_app, stop_app
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,7 @@ def _wait_header(page, text: str) -> None:
 
 
 def _wait_value(page, dim: str, value: str) -> None:
-    page.wait_for_function("([d, v]) => document.querySelector(`#rv-${d} textarea`)?.value === v", arg=[dim, value],
+    page.wait_for_function("([selector, v]) => document.querySelector(selector)?.value === v", arg=[box(dim), value],
                            timeout=30_000)
 
 
@@ -64,7 +64,7 @@ def test_unsaved_typing_survives_a_reload_and_an_app_restart(browser, world, db_
         page.goto(url)
         _enter_review(page)
         _wait_header(page, "clip_2")  # the queue's first item
-        scenes = page.locator("#rv-scenes textarea")
+        scenes = page.locator(box("scenes"))
         scenes.click()
         page.keyboard.type(TYPED)
         assert _kept(page)[str(world["clip_2"])]["fields"]["scenes"] == TYPED
@@ -103,7 +103,7 @@ def test_typing_elsewhere_is_offered_and_a_newer_save_is_never_overwritten(brows
         page.goto(url)
         _enter_review(page)
         _jump(page, "clip_1")
-        page.locator("#rv-actions textarea").click()
+        page.locator(box("actions")).click()
         page.keyboard.press("Control+A")
         page.keyboard.type("she drops the keys at the door")
         shown = review.load_item(db_url, world["clip_1"])
@@ -121,7 +121,7 @@ def test_typing_elsewhere_is_offered_and_a_newer_save_is_never_overwritten(brows
         # typed against an older version: offered, not put over ben's newer text
         page.wait_for_function("() => (document.querySelector('#rv-kept')?.innerText || '').includes('saved since')",
                                timeout=10_000)
-        assert page.locator("#rv-actions textarea").input_value() == "ben's words"
+        assert page.locator(box("actions")).input_value() == "ben's words"
         page.locator("#rv-kept button", has_text="Put my typing back").click()
         _wait_value(page, "actions", "she drops the keys at the door")
         assert json.dumps(_kept(page)[str(world["clip_1"])]["fields"]).count("she drops the keys") == 1

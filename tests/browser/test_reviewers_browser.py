@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.review_world import make_review_world, start_app, stop_app
+from tests.review_world import box, make_review_world, start_app, stop_app
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "a long test password"
@@ -77,8 +77,8 @@ def _wait_text(page, selector: str, text: str) -> None:
 
 def _review(page, subjects: str, scenes: str) -> None:
     """Answer the open item with these two fields (the others stay the model's), Save edit, and wait for the next."""
-    page.locator("#rv-subjects textarea").fill(subjects)
-    page.locator("#rv-scenes textarea").fill(scenes)
+    page.locator(box("subjects")).fill(subjects)
+    page.locator(box("scenes")).fill(scenes)
     page.click("#rv-save")
     page.wait_for_function("!document.querySelector('#rv-header').innerText.includes('clip_2')", timeout=20_000)
 
@@ -97,7 +97,7 @@ def test_two_reviewers_answer_and_the_adjudicator_writes_what_stage_one_trains_o
     bob = _sign_in(browser, app["url"], "bob")
     _tab(bob, "Review", "#rv-header b")
     _wait_text(bob, "#rv-header", "clip_2")  # still in bob's queue
-    assert bob.locator("#rv-subjects textarea").input_value() == ""  # the model's text, never ann's answer
+    assert bob.locator(box("subjects")).input_value() == ""  # the model's text, never ann's answer
     _wait_text(bob, "#rv-status", "1 of 2 responses submitted")
     _review(bob, "a man in a dark hoodie", "front porch at noon")
     rid = app["ids"]["clip_2"]
@@ -113,8 +113,8 @@ def test_two_reviewers_answer_and_the_adjudicator_writes_what_stage_one_trains_o
     ARTIFACTS.mkdir(exist_ok=True)
     cara.screenshot(path=str(ARTIFACTS / "adjudicate.png"), full_page=True)
     cara.click("#adj-use")  # start from the first response (ann's) for every field ...
-    cara.wait_for_function("document.querySelector('#adj-subjects textarea').value === 'a man in a hoodie'")
-    cara.locator("#adj-scenes textarea").fill("front porch, daylight")  # ... and merge bob's scene by hand
+    cara.wait_for_function("s => document.querySelector(s).value === 'a man in a hoodie'", arg=box("subjects", "adj"))
+    cara.locator(box("scenes", "adj")).fill("front porch, daylight")  # ... and merge bob's scene by hand
     cara.click("#adj-accept")
     _wait_text(cara, "#adj-header", "Nothing to adjudicate")
 

@@ -29,7 +29,7 @@ def _world(url: str, n: int = 3) -> list[int]:
 
 def _subjects(url: str, review_id: int) -> str | None:
     with session_scope(url) as s:
-        return queries.get_review(s, review_id).subjects
+        return queries.get_review(s, review_id).rationale.get("subjects")
 
 
 def test_backup_while_writers_save_then_restore(db_url, tmp_path, capsys):
@@ -63,7 +63,7 @@ def test_backup_while_writers_save_then_restore(db_url, tmp_path, capsys):
     bak = f"sqlite:///{tmp_path / 'rbft.db.bak'}"
     assert _subjects(bak, ids[0]) == "after the backup"  # and the replaced state is kept
     with session_scope(db_url) as s:
-        assert queries.get_review(s, ids[2]).subjects is None  # untouched rows survive too
+        assert "subjects" not in queries.get_review(s, ids[2]).rationale  # untouched rows survive too
         assert s.connection().exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 

@@ -67,7 +67,7 @@ def test_overlong_reviewer_name_saves_nothing(db_url, tmp_path, data_dir):
     item = review.load_item(db_url, ids["clip_1"])
     with pytest.raises(ConfigError, match="reviewer name is 201 characters; use at most 200"):
         review.save(db_url, item.review_id, expected_version=item.version, reviewer="r" * 201, action="edit",
-                    fields={"subjects": "x"}, label=item.label)
+                    fields={**item.fields, "subjects": "x"}, label=item.label)
     assert review.load_item(db_url, ids["clip_1"]).version == item.version
 
 

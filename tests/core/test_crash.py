@@ -25,6 +25,7 @@ from db.engine import session_scope
 from db.models import Review, Suggestion, Video
 from rbft_core.review import workspace as review
 from rbft_core.jobs.runner import job_status, recover_jobs, start_job, stop_job
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS
 from rbft_core.models.rationale import parse_rationale
 from rbft_core.specs import GenerateSpec, TrainSpec
 from tests.review_world import REPO_ROOT, start_app, stop_app
@@ -55,7 +56,7 @@ def _commit_a_review(url: str, dataset: str) -> tuple[int, int]:
         review_id = video.review.id
     item = review.load_item(url, review_id)
     review.save(url, review_id, expected_version=item.version, reviewer="before-crash", action="edit",
-                fields={"subjects": "kept across the crash"}, label=item.label)
+                fields={**item.fields, "subjects": "kept across the crash"}, label=item.label)
     return review_id, item.version + 1
 
 
@@ -66,7 +67,8 @@ def _assert_intact(url: str, committed: tuple[int, int]) -> None:
             assert s.connection().exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
             assert s.connection().exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
         saved = queries.get_review(s, review_id)
-        assert (saved.version, saved.subjects, saved.reviewer) == (version, "kept across the crash", "before-crash")
+        assert (saved.version, saved.rationale.get("subjects"), saved.reviewer) == (version, "kept across the crash",
+                                                                                     "before-crash")
         assert [r.after["subjects"] for r in queries.review_history(s, review_id)] == ["kept across the crash"]
 
 
@@ -211,8 +213,9 @@ def _assert_whole_rows(url, model, spec) -> None:
     settings and likelihood, and its video's review exists and points at a suggestion of that video."""
     with session_scope(url) as s:
         for sug in s.scalars(select(Suggestion).where(Suggestion.model_id == model)):
-            parsed = parse_rationale(sug.raw_text).to_fields()
-            assert {name: getattr(sug, name) for name in parsed} == parsed, sug.id
+            parsed = parse_rationale(sug.raw_text, DEFAULT_DIMENSIONS).to_fields()
+            stored = {**sug.rationale, **{name: getattr(sug, name) for name in ("conclusion", "raw_text", "parse_status")}}
+            assert stored == parsed, sug.id
             assert sug.gen_params["num_frames"] == spec.num_frames and sug.gen_params["batch_size"] == spec.batch_size
             assert sug.mean_logprob is not None
             review_row = s.scalar(select(Review).where(Review.video_id == sug.video_id))

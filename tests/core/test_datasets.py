@@ -11,7 +11,8 @@ from tests.helpers import make_video
 
 def test_create_from_preset_and_custom(db_url):
     made = datasets.create_dataset(db_url, "homes", preset="smart-home")
-    assert made == {"name": "homes", "preset": "smart-home", "labels": ["normal", "abnormal"]}
+    assert made == {"name": "homes", "preset": "smart-home", "labels": ["normal", "abnormal"],
+                    "dimensions": ["subjects", "attributes", "actions", "scenes"]}
     custom = datasets.create_dataset(db_url, "doors", preset="custom", role="Door Inspector", labels="OK, Broken")
     assert custom["labels"] == ["ok", "broken"] and custom["preset"] == "custom"
     with pytest.raises(ConfigError, match="already exists"):

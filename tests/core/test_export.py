@@ -18,7 +18,7 @@ from rbft_core.review.curation import Selection
 from rbft_core.errors import DataError
 from rbft_core.export.dataset import ExportConfig, export_dataset, preview_export
 from rbft_core.data.importer import import_videos
-from rbft_core.models.prompts import classification_prompt, preset_from_record, rationale_prompt
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS, classification_prompt, preset_from_record, rationale_prompt
 from rbft_core.models.rationale import parse_rationale, render_target
 from tests.export_world import build_world
 
@@ -37,7 +37,8 @@ def _expected(db_url, dataset="homes", **selection):
         ds = q.get_dataset(s, dataset)
         rows = cq.curated_examples(s, ds.id, splits=sel.splits, statuses=sel.statuses, edited=sel.edited,
                                   labels=sel.labels, include_excluded=sel.include_excluded)
-    return {r["sha256"]: (r["label"], render_target(r["rationale"]) if r["rationale"] else None) for r in rows}
+    names = tuple(d.name for d in DEFAULT_DIMENSIONS)
+    return {r["sha256"]: (r["label"], render_target(r["rationale"], names) if r["rationale"] else None) for r in rows}
 
 
 def _prompts():
@@ -61,7 +62,7 @@ def _check_messages(folder: Path, records: list[dict], stage: int, expected: dic
         label, target = expected[_sha_of(folder, record["videos"][0])]
         assert answer["content"] == (target if stage == 1 else label)
         if stage == 1:
-            assert parse_rationale(answer["content"]).status == "ok"
+            assert parse_rationale(answer["content"], DEFAULT_DIMENSIONS).status == "ok"
     return len(records)
 
 

@@ -1,4 +1,4 @@
-"""Parsing model output into the four dimensions, and the Stage-I target format."""
+"""Parsing model output into a dataset's dimensions (the paper's four here), and the Stage-I target format."""
 
 import json
 
@@ -6,6 +6,7 @@ import pytest
 
 from rbft_core.errors import ConfigError
 from rbft_core.models.prompts import (
+    DEFAULT_DIMENSIONS,
     PRESETS,
     RATIONALE_PROMPT_VERSION,
     Preset,
@@ -16,60 +17,64 @@ from rbft_core.models.prompts import (
 )
 from rbft_core.models.rationale import Rationale, contradicts_label, parse_rationale, render_target
 
+DIMS = DEFAULT_DIMENSIONS
+NAMES = tuple(d.name for d in DIMS)
 FULL = {"subjects": "a bear", "attributes": "large, dark brown", "actions": "climbs the steps", "scenes": "porch, night"}
 
 
 def test_strict_json():
-    parsed = parse_rationale(json.dumps({**FULL, "conclusion": "abnormal: wildlife"}))
+    parsed = parse_rationale(json.dumps({**FULL, "conclusion": "abnormal: wildlife"}), DIMS)
     assert parsed.status == "ok"
-    assert parsed.rationale.subjects == "a bear"
+    assert parsed.rationale["subjects"] == "a bear"
     assert parsed.rationale.conclusion == "abnormal: wildlife"
 
 
 def test_json_in_code_fence_with_chatter():
     text = "Sure! Here is my analysis:\n```json\n" + json.dumps(FULL, indent=2) + "\n```\nHope this helps."
-    parsed = parse_rationale(text)
+    parsed = parse_rationale(text, DIMS)
     assert parsed.status == "ok"
-    assert parsed.rationale.scenes == "porch, night"
+    assert parsed.rationale["scenes"] == "porch, night"
     assert parsed.raw_text == text  # raw text is never dropped
 
 
 def test_key_lines_with_markdown_and_continuations():
     text = "**Subjects**: a courier\n**Attributes:** brown uniform,\n  carrying a box\n- Actions - leaves the box\nScenes: porch"
-    parsed = parse_rationale(text)
+    parsed = parse_rationale(text, DIMS)
     assert parsed.status == "ok"
-    assert parsed.rationale.attributes == "brown uniform, carrying a box"
-    assert parsed.rationale.actions == "leaves the box"
+    assert parsed.rationale["attributes"] == "brown uniform, carrying a box"
+    assert parsed.rationale["actions"] == "leaves the box"
 
 
 def test_truncated_json_is_partial():
     text = '{"subjects": "two deer", "attributes": "small, brown", "actions": "walking acr'
-    parsed = parse_rationale(text)
+    parsed = parse_rationale(text, DIMS)
     assert parsed.status == "partial"
-    assert parsed.rationale.subjects == "two deer"
-    assert parsed.rationale.actions == "walking acr"
+    assert parsed.rationale["subjects"] == "two deer"
+    assert parsed.rationale["actions"] == "walking acr"
     assert parsed.missing == ("scenes",)
 
 
 def test_lists_and_case_insensitive_keys():
-    parsed = parse_rationale(json.dumps({"Subjects": ["a dog", "a cat"], "ATTRIBUTES": "small", "actions": "", "scenes": "yard"}))
-    assert parsed.rationale.subjects == "a dog; a cat"
+    parsed = parse_rationale(json.dumps({"Subjects": ["a dog", "a cat"], "ATTRIBUTES": "small", "actions": "", "scenes": "yard"}),
+                             DIMS)
+    assert parsed.rationale["subjects"] == "a dog; a cat"
     assert parsed.status == "partial" and parsed.missing == ("actions",)
 
 
 def test_gibberish_fails_but_keeps_raw():
-    parsed = parse_rationale("wn gardenW0 К several")
+    parsed = parse_rationale("wn gardenW0 К several", DIMS)
     assert parsed.status == "failed"
     assert parsed.raw_text == "wn gardenW0 К several"
     assert parsed.to_fields()["parse_status"] == "failed"
 
 
 def test_render_target_round_trip_and_format():
-    r = Rationale(subjects="un ours", attributes="grand, « brun »", actions="grimpe", scenes="porche, nuit")
-    text = render_target(r)
+    r = Rationale({"subjects": "un ours", "attributes": "grand, « brun »", "actions": "grimpe",
+                   "scenes": "porche, nuit"})
+    text = render_target(r, NAMES)
     assert "\n" not in text and "«" in text  # one line, no ASCII escaping
     assert list(json.loads(text)) == ["subjects", "attributes", "actions", "scenes"]
-    assert parse_rationale(text).rationale == r
+    assert parse_rationale(text, DIMS).rationale == r
 
 
 @pytest.mark.parametrize(

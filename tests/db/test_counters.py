@@ -14,7 +14,8 @@ from db import counters, writes
 from db import queries as q
 from db import review_queries as rq
 from db.models import Review, Suggestion, Video
-from db.review_state import RATIONALE_FIELDS, derived_columns
+from db.review_state import derived_columns
+from rbft_core.models.prompts import DEFAULT_DIMENSIONS
 from rbft_core.errors import ConflictError
 from rbft_core.review.flags import ALL_FLAG_BITS, FLAG_BITS, masks_with
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.both_backends  # each test runs on SQLite and on Postgr
 WORDS = ("man", "hoodie", "parcel", "dog", "door", "night", "porch", "courier", "van", "garden", "cat", "bike",
          "unusual")
 LABELS = ["normal", "abnormal", "unclear"]
+FIELDS = tuple(d.name for d in DEFAULT_DIMENSIONS)  # the datasets here keep the paper's four dimensions
 
 
 def _text(rng: random.Random) -> str:
@@ -45,7 +47,7 @@ def _suggest(session: Session, rng: random.Random, video_ids: list[int]) -> None
     rows = []
     for vid in video_ids:
         status = rng.choice(["ok", "ok", "ok", "partial", "failed"])
-        fields = {f: ("" if status == "failed" else _text(rng)) for f in RATIONALE_FIELDS}
+        fields = {f: ("" if status == "failed" else _text(rng)) for f in FIELDS}
         rows.append({"video_id": vid, "model_id": "m", "prompt_version": "p", "parse_status": status,
                      "conclusion": f"This is {rng.choice(LABELS)}.", "mean_logprob": -rng.random() * 4, **fields})
     if len(rows) == 1:
@@ -56,7 +58,7 @@ def _suggest(session: Session, rng: random.Random, video_ids: list[int]) -> None
 
 def _save(session: Session, rng: random.Random, review: Review) -> None:
     changes: dict = {"status": rng.choice(["draft", "accepted", "accepted", "rejected", "pending"])}
-    for f in RATIONALE_FIELDS:
+    for f in FIELDS:
         if rng.random() < 0.3:
             changes[f] = rng.choice([None, _text(rng)])
     if rng.random() < 0.2:
@@ -91,8 +93,8 @@ def _truth(session: Session, dataset_id: int) -> list[dict]:
                                          .where(Video.dataset_id == dataset_id)
                                          .execution_options(populate_existing=True)):
         sug = session.get(Suggestion, review.suggestion_id) if review.suggestion_id else None
-        stored = {name: getattr(review, name) for name in (*RATIONALE_FIELDS, "label")}
-        sugd = None if sug is None else {n: getattr(sug, n) for n in (*RATIONALE_FIELDS, "conclusion", "doubt_score",
+        stored = {"label": review.label, "rationale": review.rationale}
+        sugd = None if sug is None else {n: getattr(sug, n) for n in ("rationale", "conclusion", "doubt_score",
                                                                        "parse_status", "flag_bits")}
         vid = {"dataset_id": video.dataset_id, "external_id": video.external_id, "split": video.split,
                "label": video.label}

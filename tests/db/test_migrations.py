@@ -178,7 +178,7 @@ def test_0007_adds_responses_users_and_k_leaving_existing_rows_as_they_were(empt
                           "1, 'train', 'normal', -2.5, TRUE, FALSE, 'v a dog')"))
         command.upgrade(cfg, "0006")  # 0006 recomputes queue_key with flags; 0007 must leave every row as it is
         before = conn.execute(text(f"SELECT {review_columns} FROM reviews")).all()
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "0007")
         assert conn.execute(text("SELECT reviews_per_item, adjudicators FROM datasets")).one()[0] == 1
         assert conn.execute(text(f"SELECT {review_columns} FROM reviews")).all() == before
         assert conn.execute(text("SELECT count(*) FROM videos")).scalar() == 1  # no dataset rebuild, no cascade
@@ -187,8 +187,9 @@ def test_0007_adds_responses_users_and_k_leaving_existing_rows_as_they_were(empt
                           "'accepted', 1, '2025-01-02', '2025-01-02')"))
         command.downgrade(cfg, "0006")
         assert conn.execute(text(f"SELECT {review_columns} FROM reviews")).all() == before
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "0007")
         assert conn.execute(text("SELECT count(*) FROM suggestions")).scalar() == 1
+        command.upgrade(cfg, "head")
     from db import queries
     from db.engine import session_factory
 
@@ -252,8 +253,8 @@ def test_0006_flags_existing_suggestions_and_refills_queue_columns_and_counters(
         assert item["suggestion"]["flags"] == [{"code": "orphan_subject", "reason": sugg[0][2]}]
 
 
-def test_0008_rescores_stored_suggestions_with_the_subject_probability(empty_db_url: str) -> None:
-    """0008 recomputes every suggestion's doubt from what it stored (flags, parse status, likelihood, the subject's
+def test_0009_rescores_stored_suggestions_with_the_subject_probability(empty_db_url: str) -> None:
+    """0009 recomputes every suggestion's doubt from what it stored (flags, parse status, likelihood, the subject's
     log-probabilities: the whole subject's, else its least likely token's, else none); each review's queue_key follows;
     the flags and counters stay."""
     import json

@@ -89,7 +89,7 @@ def test_suggestion_creates_review_and_repoints_untouched_one(session: Session) 
     first = _suggest(session, ids[0])
     review = session.query(Review).filter_by(video_id=ids[0]).one()
     assert (review.status, review.suggestion_id, review.version) == ("pending", first, 1)
-    assert [review.subjects, review.attributes, review.actions, review.scenes] == [None] * 4
+    assert review.rationale == {}  # every dimension: the suggestion's text
     second = _suggest(session, ids[0], text_="a cat")
     assert q.get_review(session, review.id).suggestion_id == second
     q.save_review(session, review.id, expected_version=1, reviewer="ann", subjects="a cat", status="accepted")

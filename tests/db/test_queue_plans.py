@@ -32,21 +32,22 @@ _PG = [
     "meta, created_at) SELECT g, 1, 'v' || lpad(g::text, 6, '0'), '/v.mp4', '', md5(g::text), 0, "
     "CASE WHEN g % 5 = 0 THEN 'test' ELSE 'train' END, CASE WHEN g % 3 = 0 THEN 'abnormal' ELSE 'normal' END, "
     "true, '{{}}', now() FROM generate_series(1, {n}) g",
-    "INSERT INTO suggestions (id, video_id, model_id, prompt_version, subjects, attributes, actions, scenes, "
+    "INSERT INTO suggestions (id, video_id, model_id, prompt_version, rationale, "
     "conclusion, raw_text, parse_status, label_hint, mean_logprob, gen_params, doubt_score, doubt_reason, flag_bits, "
-    "created_at) SELECT g, g, 'm', 'p', 'a man in a hoodie', 'adult', 'walks up', 'porch', 'This is normal.', '', "
+    "created_at) SELECT g, g, 'm', 'p', '{{\"subjects\": \"a man in a hoodie\", \"attributes\": \"adult\", "
+    "\"actions\": \"walks up\", \"scenes\": \"porch\"}}', 'This is normal.', '', "
     "CASE WHEN g % 97 = 0 THEN 'failed' ELSE 'ok' END, true, -0.5, '{{}}', (g * 7919 % 100000) / 100.0, '', "
     f"{_FLAGS}, now() FROM generate_series(1, {{n}}) g",
-    "INSERT INTO reviews (id, video_id, suggestion_id, subjects, status, excluded, version, updated_at, dataset_id, split, "
-    "queue_label, queue_key, edited, parse_failed, flag_bits, search_doc) SELECT g, g, g, "
-    "CASE WHEN g % 10 = 7 THEN 'a woman in a coat' END, "
+    "INSERT INTO reviews (id, video_id, suggestion_id, rationale, status, excluded, version, updated_at, dataset_id, "
+    "split, queue_label, queue_key, edited, parse_failed, flag_bits, search_doc) SELECT g, g, g, "
+    "(CASE WHEN g % 10 = 7 THEN '{{\"subjects\": \"a woman in a coat\"}}' ELSE '{{}}' END)::json, "
     "CASE WHEN g % 20 < 3 THEN 'accepted' WHEN g % 20 = 3 THEN 'rejected' WHEN g % 20 < 6 THEN 'draft' "
     "ELSE 'pending' END, false, 1, now(), 1, CASE WHEN g % 5 = 0 THEN 'test' ELSE 'train' END, "
     "CASE WHEN g % 3 = 0 THEN 'abnormal' ELSE 'normal' END, -((g * 7919 % 100000) / 100.0), g % 10 = 7, "
     f"g % 97 = 0, {_FLAGS}, 'v' || lpad(g::text, 6, '0') || ' a man in a hoodie ' || "
     "CASE WHEN g % 1000 = 7 THEN 'zebra' ELSE 'parcel' END FROM generate_series(1, {n}) g",
 ]
-_SQLITE = [s.replace("now()", "CURRENT_TIMESTAMP").replace("md5(g::text)", "printf('%064d', g)")
+_SQLITE = [s.replace("now()", "CURRENT_TIMESTAMP").replace("END)::json", "END)").replace("md5(g::text)", "printf('%064d', g)")
            .replace("lpad(g::text, 6, '0')", "printf('%06d', g)").replace("true", "1").replace("false", "0")
            .replace("generate_series(1, {n}) g", "g").replace(" SELECT g,", " WITH RECURSIVE g(g) AS (SELECT 1 "
                                                              "UNION ALL SELECT g + 1 FROM g WHERE g < {n}) SELECT g,")

@@ -10,12 +10,12 @@ import os
 
 import pytest
 
+from tests.review_load import BOXES, OPEN, api_form, api_item
 from tests.review_world import free_port, make_review_world
 
 pytestmark = pytest.mark.both_backends  # the DB paths run on SQLite and on PostgreSQL
 
-
-OPEN = ("todo", "", "", "any", False, "", "")  # status, label, split, edited, parse failed, search, flag
+BLANK = ("",) * len(BOXES)  # every box empty (what an empty page sends)
 
 
 @pytest.fixture
@@ -38,18 +38,13 @@ def _client(url):
 
 
 def _item(result):
-    """Name the 15 outputs an item-changing endpoint returns (its gr.State outputs are not sent): the item, then
-    its queue place and the dataset's counts, in the same response."""
-    names = ("header", "video", "frames", "notice", "suggestion", "subjects", "attributes", "actions", "scenes",
-             "label", "status", "diff", "history", "place", "counts")
-    item = dict(zip(names, result))
-    if isinstance(item["label"], dict):  # the label comes back as a Dropdown update (value + choices)
-        item["label"] = item["label"].get("value")
-    return item
+    """Name the outputs an item-changing endpoint returns (tests.review_load.api_item): the item, then its queue
+    place and the dataset's counts, in the same response."""
+    return api_item(result)
 
 
 def _fields(item):
-    return [item["subjects"], item["attributes"], item["actions"], item["scenes"], item["label"]]
+    return api_form(item)
 
 
 def test_open_edit_accept_reject_through_the_api(served):
@@ -63,7 +58,7 @@ def test_open_edit_accept_reject_through_the_api(served):
     assert "Why it is here: parse failed" in item["suggestion"]
     assert "⚑ empty dimension</b>: all four dimensions are empty" in item["suggestion"]
 
-    edited = ["a cat", "small, grey", "walks past", "porch, day"]
+    edited = ["a cat", "small, grey", "walks past", "porch, day", "", "", "", ""]
     item = _item(client.predict("carol", *edited, "abnormal", api_name="/review_edit"))
     assert "clip_0" in item["header"]
     assert ("⚑ conclusion contradicts the label</b>: conclusion says normal but label is abnormal"
@@ -75,7 +70,7 @@ def test_open_edit_accept_reject_through_the_api(served):
     counts = item["counts"]
     assert "accepted <b>1</b>" in counts and "edited <b>1</b>" in counts and "rejected <b>1</b>" in counts
 
-    back = _item(client.predict("carol", "", "", "", "", None, "clip_2", api_name="/review_jump"))
+    back = _item(client.predict("carol", *BLANK, None, "clip_2", api_name="/review_jump"))
     assert [back["subjects"], back["scenes"]] == ["a cat", "porch, day"] and "by carol" in back["history"]
     assert "<ins>a cat</ins>" in back["diff"]
 
@@ -97,9 +92,9 @@ def test_next_autosaves_a_draft_and_previous_goes_back(served):
     back = _item(client.predict("dave", *_fields(second), api_name="/review_prev"))
     assert "clip_2" in back["header"] and back["actions"] == "the camera shows nothing useful"
     assert "draft" in back["status"] and "by dave" in back["history"]
-    skipped = _item(client.predict("dave", "x", "x", "x", "x", "abnormal", api_name="/review_skip"))
+    skipped = _item(client.predict("dave", "x", "x", "x", "x", "", "", "", "", "abnormal", api_name="/review_skip"))
     assert "clip_0" in skipped["header"]
-    again = _item(client.predict("dave", "", "", "", "", None, "clip_2", api_name="/review_jump"))
+    again = _item(client.predict("dave", *BLANK, None, "clip_2", api_name="/review_jump"))
     assert again["subjects"] == ""  # skip saved nothing
 
 
@@ -127,7 +122,7 @@ def test_second_tab_save_is_refused_and_kept(served):
     tab1.predict("fay", "fay's cat", *_fields(item1)[1:], api_name="/review_edit")
     with pytest.raises(AppError, match="saved by fay"):
         tab2.predict("gus", "gus's dog", *_fields(item1)[1:], api_name="/review_edit")
-    reopened = _item(tab2.predict("gus", "", "", "", "", None, "clip_2", api_name="/review_jump"))
+    reopened = _item(tab2.predict("gus", *BLANK, None, "clip_2", api_name="/review_jump"))
     assert reopened["subjects"] == "fay's cat"
     assert "REFUSED" in reopened["history"] and "gus&#x27;s dog" in reopened["history"]
 
@@ -177,7 +172,7 @@ def test_regenerate_runs_a_job_and_shows_the_new_suggestion(tmp_path, db_url, da
     try:
         client = _client(f"http://127.0.0.1:{port}/")
         client.predict("homes", *OPEN, api_name="/review_open")
-        item = _item(client.predict("ida", "", "", "", "", None, "clip_1", api_name="/review_jump"))
+        item = _item(client.predict("ida", *BLANK, None, "clip_1", api_name="/review_jump"))
         assert item["subjects"] == "old text"
         assert "started" in client.predict(api_name="/review_regenerate")[-1]
         deadline = time.monotonic() + 120
@@ -203,7 +198,6 @@ def test_typing_during_a_regeneration_is_saved_before_the_item_reloads(tmp_path,
 
     from db import queries
     from db.engine import session_scope
-    from rbft_core.models.prompts import DIMENSIONS
     from rbft_core.review import workspace as review
     from ui import review_tab
 
@@ -226,12 +220,14 @@ def test_typing_during_a_regeneration_is_saved_before_the_item_reloads(tmp_path,
     typed = {**item.fields, "scenes": "half a sentence the reviewer is typi"}
     values = {tab.regen: {"job": 7, "review": rid}, tab.state: review.ReviewFilter(dataset="homes").to_dict(),
               tab.review_id: rid, tab.version: item.version, tab.nav: [], tab.reviewer: "ida", tab.label: item.label,
-              tab.shown: {"review": rid, "at": "2026-01-01T10:00:00+00:00"},
-              **{getattr(tab.fields, dim): typed[dim] for dim in DIMENSIONS}}
+              tab.shown: {"review": rid, "at": "2026-01-01T10:00:00+00:00"}, tab.dims: list(item.names),
+              **{box: typed[dim] for box, dim in zip(tab.fields.boxes(), item.names)},
+              **{box: "" for box in tab.fields.boxes()[len(item.names):]}}
     out = review_tab.on_regen_tick(tab, db_url, values, request=None)
 
-    assert out[tab.fields.scenes] == typed["scenes"]  # the reload shows the typed text
+    scenes_box = tab.fields.boxes()[item.names.index("scenes")]
+    assert out[scenes_box].value == typed["scenes"] and out[scenes_box].visible  # the reload shows the typed text
     stored = review.load_item(db_url, rid)
     assert stored.status == "draft" and stored.fields["scenes"] == typed["scenes"]
-    assert all(stored.fields[d] == typed[d] for d in DIMENSIONS)  # and the newer suggestion replaced none of it
+    assert all(stored.fields[d] == typed[d] for d in item.names)  # and the newer suggestion replaced none of it
     assert any(rev["reviewer"] == "ida" for rev in review.history(db_url, rid))

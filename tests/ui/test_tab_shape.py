@@ -28,7 +28,7 @@ import gradio as gr
 import pytest
 
 from rbft_core.errors import DataError
-from rbft_core.models.prompts import DIMENSIONS
+from rbft_core.models.prompts import MAX_DIMENSIONS
 from rbft_core.tabs.train import STAGE_FIELDS
 from ui.app import TABS, build_tabs
 from ui.common import Events, components
@@ -73,7 +73,8 @@ def test_every_tab_module_is_assembled_and_builds_a_dataclass_of_components(app)
 
 def test_forms_follow_the_names_they_mirror():
     assert tuple(f.name for f in dataclasses.fields(StageForm)) == STAGE_FIELDS  # LaunchRequest.stage1 keys
-    assert tuple(f.name for f in dataclasses.fields(RationaleForm)) == DIMENSIONS  # review fields
+    # one box per dimension, as many as a dataset may define (an item shows its dataset's, hides the rest)
+    assert tuple(f.name for f in dataclasses.fields(RationaleForm)) == tuple(f"d{i + 1}" for i in range(MAX_DIMENSIONS))
 
 
 def test_every_event_goes_through_the_one_adapter(app):
@@ -84,13 +85,14 @@ def test_every_event_goes_through_the_one_adapter(app):
 
 
 # ----------------------------------------------------------------------------------- the API order
-# "shown" (a gr.State, not sent to API callers): when the item was shown, for its response's time per item
+# "shown" (a gr.State, not sent to API callers): when the item was shown, for its response's time per item; "dims"
+# (a gr.State too): the open item's dimension names, in the order of the form's boxes
+BOXES = [f"fields.d{i + 1}" for i in range(MAX_DIMENSIONS)]
 ITEM = ["review_id", "version", "nav", "header", "video", "frames", "notice", "suggestion",
-        *[f"fields.{d}" for d in DIMENSIONS], "label", "status", "diff", "history", "place", "counts", "shown"]
-CONTEXT = ["state", "review_id", "version", "nav", "reviewer", *[f"fields.{d}" for d in DIMENSIONS], "label",
-           "shown"]
+        *BOXES, "label", "status", "diff", "history", "place", "counts", "shown", "dims"]
+CONTEXT = ["state", "review_id", "version", "nav", "reviewer", *BOXES, "label", "shown", "dims"]
 ADJ_ITEM = ["review_id", "version", "picked", "header", "place", "video", "suggestion", "responses", "source",
-            *[f"fields.{d}" for d in DIMENSIONS], "label", "history"]
+            "dimension", *BOXES, "label", "history", "dims"]
 LAUNCH = ["dataset", "model", "source", "share", "baselines", "hint", "targets", "merger",
           *[f"stage1.{k}" for k in STAGE_FIELDS], *[f"stage2.{k}" for k in STAGE_FIELDS]]
 LIVE = ["job", "points", "timer", "progress", "loss", "log"]
@@ -102,7 +104,7 @@ SELECTION = ["dataset", "fmt", "stage", "splits", "statuses", "edited", "labels"
 API = {
     "datasets_refresh": ([], ["table"]),
     "datasets_create": (["create.name", "create.preset", "create.role", "create.task", "create.labels",
-                         "create.criteria"], ["table", "selected"]),
+                         "create.criteria", "create.dimensions"], ["table", "selected"]),
     "datasets_select": (["selected"], DETAILS),
     "datasets_import": (["selected", "imports.source", "imports.manifest", "imports.fmt", "imports.workers"],
                         ["job", "timer", "progress"]),
@@ -114,17 +116,16 @@ API = {
                                                           "search", "flag")]], ["state", *ITEM]),
     **{f"review_{name}": (CONTEXT, ITEM) for name in ("accept", "edit", "reject", "next", "prev", "skip")},
     "review_jump": ([*CONTEXT, "jump"], ITEM),
-    "review_revert": (["review_id"], [*[f"fields.{d}" for d in DIMENSIONS], "diff"]),
+    "review_revert": (["review_id"], [*BOXES, "diff"]),
     "review_regenerate": (["review_id"], ["regen", "timer", "job"]),
     "review_regen_poll": (["regen", *CONTEXT], ["regen", "timer", "job", *ITEM]),
     "review_bulk_accept": (["state", "review_id", "nav", "reviewer"], ITEM),
     "review_bulk_exclude": (["state", "review_id", "nav", "reviewer"], ITEM),
     "adjudicate_open": (["dataset"], ["settings", "k", "assigned", *ADJ_ITEM]),
     "adjudicate_settings": (["dataset", "adjudicator", "k", "assigned"], ["settings", "k", "assigned", *ADJ_ITEM]),
-    "adjudicate_use": (["review_id", "source", "dimension", *[f"fields.{d}" for d in DIMENSIONS]],
-                       ["picked", *[f"fields.{d}" for d in DIMENSIONS]]),
-    **{f"adjudicate_{a}": (["dataset", "review_id", "version", "picked", "adjudicator",
-                            *[f"fields.{d}" for d in DIMENSIONS], "label"], ADJ_ITEM) for a in ("accept", "reject")},
+    "adjudicate_use": (["review_id", "source", "dimension", *BOXES, "dims"], ["picked", *BOXES]),
+    **{f"adjudicate_{a}": (["dataset", "review_id", "version", "picked", "adjudicator", *BOXES, "label", "dims"],
+                           ADJ_ITEM) for a in ("accept", "reject")},
     **{f"adjudicate_{d}": (["dataset", "review_id"], ADJ_ITEM) for d in ("next", "prev")},
     "quality_show": (["dataset"], ["summary", "dimensions", "reviewers", "models", "agreement", "edits", "throughput"]),
     "train_check": (LAUNCH, ["readiness", "per_class"]),

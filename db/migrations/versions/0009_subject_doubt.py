@@ -1,7 +1,7 @@
 """The doubt scores the subject's probability: every stored suggestion's doubt is recomputed.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 
 ``rbft_core.review.doubt`` now adds ``SUBJECT_POINTS * (1 - p)`` for a subject the model wrote at probability p
@@ -25,8 +25,8 @@ from alembic import op
 from rbft_core.review.doubt import doubt_of
 from rbft_core.review.flags import Flag
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
