@@ -283,6 +283,8 @@ def sample_frames(path: str | os.PathLike, spec: SampleSpec | None = None, *, sh
 
 
 def _decode_samples(path: Path, spec: SampleSpec) -> SampledVideo:
+    from av.video.reformatter import VideoReformatter
+
     container, stream = _open(path)
     try:
         meta = _stream_meta(container, stream)
@@ -292,8 +294,13 @@ def _decode_samples(path: Path, spec: SampleSpec) -> SampledVideo:
         indices = _target_indices(spec, meta)
         wanted = sorted(set(indices))
 
+        # One reformatter for the clip: ``frame.to_ndarray(width=...)`` builds a new swscale context per frame,
+        # which cost more than decoding the frame on small clips (0.23 vs 0.05 ms a 112x84 frame).
+        reformatter = VideoReformatter()
+
         def convert(frame: av.VideoFrame) -> np.ndarray:
-            return frame.to_ndarray(format="rgb24", width=out_w, height=out_h, interpolation="BICUBIC")
+            return reformatter.reformat(frame, format="rgb24", width=out_w, height=out_h,
+                                        interpolation="BICUBIC").to_ndarray()
 
         decoder = SeekingDecoder(path, container, stream, meta)
         picked, notes = decoder.pick([i / meta.fps for i in wanted], convert)
