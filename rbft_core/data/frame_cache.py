@@ -106,6 +106,14 @@ class FrameCache:
         )
         return _copy(video) if self._remember(key, video) else video
 
+    def contains(self, sha256: str, spec: SampleSpec) -> bool:
+        """Whether an entry is stored (without reading it; ``get`` still checks that it is whole)."""
+        key, npy_path, json_path = self._paths(sha256, spec)
+        with self._lock:
+            if key in self._memory:
+                return True
+        return json_path.is_file() and npy_path.is_file()
+
     def put(self, sha256: str, spec: SampleSpec, video: SampledVideo) -> None:
         """Store ``video`` (copied: the caller keeps ownership of its arrays)."""
         key, npy_path, json_path = self._paths(sha256, spec)

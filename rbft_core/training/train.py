@@ -15,6 +15,7 @@ Direct SFT is Stage II from the base model. Every run writes ``runs/<run_id>/``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from db import job_queries as jq
 from db import queries
 from db.engine import session_scope
 from rbft_core.data.frame_cache import FrameCache, default_frame_cache
+from rbft_core.data.prefetch import FramePrefetcher
 from rbft_core.errors import ConfigError, ModelError
 from rbft_core.models.loading import load_vlm, sample_spec_for
 from rbft_core.settings import data_dir
@@ -226,13 +228,19 @@ def train_stage(db_url: Optional[str], cfg: TrainSpec, *, resume: bool = False, 
             collator = lean_step.LeanCollator(collator, lean_step.FeatureStore(cfg.vision_cache_mb * 2**20), lm.model)
         else:
             log.info("each step encodes its videos again: %s", why_not)
-        outcome = run_trainer(lm, cfg, examples, collator, run_dir, resume=resume, eval_examples=eval_examples,
-                              progress=progress, should_stop=should_stop)
+        prefetch = FramePrefetcher([(e.path, e.sha256) for e in [*examples, *(eval_examples or [])]], spec, frames)
+        with prefetch if cfg.prefetch_frames and _is_main_process() else contextlib.nullcontext():
+            outcome = run_trainer(lm, cfg, examples, collator, run_dir, resume=resume, eval_examples=eval_examples,
+                                  progress=progress, should_stop=should_stop)
+        if cfg.prefetch_frames:
+            log.info("frames prefetched: %d videos decoded beside the steps, %d left to the collator",
+                     prefetch.decoded, prefetch.failed)
     except BaseException as exc:
         _finish(db_url, cfg, run_dir, "failed", {"error": str(exc)[:2000]}, job_id)
         raise
     metrics = {**outcome.metrics, "train_examples": len(examples), "left_out": summary["left_out"],
-               "seconds": round(time.time() - started, 2)}
+               "seconds": round(time.time() - started, 2),
+               **({"frames_prefetched": prefetch.decoded} if cfg.prefetch_frames else {})}
     _finish(db_url, cfg, run_dir, outcome.status, metrics, job_id)
     return StageResult(cfg.run_id, run_dir, outcome.status, outcome.global_step, outcome.metrics.get("train_loss"), metrics)
 

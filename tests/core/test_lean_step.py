@@ -157,3 +157,23 @@ def test_the_heap_is_trimmed_only_after_it_grew_by_the_margin():
     assert trims == [1] and grow.floor == 120
     grow(), grow()  # 150, 180: within 64 of the new floor
     assert trims == [1] and grow.trims == 1
+
+
+def test_a_training_run_is_the_same_with_and_without_frame_prefetching(world_dataset, tiny_model_dir, tmp_path,
+                                                                       monkeypatch):
+    """The prefetch thread only moves the decoding off the step: same losses and adapter, bit for bit."""
+    name, url = world_dataset
+    runs = {}
+    for prefetch in (False, True):  # each run with its own, empty frame cache
+        monkeypatch.setenv("RBFT_DATA_DIR", str(tmp_path / f"data-{prefetch}"))
+        cfg = TrainSpec(dataset=name, model=str(tiny_model_dir), stage=1, run_id=f"prefetch-{prefetch}", epochs=1,
+                        batch_size=4, lora_rank=8, lora_alpha=16, seed=3, prefetch_frames=prefetch, **SAMPLING)
+        runs[prefetch] = train_stage(url, cfg)
+    plain, prefetched = runs[False], runs[True]
+    assert "frames_prefetched" not in plain.metrics
+    assert 0 < prefetched.metrics["frames_prefetched"] <= prefetched.metrics["train_examples"]
+    assert prefetched.metrics["train_loss"] == plain.metrics["train_loss"]
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(r.run_dir / "adapter" / "adapter_model.safetensors")) for r in (plain, prefetched))
+    assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
