@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -182,6 +182,61 @@ def _doubt(fields: dict[str, Any], texts: dict[str, str], ctx: dict[str, Any]) -
                      confidence=fields.get("dimension_logprobs"), dimensions=dims)
     return {"doubt_score": doubt.score, "doubt_reason": doubt.reason, "flags": [f.to_dict() for f in flags],
             "flag_bits": flag_bits(flags)}
+
+
+def rescore_suggestions(session: Session, dataset_id: int) -> tuple[int, int]:
+    """Recompute the flags and doubt of every suggestion of a dataset from its stored text, with the dataset's
+    dimensions and labels as they are now (after a change of its dimensions: which are required, their names);
+    the reviews pointing at a changed suggestion follow (queue order, flag filter) and the counters are rebuilt.
+    The text stays as written. Returns (suggestions looked at, suggestions whose flags or doubt changed).
+
+    The caller holds the dataset's lock (``db.dimension_queries.lock_dataset``): saves wait until it commits.
+    """
+    session.flush()
+    video_ids = session.scalars(select(Video.id).where(Video.dataset_id == dataset_id).order_by(Video.id)).all()
+    seen = changed = 0
+    deltas: Counter = Counter()
+    for chunk in _chunks(video_ids):
+        context = _context(session, list(chunk))
+        rows = session.execute(
+            select(Suggestion.id, Suggestion.video_id, Suggestion.rationale, Suggestion.parse_status,
+                   Suggestion.conclusion, Suggestion.raw_text, Suggestion.label_hint, Suggestion.mean_logprob,
+                   Suggestion.dimension_logprobs, Suggestion.flags, Suggestion.flag_bits, Suggestion.doubt_score,
+                   Suggestion.doubt_reason)
+            .where(Suggestion.video_id.in_(list(chunk)))
+        ).mappings().all()
+        updates = []
+        for row in rows:
+            ctx = context[row["video_id"]]
+            texts = {d.name: str((row["rationale"] or {}).get(d.name) or "") for d in ctx["dimensions"]}
+            fields = {k: row[k] for k in ("parse_status", "conclusion", "raw_text", "label_hint", "mean_logprob",
+                                          "dimension_logprobs")}
+            new = _doubt(fields, texts, ctx)
+            seen += 1
+            if (new["flags"], new["flag_bits"], new["doubt_score"], new["doubt_reason"]) == (
+                    list(row["flags"] or []), row["flag_bits"], row["doubt_score"], row["doubt_reason"]):
+                continue
+            updates.append({"sid": row["id"], **new})
+            review = ctx["review"]
+            if review is not None and review["suggestion_id"] == row["id"] and review["flag_bits"] != new["flag_bits"]:
+                deltas[_key(ctx["video"], review)] -= 1
+                review["flag_bits"] = new["flag_bits"]
+                deltas[_key(ctx["video"], review)] += 1
+        if updates:
+            table = Suggestion.__table__
+            session.execute(table.update().where(table.c.id == bindparam("sid")).values(
+                flags=bindparam("flags"), flag_bits=bindparam("flag_bits"),
+                doubt_score=bindparam("doubt_score"), doubt_reason=bindparam("doubt_reason")), updates)
+            reviews = Review.__table__
+            session.execute(reviews.update().where(reviews.c.suggestion_id == bindparam("sid")).values(
+                flag_bits=bindparam("flag_bits"), queue_key=bindparam("queue_key")),
+                [{"sid": u["sid"], "flag_bits": u["flag_bits"],
+                  "queue_key": -u["doubt_score"] if u["doubt_score"] else 0.0} for u in updates])
+            changed += len(updates)
+    counters.apply(session, deltas)
+    if changed:
+        session.expire_all()  # ORM objects already loaded see the new flags
+    return seen, changed
 
 
 def _key(video: dict[str, Any], review: dict[str, Any]) -> tuple:

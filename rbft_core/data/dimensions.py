@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any, Optional, Sequence
 
 from db import dimension_queries as dq
-from db import queries
+from db import queries, writes
 from db.engine import init_db, session_scope
 from rbft_core.errors import ConfigError
 from rbft_core.models.prompts import Dimension, dimensions_from_records, dimensions_text, parse_dimensions
@@ -138,8 +138,10 @@ def change_dimensions(db_url: Optional[str], dataset: str, *, definition: Option
                     notes.append(f"{without} suggestion(s) were written without {dim.name!r}: `rbft generate "
                                  f"{ds.name} --overwrite` writes newer ones that have it")
         if tuple(target) != tuple(renamed):
-            notes.append("the rationale prompt changed: suggestions written before keep their text and their flags "
-                         "(computed when they were stored)")
+            notes.append("the rationale prompt changed: suggestions written before keep their text")
+        if tuple(target) != tuple(current):  # which dimensions are required, and their names, are in the flags
+            seen, changed = writes.rescore_suggestions(s, ds.id)
+            notes.append(f"flags and doubt recomputed for {seen} suggestion(s): {changed} changed")
         counts = dq.text_counts(s, ds.id)
     out = {"dataset": dataset, "dimensions": _describe(target, counts), "text": dimensions_text(target, "; ")}
     return {**out, "notes": notes}

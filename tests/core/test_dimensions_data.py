@@ -17,7 +17,9 @@ from rbft_core.errors import ConfigError
 from rbft_core.review import adjudication, responses
 from rbft_core.review import workspace as review
 from rbft_core.tabs import datasets as tab
+from rbft_core.review.items import ReviewFilter
 from tests.dimensions_world import FIVE_NAMES, FIVE_TEXT, LABELS, make_five_dimension_world, suggest
+from tests.review_world import queue_order
 
 pytestmark = pytest.mark.both_backends
 
@@ -140,6 +142,48 @@ def test_descriptions_the_required_flag_and_new_dimensions_are_a_plain_redefinit
         change_dimensions(db_url, name, renames={"speech": "scenes"})
     with pytest.raises(ConfigError, match="'label' is reserved"):
         change_dimensions(db_url, name, renames={"speech": "label"})
+
+
+def test_making_a_dimension_required_recomputes_the_flags_the_queue_and_the_counters(db_url, mod5):
+    """Flags follow the definition: speech made required flags the clips that have none (and the queue and its
+    counters follow); made optional again, the flag goes."""
+    from db import counters
+    from rbft_core.review.doubt import FLAG_POINTS
+    from rbft_core.review.flags import FLAG_BITS
+
+    name, ids = mod5
+    empty = FLAG_BITS["empty_dimension"]
+
+    def state():
+        with session_scope(db_url) as s:
+            ds = queries.get_dataset(s, name)
+            rows = {}
+            for v in ds.videos:
+                sug = s.get(Suggestion, v.review.suggestion_id)
+                rows[v.external_id] = (sug.flag_bits, v.review.flag_bits, v.review.queue_key, sug.doubt_score,
+                                       sug.doubt_reason)
+            assert counters.stored(s, ds.id) == counters.recount(s, ds.id)
+        return rows
+
+    before = state()
+    assert not any(bits & empty for bits, *_ in before.values())
+    required = FIVE_TEXT.replace("speech?: on-screen text and speech", "speech: on-screen text and speech")
+    result = change_dimensions(db_url, name, definition=required)
+    assert "flags and doubt recomputed for 6 suggestion(s): 3 changed" in result["notes"]
+    after = state()
+    for clip, (bits, review_bits, key, score, reason) in after.items():
+        no_speech = int(clip.split("_")[1]) % 2 == 1  # the world's odd clips have no speech
+        assert bool(bits & empty) == no_speech and review_bits == bits, clip
+        assert key == -score and score - before[clip][3] == (100 * FLAG_POINTS["empty_dimension"] if no_speech else 0)
+        assert ("speech" in reason) == no_speech, (clip, reason)
+    odd = {ids[c] for c in after if int(c.split("_")[1]) % 2}
+    by_doubt = [ids[c] for c in sorted(after, key=lambda c: after[c][2])]
+    assert queue_order(db_url, ReviewFilter(dataset=name, status="all")) == by_doubt != \
+        [ids[c] for c in sorted(before, key=lambda c: before[c][2])]  # the queue is in the new doubt order
+    assert set(queue_order(db_url, ReviewFilter(dataset=name, status="all", flag="empty_dimension"))) == odd
+    back = change_dimensions(db_url, name, definition=FIVE_TEXT)
+    assert "flags and doubt recomputed for 6 suggestion(s): 3 changed" in back["notes"]
+    assert state() == before
 
 
 def test_a_save_from_a_page_showing_other_dimensions_is_refused(db_url, mod5):
