@@ -20,8 +20,9 @@ from rbft_core.review import media as review_media
 from rbft_core.review import workspace as review
 from ui import adjudicate_render as render
 from ui.common import Events, Updates, Values, components
+from ui.keys import label as key_label
 from ui.media import serve
-from ui.review_forms import RationaleForm, dimension_caption, rationale_form
+from ui.review_forms import RationaleForm, box_id, dimension_caption, rationale_form
 from ui.review_render import history_html, place_html, suggestion_html
 
 __all__ = ["AdjudicateTab", "build_adjudicate_tab", "on_page_load", "on_open", "on_use", "on_finalise", "on_move",
@@ -83,7 +84,12 @@ class AdjudicateTab:
 
 
 def _caption(index: int, dim: Dimension) -> str:
-    return f"Final {dimension_caption(dim).lower()}"
+    """Box ``index``'s label with its key, e.g. "Final subjects (Alt+1)"."""
+    return key_label(f"Final {dimension_caption(dim).lower()}", box_id("adj", index))
+
+
+def _button(text: str, elem_id: str, variant: str = "secondary") -> gr.Button:
+    return gr.Button(key_label(text, elem_id), variant=variant, size="sm", elem_id=elem_id)
 
 
 def _login(request: Optional[gr.Request]) -> Optional[str]:
@@ -179,9 +185,10 @@ def on_move(tab: AdjudicateTab, db_url: Optional[str], values: Values, *, direct
 # ---------------------------------------------------------------------------------------- layout
 def build_adjudicate_tab() -> AdjudicateTab:
     with gr.Row():
-        dataset = gr.Dropdown(label="Dataset", choices=[], scale=2, elem_id="adj-dataset", allow_custom_value=True)
-        adjudicator = gr.Textbox(label="Adjudicator", placeholder="your name (login name when signed in)", scale=1,
-                                 elem_id="adj-adjudicator")
+        dataset = gr.Dropdown(label=key_label("Dataset", "adj-dataset"), choices=[], scale=2, elem_id="adj-dataset",
+                              allow_custom_value=True)
+        adjudicator = gr.Textbox(label=key_label("Adjudicator", "adj-adjudicator"), scale=1, elem_id="adj-adjudicator",
+                                 placeholder="your name (login name when signed in)")
     with gr.Accordion("Reviews per item and adjudication (admins)", open=False):
         with gr.Row():
             k = gr.Number(label="Reviews per item (k)", value=1, minimum=1, maximum=20, precision=0, elem_id="adj-k")
@@ -199,16 +206,17 @@ def build_adjudicate_tab() -> AdjudicateTab:
             gr.Markdown("**Responses** (each field as a word diff against the suggestion)")
             responses = gr.HTML(elem_id="adj-responses")
     with gr.Row():
-        source = gr.Dropdown(label="Start from", choices=[], elem_id="adj-source", allow_custom_value=True)
-        dimension = gr.Dropdown(label="Field", choices=[("all fields", "")], value="", elem_id="adj-dimension")
-        use = gr.Button("Use", size="sm", elem_id="adj-use")
+        source = gr.Dropdown(label=key_label("Start from", "adj-source"), choices=[], elem_id="adj-source",
+                             allow_custom_value=True)
+        dimension = gr.Dropdown(label=key_label("Field", "adj-dimension"), choices=[("all fields", "")], value="",
+                                elem_id="adj-dimension")
+        use = _button("Use", "adj-use")
     fields = rationale_form("adj", _caption)
-    label = gr.Dropdown(label="Final label", choices=[], elem_id="adj-label", allow_custom_value=True)
+    label = gr.Dropdown(label=key_label("Final label", "adj-label"), choices=[], elem_id="adj-label",
+                        allow_custom_value=True)
     with gr.Row():
-        accept = gr.Button("Finalise", variant="primary", size="sm", elem_id="adj-accept")
-        reject = gr.Button("Reject item", variant="stop", size="sm", elem_id="adj-reject")
-        prev, next_ = gr.Button("◀ Previous", size="sm", elem_id="adj-prev"), gr.Button("Next ▶", size="sm",
-                                                                                        elem_id="adj-next")
+        accept, reject = _button("Finalise", "adj-accept", "primary"), _button("Reject item", "adj-reject", "stop")
+        prev, next_ = _button("◀ Previous", "adj-prev"), _button("Next ▶", "adj-next")
     gr.Markdown("**History of the final review** (newest first)")
     history = gr.HTML(elem_id="adj-history")
     return AdjudicateTab(dataset=dataset, adjudicator=adjudicator, k=k, assigned=assigned, save_settings=save_settings,

@@ -2,8 +2,8 @@
 
 The form has ``MAX_DIMENSIONS`` text boxes (Gradio builds its components once, before any dataset is chosen); each
 item shows the first as many as its dataset has dimensions, labelled with their names and descriptions, and hides
-the rest. Box ``i`` has the elem_id ``<prefix>-dim-<i>`` (``rv-dim-1`` ... for the Review tab, whose Alt+1 ... Alt+8
-focus them: ``ui.keys``).
+the rest. Box ``i`` has the elem_id ``<prefix>-dim-<i>`` (``rv-dim-1`` ... for the Review tab, ``adj-dim-1`` ... for
+the Adjudicate tab; Alt+1 ... Alt+8 focus those of the tab shown: ``ui.keys``).
 """
 
 from __future__ import annotations
@@ -104,21 +104,31 @@ def _button(text: str, elem_id: str, variant: str = "secondary") -> gr.Button:
     return gr.Button(key_label(text, elem_id), elem_id=elem_id, variant=variant, size="sm")
 
 
+def _dropdown(text: str, elem_id: str, **kwargs: Any) -> gr.Dropdown:
+    return gr.Dropdown(label=key_label(text, elem_id), elem_id=elem_id, **kwargs)
+
+
 def filters_row() -> tuple[gr.Dropdown, ReviewFilters, gr.Textbox]:
+    """The dataset, the queue's filters and the reviewer's name, each with its key (``ui.keys``: the "Filter"
+    group; a list opens on its key, the parse-failed box toggles)."""
     with gr.Row():
         # allow_custom_value: choices arrive per session on page load; the handlers validate every value.
-        dataset = gr.Dropdown(label="Dataset", choices=[], scale=2, elem_id="rv-dataset", allow_custom_value=True)
+        dataset = _dropdown("Dataset", "rv-dataset", choices=[], scale=2, allow_custom_value=True)
         filters = ReviewFilters(
-            status=gr.Dropdown(label="Status", choices=list(review.STATUS_FILTERS), value="todo", scale=1),
-            label=gr.Dropdown(label="Label", choices=[("any", "")], value="", scale=1, allow_custom_value=True),
-            split=gr.Dropdown(label="Split", choices=[("any", ""), "train", "val", "test"], value="", scale=1),
-            edited=gr.Dropdown(label="Edited", choices=list(review.EDITED_FILTERS), value="any", scale=1),
-            parse_failed=gr.Checkbox(label="Parse failed only", value=False, scale=1),
+            status=_dropdown("Status", "rv-filter-status", choices=list(review.STATUS_FILTERS), value="todo",
+                             scale=1),
+            label=_dropdown("Label", "rv-filter-label", choices=[("any", "")], value="", scale=1,
+                            allow_custom_value=True),
+            split=_dropdown("Split", "rv-filter-split", choices=[("any", ""), "train", "val", "test"], value="",
+                            scale=1),
+            edited=_dropdown("Edited", "rv-filter-edited", choices=list(review.EDITED_FILTERS), value="any", scale=1),
+            parse_failed=gr.Checkbox(label=key_label("Parse failed only", "rv-filter-parse"), value=False, scale=1,
+                                     elem_id="rv-filter-parse"),
             search=gr.Textbox(label=key_label("Search text, Enter", "rv-search"), placeholder="words in the rationale or id",
                               scale=2, elem_id="rv-search"),
-            flag=gr.Dropdown(label="Flag", choices=FLAG_CHOICES, value="", scale=1, elem_id="rv-flag"))
-        reviewer = gr.Textbox(label="Reviewer", placeholder="your name (login name when signed in)", scale=1,
-                              elem_id="rv-reviewer")
+            flag=_dropdown("Flag", "rv-flag", choices=FLAG_CHOICES, value="", scale=1))
+        reviewer = gr.Textbox(label=key_label("Reviewer", "rv-reviewer"), scale=1, elem_id="rv-reviewer",
+                              placeholder="your name (login name when signed in)")
     return dataset, filters, reviewer
 
 

@@ -362,8 +362,10 @@ def build_review_tab() -> ReviewTab:
     dataset, filters, reviewer = filters_row()
     with gr.Row():
         counts = gr.HTML(elem_id="rv-counts")
-        bulk_accept = gr.Button("Accept all untouched in filter", size="sm", elem_id="rv-bulk-accept")
-        bulk_exclude = gr.Button("Exclude filter from training", size="sm", elem_id="rv-bulk-exclude")
+        bulk_accept = gr.Button(key_label("Accept all untouched in filter", "rv-bulk-accept"), size="sm",
+                                elem_id="rv-bulk-accept")
+        bulk_exclude = gr.Button(key_label("Exclude filter from training", "rv-bulk-exclude"), size="sm",
+                                 elem_id="rv-bulk-exclude")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             header, place = gr.HTML(elem_id="rv-header"), gr.HTML(elem_id="rv-place")
