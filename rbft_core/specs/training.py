@@ -63,8 +63,10 @@ class TrainSpec(Spec):
                                    unit="MB")
     trim_heap: bool = setting(True, "give freed memory back to the OS when the heap has grown by 64 MB since the "
                               "last time (glibc malloc_trim): lower peak RSS on CPU", label="trim heap")
-    prefetch_frames: bool = setting(True, "decode the run's videos into the frame cache on a background thread "
-                                    "while it trains, instead of between steps", label="prefetch frames")
+    prefetch_frames: bool = setting(False, "decode the run's videos into the frame cache on a background thread "
+                                    "while it trains, instead of between steps (cold cache: +13 % samples/s on "
+                                    "640x360 footage on 2 CPU cores, about 40 MB more peak RSS)",
+                                    label="prefetch frames")
     seed: int = setting(0, "seed of the data order and LoRA initialisation")
     rationale_source: RationaleSource = setting("reviewed", "Stage-I targets: model suggestions, reviewed text, or "
                                                 "a mix", label="rationale source")
