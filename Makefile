@@ -44,8 +44,17 @@ demo: venv
 run: venv demo
 	$(PY) app.py --host $(HOST) --port $(PORT)
 
+# The suite runs on TEST_WORKERS pytest-xdist processes (each test file on one worker; tests use one torch thread),
+# then the bad-input catalogue check alone, reading the outcomes the parallel run saved (tests/outcomes.py).
+TEST_WORKERS ?= 2
+OUTCOMES := test-artifacts/outcomes.json
+CATALOGUE := tests/core/test_bad_inputs.py::test_every_catalogue_test_ran_and_passed_in_this_run
 test: venv system-deps pg-deps
-	RBFT_TEST_BROWSER_REQUIRED=1 $(PY) tests/pg_cluster.py -- $(PY) -m pytest -q -p no:cacheprovider
+	@mkdir -p test-artifacts && rm -f $(OUTCOMES)
+	RBFT_TEST_BROWSER_REQUIRED=1 $(PY) tests/pg_cluster.py -- /bin/bash -c '\
+		RBFT_TEST_OUTCOMES_OUT=$(OUTCOMES) $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) \
+			--dist loadfile --durations=20 --deselect $(CATALOGUE) && \
+		RBFT_TEST_OUTCOMES_IN=$(OUTCOMES) $(PY) -m pytest -q -p no:cacheprovider $(CATALOGUE)'
 
 # The README's pictures: browser tests drive each tab on a small demo world and write docs/images/*.png.
 screenshots: venv system-deps

@@ -31,10 +31,27 @@ def pytest_configure(config) -> None:
 
 
 def pytest_runtest_logreport(report) -> None:
-    """Every test's outcome in this session (tests/outcomes.py), for the catalogue test that checks them."""
+    """Every test's outcome in this session (tests/outcomes.py), for the catalogue test that checks them. Under
+    pytest-xdist the controller gets every worker's reports here too."""
     from tests import outcomes
 
     outcomes.record(report.nodeid, report.when, report.outcome)
+
+
+def pytest_sessionstart(session) -> None:
+    """``RBFT_TEST_OUTCOMES_IN``: outcomes saved by the parallel part of this make test run (tests/outcomes.py)."""
+    from tests import outcomes
+
+    if os.environ.get("RBFT_TEST_OUTCOMES_IN"):
+        outcomes.load(Path(os.environ["RBFT_TEST_OUTCOMES_IN"]))
+
+
+def pytest_sessionfinish(session) -> None:
+    """``RBFT_TEST_OUTCOMES_OUT``: every outcome, saved by the controller (a worker sees only its own tests)."""
+    from tests import outcomes
+
+    if os.environ.get("RBFT_TEST_OUTCOMES_OUT") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        outcomes.save(Path(os.environ["RBFT_TEST_OUTCOMES_OUT"]))
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection: only what really runs
@@ -166,6 +183,16 @@ def demo_base_model(tmp_path_factory):
     from rbft_core.demo import DemoConfig, build_demo
 
     root = tmp_path_factory.mktemp("demo-data") / "demo"
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers: the first builds it once, each gets a copy
+        import fcntl
+        import shutil
+
+        shared = tmp_path_factory.getbasetemp().parent / "demo-shared"
+        shared.mkdir(exist_ok=True)
+        with open(shared / "build.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            build_demo(DemoConfig.fast(), root=shared / "demo")
+        shutil.copytree(shared / "demo", root)
     return build_demo(DemoConfig.fast(), root=root)
 
 

@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _pytest(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("CI", "RBFT_TEST_BROWSER_REQUIRED")}
+    # not the make test run's outcome file either: an inner run must neither overwrite nor read it
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("CI", "RBFT_TEST_BROWSER_REQUIRED", "RBFT_TEST_OUTCOMES_OUT", "RBFT_TEST_OUTCOMES_IN")}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *args],
                           capture_output=True, text=True, timeout=300, cwd=REPO,
                           env={**base, "PYTHONPATH": str(REPO), **env})
@@ -47,3 +49,32 @@ def test_outcomes_keep_the_worst_phase():
     assert outcomes.outcomes_of("x.py", "t") == {"x.py::t": "failed"}
     assert outcomes.outcomes_of("x.py", "s") == {"x.py::s": "skipped"}
     del outcomes.OUTCOMES["x.py::t"], outcomes.OUTCOMES["x.py::s"]
+
+
+def test_outcomes_saved_by_one_run_are_read_by_the_next_and_a_missing_file_is_refused(tmp_path):
+    """How make test proves the catalogue after its parallel run: the controller saves, the last run loads."""
+    import pytest
+
+    from tests import outcomes
+
+    before = dict(outcomes.OUTCOMES)
+    try:
+        outcomes.OUTCOMES.clear()
+        outcomes.record("x.py::t[sqlite]", "call", "passed")
+        outcomes.record("x.py::t[postgresql]", "call", "failed")
+        outcomes.save(tmp_path / "outcomes.json")
+        outcomes.OUTCOMES.clear()
+        outcomes.load(tmp_path / "outcomes.json")
+        assert outcomes.outcomes_of("x.py", "t") == {"x.py::t[sqlite]": "passed", "x.py::t[postgresql]": "failed"}
+        with pytest.raises(FileNotFoundError, match="no saved test outcomes; run the whole suite with make test"):
+            outcomes.load(tmp_path / "missing.json")
+    finally:
+        outcomes.OUTCOMES.clear()
+        outcomes.OUTCOMES.update(before)
+
+
+def test_an_inner_pytest_run_does_not_write_the_make_test_outcome_file(tmp_path, monkeypatch):
+    saved = tmp_path / "outcomes.json"
+    monkeypatch.setenv("RBFT_TEST_OUTCOMES_OUT", str(saved))
+    inner = _pytest("tests/core/test_test_honesty.py::test_outcomes_keep_the_worst_phase")
+    assert inner.returncode == 0 and not saved.exists()
