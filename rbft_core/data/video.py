@@ -283,7 +283,7 @@ def sample_frames(path: str | os.PathLike, spec: SampleSpec | None = None, *, sh
 
 
 def _decode_samples(path: Path, spec: SampleSpec) -> SampledVideo:
-    from av.video.reformatter import VideoReformatter
+    from av.video.reformatter import VideoReformatter  # PyAV (FFmpeg) loads only when a video is decoded
 
     container, stream = _open(path)
     try:
