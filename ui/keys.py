@@ -36,6 +36,7 @@ class Shortcut:
     group: str
     alt: bool = True
     tab: str = "Review"
+    confirm: str = ""  # a question the key asks first (a key pressed by mistake must not change a whole filter)
 
     @property
     def chord(self) -> str:
@@ -103,8 +104,10 @@ SHORTCUTS: dict[str, Shortcut] = {
     "rv-filter-parse": Shortcut("B", "only broken suggestions (parse failed): on / off", "Filter"),
     "rv-flag": Shortcut("Q", "filter by the quality checks' flag", "Filter"),
     "rv-search": Shortcut("/", "search the queue (type words, then Enter)", "Filter"),
-    "rv-bulk-accept": Shortcut("Y", "accept every untouched item in the filter", "Bulk"),
-    "rv-bulk-exclude": Shortcut("X", "exclude every item in the filter from training", "Bulk"),
+    "rv-bulk-accept": Shortcut("Y", "accept every untouched item in the filter (asks first)", "Bulk",
+                               confirm="Accept every untouched item in this filter?"),
+    "rv-bulk-exclude": Shortcut("X", "exclude every item in the filter from training (asks first)", "Bulk",
+                                confirm="Exclude every item in this filter from training?"),
     # Adjudicate tab
     "adj-accept": Shortcut("A", "finalise: the text in the form trains, open the next item", "Decide",
                            tab="Adjudicate"),
@@ -145,7 +148,7 @@ def markdown_table() -> str:
 
 _JS = """
 () => {
-  const ALT = %(alt)s, PLAIN = %(plain)s, ROWS = %(rows)s, HELP = %(help)s;
+  const ALT = %(alt)s, PLAIN = %(plain)s, ROWS = %(rows)s, HELP = %(help)s, CONFIRM = %(confirm)s;
   const visible = (el) => !!(el && el.offsetParent !== null);
   const typing = (el) => !!(el && el.closest && el.closest("input, textarea, select, [contenteditable]"));
   const overlay = () => document.getElementById("rv-keys-overlay");
@@ -234,6 +237,7 @@ _JS = """
     if (!root) return;
     event.preventDefault();
     event.stopPropagation();
+    if (CONFIRM[root.id] && !window.confirm(CONFIRM[root.id])) return;  // asked, and the answer was no
     act(root);
   }, true);
 }
@@ -248,8 +252,9 @@ def shortcut_js() -> str:
         if s.alt:
             alt.setdefault(s.code, []).append(elem_id)
     plain = {s.key: elem_id for elem_id, s in SHORTCUTS.items() if not s.alt}
+    confirm = {elem_id: s.confirm for elem_id, s in SHORTCUTS.items() if s.confirm}
     return _JS % {"alt": json.dumps(alt), "plain": json.dumps(plain), "rows": json.dumps(help_rows()),
-                  "help": json.dumps(HELP_ID), "any": json.dumps(ANY_TAB)}
+                  "help": json.dumps(HELP_ID), "any": json.dumps(ANY_TAB), "confirm": json.dumps(confirm)}
 
 
 KEYS_CSS = """

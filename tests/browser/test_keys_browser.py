@@ -553,11 +553,29 @@ def _bulk(kind: str):
     def check(page, db_url):
         dataset = f"mass-{kind}"
         _choose_dataset(page, dataset)
-        page.keyboard.press(f"Alt+{SHORTCUTS[f'rv-bulk-{kind}'].key}")
+        shortcut = SHORTCUTS[f"rv-bulk-{kind}"]
+        flt = review.ReviewFilter(dataset=dataset, status="all")
+        asked = []
+
+        def answer(yes):
+            def handle(dialog):
+                asked.append(dialog.message)
+                dialog.accept() if yes else dialog.dismiss()
+            return handle
+
+        page.once("dialog", answer(False))  # the key asks first; "no" changes nothing
+        page.keyboard.press(f"Alt+{shortcut.key}")
+        page.wait_for_timeout(700)  # long enough for a bulk event to reach the app, had the key sent one
+        assert asked == [shortcut.confirm]
+        untouched = [review.load_item(db_url, rid) for rid in queue_order(db_url, flt)]
+        assert all(i.status == "pending" and not i.excluded and i.version == 1 for i in untouched)
+        page.once("dialog", answer(True))
+        page.keyboard.press(f"Alt+{shortcut.key}")
         said = ("accepted 3 untouched items in this filter" if kind == "accept"
                 else "excluded 3 items in this filter from training")
         page.get_by_text(said).wait_for()
-        items = [review.load_item(db_url, rid) for rid in queue_order(db_url, review.ReviewFilter(dataset=dataset, status="all"))]
+        assert asked == [shortcut.confirm] * 2
+        items = [review.load_item(db_url, rid) for rid in queue_order(db_url, flt)]
         assert len(items) == 3
         if kind == "accept":
             assert all(i.status == "accepted" and not i.excluded for i in items)
