@@ -187,7 +187,7 @@ def _doubt(fields: dict[str, Any], texts: dict[str, str], ctx: dict[str, Any]) -
 def rescore_suggestions(session: Session, dataset_id: int) -> tuple[int, int]:
     """Recompute the flags and doubt of every suggestion of a dataset from its stored text, with the dataset's
     dimensions and labels as they are now (after a change of its dimensions: which are required, their names);
-    the reviews pointing at a changed suggestion follow (queue order, flag filter) and the counters are rebuilt.
+    the reviews pointing at a changed suggestion follow (queue order, flag filter), and so do the counters.
     The text stays as written. Returns (suggestions looked at, suggestions whose flags or doubt changed).
 
     The caller holds the dataset's lock (``db.dimension_queries.lock_dataset``): saves wait until it commits.

@@ -22,7 +22,7 @@ from ui import adjudicate_render as render
 from ui.common import Events, Updates, Values, components
 from ui.keys import label as key_label
 from ui.media import serve
-from ui.review_forms import RationaleForm, box_id, dimension_caption, rationale_form
+from ui.review_forms import RationaleForm, box_id, dimension_caption, keyed_button, rationale_form
 from ui.review_render import history_html, place_html, suggestion_html
 
 __all__ = ["AdjudicateTab", "build_adjudicate_tab", "on_page_load", "on_open", "on_use", "on_finalise", "on_move",
@@ -86,10 +86,6 @@ class AdjudicateTab:
 def _caption(index: int, dim: Dimension) -> str:
     """Box ``index``'s label with its key, e.g. "Final subjects (Alt+1)"."""
     return key_label(f"Final {dimension_caption(dim).lower()}", box_id("adj", index))
-
-
-def _button(text: str, elem_id: str, variant: str = "secondary") -> gr.Button:
-    return gr.Button(key_label(text, elem_id), variant=variant, size="sm", elem_id=elem_id)
 
 
 def _login(request: Optional[gr.Request]) -> Optional[str]:
@@ -210,13 +206,13 @@ def build_adjudicate_tab() -> AdjudicateTab:
                              allow_custom_value=True)
         dimension = gr.Dropdown(label=key_label("Field", "adj-dimension"), choices=[("all fields", "")], value="",
                                 elem_id="adj-dimension")
-        use = _button("Use", "adj-use")
+        use = keyed_button("Use", "adj-use")
     fields = rationale_form("adj", _caption)
     label = gr.Dropdown(label=key_label("Final label", "adj-label"), choices=[], elem_id="adj-label",
                         allow_custom_value=True)
     with gr.Row():
-        accept, reject = _button("Finalise", "adj-accept", "primary"), _button("Reject item", "adj-reject", "stop")
-        prev, next_ = _button("◀ Previous", "adj-prev"), _button("Next ▶", "adj-next")
+        accept, reject = keyed_button("Finalise", "adj-accept", "primary"), keyed_button("Reject item", "adj-reject", "stop")
+        prev, next_ = keyed_button("◀ Previous", "adj-prev"), keyed_button("Next ▶", "adj-next")
     gr.Markdown("**History of the final review** (newest first)")
     history = gr.HTML(elem_id="adj-history")
     return AdjudicateTab(dataset=dataset, adjudicator=adjudicator, k=k, assigned=assigned, save_settings=save_settings,

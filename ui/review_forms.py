@@ -20,7 +20,7 @@ from ui.common import Updates, Values
 from ui.keys import label as key_label
 
 __all__ = ["ReviewFilters", "RationaleForm", "ReviewButtons", "FLAG_CHOICES", "filters_row", "rationale_form",
-           "review_buttons", "box_id", "dimension_caption", "review_caption"]
+           "review_buttons", "box_id", "dimension_caption", "review_caption", "keyed_button"]
 
 
 @dataclass
@@ -100,7 +100,8 @@ FLAG_CHOICES = [("any", ""), ("any flag", "flagged"), ("no flag", "unflagged"),
                 *[(FLAG_NAMES[code], code) for code in FLAG_CODES]]
 
 
-def _button(text: str, elem_id: str, variant: str = "secondary") -> gr.Button:
+def keyed_button(text: str, elem_id: str, variant: str = "secondary") -> gr.Button:
+    """A small button whose caption names its key (``ui.keys``)."""
     return gr.Button(key_label(text, elem_id), elem_id=elem_id, variant=variant, size="sm")
 
 
@@ -134,13 +135,13 @@ def filters_row() -> tuple[gr.Dropdown, ReviewFilters, gr.Textbox]:
 
 def review_buttons() -> ReviewButtons:
     with gr.Row():
-        accept, edit = _button("Accept as is", "rv-accept", "primary"), _button("Save edit", "rv-save")
-        reject = _button("Reject", "rv-reject", "stop")
+        accept, edit = keyed_button("Accept as is", "rv-accept", "primary"), keyed_button("Save edit", "rv-save")
+        reject = keyed_button("Reject", "rv-reject", "stop")
     with gr.Row():
-        prev, skip = _button("◀ Previous", "rv-prev"), _button("Skip", "rv-skip")
-        next_ = _button("Next ▶", "rv-next")
+        prev, skip = keyed_button("◀ Previous", "rv-prev"), keyed_button("Skip", "rv-skip")
+        next_ = keyed_button("Next ▶", "rv-next")
     with gr.Row():
-        revert, regen = _button("Revert to suggestion", "rv-revert"), _button("Regenerate", "rv-regen")
+        revert, regen = keyed_button("Revert to suggestion", "rv-revert"), keyed_button("Regenerate", "rv-regen")
     return ReviewButtons(accept=accept, edit=edit, reject=reject, prev=prev, skip=skip, next=next_, revert=revert,
                          regen=regen)
 

@@ -32,6 +32,7 @@ from ui.review_forms import (
     ReviewButtons,
     ReviewFilters,
     filters_row,
+    keyed_button,
     rationale_form,
     review_buttons,
     review_caption,
@@ -362,10 +363,8 @@ def build_review_tab() -> ReviewTab:
     dataset, filters, reviewer = filters_row()
     with gr.Row():
         counts = gr.HTML(elem_id="rv-counts")
-        bulk_accept = gr.Button(key_label("Accept all untouched in filter", "rv-bulk-accept"), size="sm",
-                                elem_id="rv-bulk-accept")
-        bulk_exclude = gr.Button(key_label("Exclude filter from training", "rv-bulk-exclude"), size="sm",
-                                 elem_id="rv-bulk-exclude")
+        bulk_accept = keyed_button("Accept all untouched in filter", "rv-bulk-accept")
+        bulk_exclude = keyed_button("Exclude filter from training", "rv-bulk-exclude")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             header, place = gr.HTML(elem_id="rv-header"), gr.HTML(elem_id="rv-place")

@@ -228,11 +228,13 @@ def train_stage(db_url: Optional[str], cfg: TrainSpec, *, resume: bool = False, 
             collator = lean_step.LeanCollator(collator, lean_step.FeatureStore(cfg.vision_cache_mb * 2**20), lm.model)
         else:
             log.info("each step encodes its videos again: %s", why_not)
-        prefetch = FramePrefetcher([(e.path, e.sha256) for e in [*examples, *(eval_examples or [])]], spec, frames)
-        with prefetch if cfg.prefetch_frames and _is_main_process() else contextlib.nullcontext():
+        prefetch = None
+        if cfg.prefetch_frames and _is_main_process():
+            prefetch = FramePrefetcher([(e.path, e.sha256) for e in [*examples, *eval_examples]], spec, frames)
+        with prefetch or contextlib.nullcontext():
             outcome = run_trainer(lm, cfg, examples, collator, run_dir, resume=resume, eval_examples=eval_examples,
                                   progress=progress, should_stop=should_stop)
-        if cfg.prefetch_frames:
+        if prefetch is not None:
             log.info("frames prefetched: %d videos decoded beside the steps, %d left to the collator",
                      prefetch.decoded, prefetch.failed)
     except BaseException as exc:
@@ -240,7 +242,7 @@ def train_stage(db_url: Optional[str], cfg: TrainSpec, *, resume: bool = False, 
         raise
     metrics = {**outcome.metrics, "train_examples": len(examples), "left_out": summary["left_out"],
                "seconds": round(time.time() - started, 2),
-               **({"frames_prefetched": prefetch.decoded} if cfg.prefetch_frames else {})}
+               **({"frames_prefetched": prefetch.decoded} if prefetch is not None else {})}
     _finish(db_url, cfg, run_dir, outcome.status, metrics, job_id)
     return StageResult(cfg.run_id, run_dir, outcome.status, outcome.global_step, outcome.metrics.get("train_loss"), metrics)
 
