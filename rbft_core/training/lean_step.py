@@ -7,12 +7,17 @@ statistics there, and each video is encoded on its own (``cu_seqlens`` holds one
 every step. This path does both once per example:
 
 - ``LeanCollator`` keeps each example's token ids, labels and video grid (the official processor run on that
-  example alone) and builds a batch by right-padding them: the same tensors the batched processor gives
-  (``tests/core/test_lean_step.py`` compares them key by key).
+  example alone) and builds a batch by right-padding them: the same tensors the batched processor gives, but the
+  attention mask (below; ``tests/core/test_lean_step.py`` compares them key by key).
 - The vision tower encodes a video the first time the collator meets it (``no_grad``, inside the training loop's
   autocast context); its output is stored within a byte budget (``TrainSpec.vision_cache_mb``; what does not fit
   is encoded again when next needed). A batch hands the model's own forward its videos' features through
   ``mm_encoder_outputs`` (transformers' argument for precomputed encoder outputs), never pixels.
+- A batch carries no attention mask. Its rows are right-padded, and in a causal language model no token attends
+  to a later position, so no real token ever sees a pad: the mask changes nothing the loss reads (pads carry no
+  label) and the position ids of real tokens are the same without it. Without a mask the model runs plain causal
+  attention (the fused kernel skips the masked half; no 4-D mask is built). The pads' own outputs differ, and
+  nothing reads them.
 
 The language model, the LoRA weights, the loss and its masking, the data order and the random draws (LoRA
 dropout) are those of the plain path; only the repeated fixed work goes. ``use_lean_step`` says when it applies.
@@ -33,8 +38,8 @@ __all__ = ["FeatureStore", "LeanCollator", "use_lean_step", "example_key", "LEAN
 
 # model types whose forward takes ``mm_encoder_outputs`` for videos (checked on tiny models in the tests)
 LEAN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-_TEXT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "labels")
-_PAD = {"attention_mask": 0, "mm_token_type_ids": 0, "labels": IGNORE_INDEX}
+_TEXT_KEYS = ("input_ids", "mm_token_type_ids", "labels")  # no attention mask: module docstring
+_PAD = {"mm_token_type_ids": 0, "labels": IGNORE_INDEX}
 
 
 def example_key(example: Example) -> str:

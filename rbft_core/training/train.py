@@ -37,6 +37,7 @@ from rbft_core.specs import load_spec
 from rbft_core.specs.training import TrainSpec
 from rbft_core.task_context import Progress, StopCheck
 from rbft_core.training import lean_step, sft_data
+from rbft_core.training.dropout import use_pcg_dropout
 from rbft_core.training.train_loop import run_trainer
 
 __all__ = ["StageResult", "train_stage", "load_run_spec", "save_run_spec", "new_run_id", "load_run_model",
@@ -160,6 +161,12 @@ def _prepare_model(db_url, cfg: TrainSpec):
     return lm
 
 
+def _use_dropout_rng(model, cfg: TrainSpec) -> None:
+    """LoRA dropout masks from PCG64 on CPU unless the spec asks for torch's own (``training/dropout.py``)."""
+    if cfg.dropout_rng == "pcg64":
+        log.info("LoRA dropout masks from PCG64: %d modules", use_pcg_dropout(model))
+
+
 def _parent_adapter(db_url, run_id: str) -> Path:
     with session_scope(db_url) as s:
         run = jq.get_run(s, run_id)
@@ -218,6 +225,7 @@ def train_stage(db_url: Optional[str], cfg: TrainSpec, *, resume: bool = False, 
         # before (a run inside the pipeline or the demo report would differ from the same spec run alone)
         seed_everything(cfg.seed)
         lm = _prepare_model(db_url, cfg)
+        _use_dropout_rng(lm.model, cfg)
         spec = sample_spec_for(lm.processor, num_frames=cfg.num_frames, fps=cfg.fps, max_frames=cfg.max_frames,
                                max_pixels=cfg.max_pixels)
         lean, why_not = lean_step.use_lean_step(lm.model, cfg)

@@ -35,8 +35,11 @@ def test_lean_batches_equal_the_batched_processor(world_dataset, tiny_model_dir)
     expected, got = plain(picked), lean(picked)
     assert len({int(m.sum()) for m in expected["attention_mask"]}) > 1
     assert "pixel_values_videos" not in got  # no pixels reach the step: features do
+    assert "attention_mask" not in got  # right padding under a causal mask: no real token sees a pad
+    mask = expected["attention_mask"]
+    assert torch.equal(mask, mask.cummin(dim=1).values)  # the processor's padding is on the right, too
     for key, value in expected.items():
-        if key != "pixel_values_videos":
+        if key not in ("pixel_values_videos", "attention_mask"):
             assert torch.equal(got[key], value), key
     with torch.no_grad():
         whole = lm.model.model.get_video_features(expected["pixel_values_videos"], expected["video_grid_thw"])
@@ -57,7 +60,8 @@ def test_stored_features_give_the_plain_loss_and_gradients(family, world_dataset
     assert lean_step.use_lean_step(lm.model, TrainSpec(dataset=name, model="m")) == (True, "")
     lm.model.train()
     plain, lean = _collators(lm)
-    batch = examples[:3]
+    batch = [examples[3], examples[0], examples[5]]  # rows of different lengths: the lean batch has no mask
+    assert len({int(m.sum()) for m in plain(batch)["attention_mask"]}) > 1
 
     def loss_and_grads(inputs):
         lm.model.zero_grad()
