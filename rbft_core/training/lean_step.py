@@ -18,6 +18,11 @@ every step. This path does both once per example:
   label) and the position ids of real tokens are the same without it. Without a mask the model runs plain causal
   attention (the fused kernel skips the masked half; no 4-D mask is built). The pads' own outputs differ, and
   nothing reads them.
+- The language-model head runs only where a label is predicted (``logits_to_keep``: the position before each
+  labelled token; ``shift_labels``: those labels, in the same order). The loss is the same sum over the same
+  terms; the logits of unlabelled positions, which the loss ignores, are never made. In Stage II, where the
+  answer is a few tokens of a long video prompt, that leaves out almost all of the head's work and the largest
+  activations of the step (logits, their log-softmax and its gradient: 35 MB a step on the real-footage bench).
 
 The language model, the LoRA weights, the loss and its masking, the data order and the random draws (LoRA
 dropout) are those of the plain path; only the repeated fixed work goes. ``use_lean_step`` says when it applies.
@@ -160,4 +165,8 @@ class LeanCollator:
         if all(r.seconds is not None for r in rows):
             batch["second_per_grid_ts"] = torch.cat([r.seconds for r in rows])
         batch["mm_encoder_outputs"] = {"video": merge_video_features(parts)}
+        # logits only where a label is predicted: the position before each labelled token (module docstring)
+        shifted = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE_INDEX)
+        keep = shifted != IGNORE_INDEX
+        batch["logits_to_keep"], batch["shift_labels"] = keep, shifted[keep]
         return batch

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,7 +21,7 @@ from rbft_core.training.heap import GrowthTrimmer, heap_trimmer
 from rbft_core.training.lean_step import LeanCollator
 from rbft_core.task_context import Progress, StopCheck, report, stop_requested
 
-__all__ = ["Outcome", "run_trainer", "latest_checkpoint"]
+__all__ = ["Outcome", "run_trainer", "latest_checkpoint", "trainer_class"]
 
 
 @dataclass
@@ -185,11 +186,30 @@ class _RecordingCollator:
         return self.inner(examples)
 
 
+def trainer_class():
+    """transformers' ``Trainer``, imported without ``datasets`` and the pandas and pyarrow it pulls in: 85 MB of
+    resident memory a run here never uses (its examples are plain lists, ``_ListDataset``).
+
+    ``transformers/trainer.py`` imports ``datasets`` at its top whenever the package is installed (the project
+    installs it for the HF-datasets export) and only reads it to recognise a ``datasets.Dataset``. The check it
+    binds, ``transformers.utils.is_datasets_available``, answers False while that module is first imported and is
+    put back right after, so the rest of the process sees the truth. Once the module is loaded, it is used as is.
+    """
+    import transformers.utils as hf_utils  # transformers is heavy: loaded only when a model runs
+
+    if "transformers.trainer" not in sys.modules:
+        real = hf_utils.is_datasets_available
+        hf_utils.is_datasets_available = lambda: False
+        try:
+            import transformers.trainer  # transformers is heavy: loaded only when a model runs
+        finally:
+            hf_utils.is_datasets_available = real
+    return sys.modules["transformers.trainer"].Trainer
+
+
 def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = False, eval_examples=(),
                 progress: Optional[Progress] = None, should_stop: Optional[StopCheck] = None) -> Outcome:
-    from transformers import (
-        Trainer,  # transformers is heavy: loaded only when a model runs
-    )
+    Trainer = trainer_class()
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

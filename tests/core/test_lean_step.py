@@ -41,6 +41,11 @@ def test_lean_batches_equal_the_batched_processor(world_dataset, tiny_model_dir)
     for key, value in expected.items():
         if key not in ("pixel_values_videos", "attention_mask"):
             assert torch.equal(got[key], value), key
+    labels = expected["labels"]
+    keep = got["logits_to_keep"]  # the head runs only at the position before each labelled token
+    assert keep.shape == labels.shape and not keep[:, -1].any() and labels[:, 0].eq(-100).all()
+    assert torch.equal(keep[:, :-1], labels[:, 1:] != -100)
+    assert torch.equal(got["shift_labels"], labels[:, 1:][keep[:, :-1]])
     with torch.no_grad():
         whole = lm.model.model.get_video_features(expected["pixel_values_videos"], expected["video_grid_thw"])
     torch.testing.assert_close(_pooled(got), torch.cat(whole.pooler_output), rtol=1e-5, atol=1e-6)
@@ -80,14 +85,16 @@ def test_stored_features_give_the_plain_loss_and_gradients(family, world_dataset
     assert lean.store.encoded == 3 and len(lean.store.items) == 3  # each video through the vision tower once
 
 
-def test_a_training_run_is_the_same_with_and_without_the_store(world_dataset, tiny_model_dir, monkeypatch):
+@pytest.mark.parametrize("stage", [1, 2])
+def test_a_training_run_is_the_same_with_and_without_the_store(stage, world_dataset, tiny_model_dir, monkeypatch):
+    """Stage I (rationale targets) and Stage II (a few label tokens: the head runs at a handful of positions)."""
     name, url = world_dataset
     trims = []
     monkeypatch.setattr(train_loop, "heap_trimmer", lambda: lambda: trims.append(1))
     monkeypatch.setattr(train_loop, "GrowthTrimmer", lambda trim: trim)  # every step asks (growth policy: below)
     runs = {}
     for cache_mb in (0, 64):  # the plain run also leaves the heap alone: trimming changes no number either
-        cfg = TrainSpec(dataset=name, model=str(tiny_model_dir), stage=1, run_id=f"cache-{cache_mb}", epochs=2,
+        cfg = TrainSpec(dataset=name, model=str(tiny_model_dir), stage=stage, run_id=f"cache-{stage}-{cache_mb}", epochs=2,
                         batch_size=4, lora_rank=8, lora_alpha=16, seed=3, vision_cache_mb=cache_mb,
                         trim_heap=bool(cache_mb), **SAMPLING)
         runs[cache_mb] = train_stage(url, cfg)
