@@ -140,6 +140,8 @@ def test_the_quality_view_shows_alpha_and_the_plots(app, browser):
                            fields=item.fields, label=label)
     boss = _sign_in(browser, app["url"], "boss")
     _tab(boss, "Quality", "#q-show")
+    # the page-load event fills the Dataset box: a click before it lands is answered "no dataset chosen" (CI, loaded)
+    boss.wait_for_function("() => (document.querySelector('#q-dataset input')?.value || '') !== ''", timeout=30_000)
     boss.click("#q-show")
     _wait_text(boss, "#q-summary", "Krippendorff")
     alpha = boss.inner_text("#q-summary .q-alpha")
