@@ -70,9 +70,9 @@ def _tab(page, name: str, ready: str) -> None:
     page.wait_for_selector(ready, timeout=30_000)
 
 
-def _wait_text(page, selector: str, text: str) -> None:
+def _wait_text(page, selector: str, text: str, timeout: int = 20_000) -> None:
     page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)",
-                           arg=[selector, text], timeout=20_000)
+                           arg=[selector, text], timeout=timeout)
 
 
 def _review(page, subjects: str, scenes: str) -> None:
@@ -143,7 +143,8 @@ def test_the_quality_view_shows_alpha_and_the_plots(app, browser):
     # the page-load event fills the Dataset box: a click before it lands is answered "no dataset chosen" (CI, loaded)
     boss.wait_for_function("() => (document.querySelector('#q-dataset input')?.value || '') !== ''", timeout=30_000)
     boss.click("#q-show")
-    _wait_text(boss, "#q-summary", "Krippendorff")
+    # one event computes the report and draws its three plots; CI's two cores also run two test workers
+    _wait_text(boss, "#q-summary", "Krippendorff", timeout=45_000)
     alpha = boss.inner_text("#q-summary .q-alpha")
     assert "over 3 items" in alpha and "n/a" not in alpha  # clip_0, clip_1 and the adjudicated clip_2
     assert "Cohen's kappa (ann vs bob)" in boss.inner_text("#q-summary")
