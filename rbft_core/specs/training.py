@@ -49,7 +49,7 @@ class TrainSpec(Spec):
     lora_dropout: float = setting(0.05, "LoRA dropout", label="LoRA dropout")
     dropout_rng: DropoutRng = setting("pcg64", "where the LoRA dropout masks' random bits come from on CPU: pcg64 "
                                       "(numpy's PCG64 seeded from the run's torch generator; same keep "
-                                      "probability, ~2.5x faster masks) or torch (peft's own draws, as a plain "
+                                      "probability, masks about 2x faster) or torch (peft's own draws, as a plain "
                                       "peft run with the same seed)", label="dropout RNG")
     target_modules: str = setting(DEFAULT_TARGETS, "regex over module names that get LoRA (language model only by "
                                   "default)", label="LoRA targets")
