@@ -6,6 +6,7 @@ Kept apart from ``train.py`` (what to train) so this file reads as the loop: bui
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -197,14 +198,14 @@ def trainer_class():
     """
     import transformers.utils as hf_utils  # transformers is heavy: loaded only when a model runs
 
-    if "transformers.trainer" not in sys.modules:
-        real = hf_utils.is_datasets_available
-        hf_utils.is_datasets_available = lambda: False
-        try:
-            import transformers.trainer  # transformers is heavy: loaded only when a model runs
-        finally:
-            hf_utils.is_datasets_available = real
-    return sys.modules["transformers.trainer"].Trainer
+    if "transformers.trainer" in sys.modules:
+        return sys.modules["transformers.trainer"].Trainer
+    real = hf_utils.is_datasets_available
+    hf_utils.is_datasets_available = lambda: False
+    try:
+        return importlib.import_module("transformers.trainer").Trainer
+    finally:
+        hf_utils.is_datasets_available = real
 
 
 def run_trainer(lm, cfg, examples, collator, run_dir: Path, *, resume: bool = False, eval_examples=(),
