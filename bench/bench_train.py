@@ -165,7 +165,21 @@ def summarise(rows: list[dict]) -> dict:
     lf = sides["lf"]["samples_per_s"]
     for side in ("cold", "warm"):
         sides[side]["ratio"] = round(sides[side]["samples_per_s"] / lf, 2) if lf else None
+        # within each repetition (the two sides minutes apart): how much of the ratio is the machine's drift
+        sides[side]["ratio_per_rep"] = [round(r[side]["samples_per_s"] / r["lf"]["samples_per_s"], 2)
+                                        for r in rows if side in r and r.get("lf", {}).get("samples_per_s")]
     return sides
+
+
+def paired(results: dict) -> str:
+    """Each repetition's own ratios, beside the table's ratio of medians."""
+    lines = []
+    for res in results.values():
+        s = res["summary"]
+        lines.append(f"{res['workload']['title']}: ratio within each repetition, cold "
+                     f"{', '.join(f'{r}x' for r in s['cold']['ratio_per_rep'])}; warm "
+                     f"{', '.join(f'{r}x' for r in s['warm']['ratio_per_rep'])}")
+    return "\n".join(lines)
 
 
 def table(results: dict) -> str:
@@ -247,6 +261,7 @@ def main(argv=None) -> int:
     results["workloads"] = workloads
     print()
     print(table(workloads))
+    print(paired(workloads))
     loads = [r[s]["load_before"] for w in workloads.values() for r in w["runs"] for s in r]
     if max(loads) > 0.5 * (os.cpu_count() or 1):
         print(f"\nwarning: the load average reached {max(loads)} on {os.cpu_count()} CPUs while measuring; "
