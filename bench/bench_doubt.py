@@ -39,9 +39,14 @@ COPIED = ("model_id", "prompt_version", "conclusion", "raw_text", "parse_status"
 
 def _world(args):
     from rbft_core.demo import DemoConfig, WorldSpec, build_demo, render_world
+    from rbft_core.settings import data_dir
 
     demo = DemoConfig()
     build = build_demo(demo)  # reuses data/demo when built (rbft demo build)
+    # the model's build key names the folder: a rebuilt base model never reuses another model's generations
+    args.folder = (args.folder or data_dir() / "demo" / "bench-doubt" / build.info["key"]
+                   / f"seed-{args.seed}-clips-{args.clips}")
+    args.folder.mkdir(parents=True, exist_ok=True)
     if args.seed == demo.world.seed and args.clips == demo.world.num_clips:
         return demo, build, build.manifest
     world = WorldSpec(**{**demo.to_dict()["world"], "num_clips": args.clips, "seed": args.seed})
@@ -127,16 +132,13 @@ def main() -> None:
     parser.add_argument("--shuffles", type=int, default=10_000)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--folder", type=Path, default=None, help="default: data/demo/bench-doubt/seed-S-clips-N")
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="default: data/demo/bench-doubt/<model key>/seed-S-clips-N")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from rbft_core.settings import data_dir
-
-    args.folder = (args.folder or data_dir() / "demo" / "bench-doubt" / f"seed-{args.seed}-clips-{args.clips}")
-    args.folder.mkdir(parents=True, exist_ok=True)
     demo, build, manifest = _world(args)
     gen_url = f"sqlite:///{args.folder / 'gen.db'}"
     _generate(gen_url, manifest, demo, build.model_dir, args)

@@ -83,7 +83,7 @@ class DemoConfig:
             sample_frames=4,
             pretrain=PretrainConfig(num_clips=400, heldout_clips=16, steps=400, qa_first_steps=60, qa_share=0.15, subject_share=0.5, batch_size=16, lr=3e-3, hidden_size=64,
                                     num_layers=2, num_heads=4, intermediate_size=192, vision_hidden_size=32,
-                                    vision_depth=1, vocab_size=768),
+                                    vision_depth=1, vocab_size=768, grounding_weight=0.0),
         )
 
     @classmethod

@@ -49,7 +49,7 @@ SUBJECT_WORDS = {
     "cat": "a cat", "bear": "a bear", "deer": "a deer", "raccoon": "a raccoon",
 }
 PLURAL_WORDS = {"dog": "two dogs", "deer": "two deer", "cat": "two cats"}
-ANIMAL_LOOK = {"dog": "brown fur", "cat": "grey fur", "bear": "dark fur", "deer": "tan fur", "raccoon": "striped tail"}
+ANIMAL_LOOK = {"dog": "brown fur", "cat": "white fur", "bear": "dark fur", "deer": "tan fur", "raccoon": "striped tail"}
 
 
 @dataclass

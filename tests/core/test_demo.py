@@ -96,6 +96,17 @@ def test_manifest_keeps_scene_graph_rule_and_boxes_and_is_cached(tmp_path):
     assert render_world(tmp_path / "w", world) == manifest and manifest.stat().st_mtime_ns == stamp
 
 
+def test_a_world_drawn_by_another_renderer_is_drawn_again(tmp_path, monkeypatch):
+    import rbft_core.demo.render as render
+
+    world = WorldSpec(num_clips=2, num_frames=8, size=(112, 84), fps=8.0, test_fraction=0.5)
+    manifest = render_world(tmp_path / "w", world)
+    stamp = manifest.stat().st_mtime_ns
+    monkeypatch.setattr(render, "renderer_key", lambda: "another sprite")
+    assert render_world(tmp_path / "w", world) == manifest and manifest.stat().st_mtime_ns != stamp
+    assert json.loads((tmp_path / "w" / "world.json").read_text())["renderer"] == "another sprite"
+
+
 def test_demo_config_validates_and_keys_the_cache():
     with pytest.raises(ConfigError, match="multiples of 28"):
         DemoConfig(world=WorldSpec(size=(100, 84)))
